@@ -1,0 +1,100 @@
+"""A run's configuration on disk, and rebuilding its training state from it.
+
+`gan.train` writes the settings of a run to `<logdir>/config.json`; `gan.evaluate`, `gan.sample` and
+`gan.export` read it back to rebuild the same networks before restoring a checkpoint, so they need
+nothing but the logdir.
+"""
+
+import json
+import os
+
+import tensorflow as tf
+
+from gan import data, networks, optimizers, trainer
+
+CONFIG_FILE = "config.json"
+CHECKPOINT_SUBDIR = "checkpoints"
+BEST_CHECKPOINT_SUBDIR = "best_checkpoint"
+
+# Settings that fix the shapes or the set of variables in a checkpoint: a checkpoint can only be
+# resumed by a run that agrees on all of them.
+STRUCTURAL_KEYS = ("dataset", "architecture", "latent_dim", "g_hidden", "d_hidden", "dcgan_width",
+                   "g_optimizer", "d_optimizer", "g_momentum", "d_momentum")
+
+
+def network_config(config):
+    return networks.NetworkConfig(
+        latent_dim=config["latent_dim"],
+        image_shape=data.IMAGE_SHAPE,
+        g_hidden=tuple(config["g_hidden"]),
+        d_hidden=tuple(config["d_hidden"]),
+        width=config["dcgan_width"],
+        bn_momentum=config["bn_momentum"],
+        bn_epsilon=config["bn_epsilon"],
+    )
+
+
+def trainer_config(config):
+    return trainer.TrainerConfig(
+        batch_size=config["batch_size"],
+        latent_dim=config["latent_dim"],
+        d_loss=config["d_loss"],
+        g_loss=config["g_loss"],
+        d_steps=config["d_steps"],
+        d_update=config["d_update"],
+        d_fake_batchnorm=config["d_fake_batchnorm"],
+    )
+
+
+def make_optimizer(config, prefix):
+    return optimizers.make_optimizer(
+        config[f"{prefix}_optimizer"], config[f"{prefix}_learning_rate"],
+        beta1=config[f"{prefix}_beta1"], beta2=config[f"{prefix}_beta2"],
+        momentum=config[f"{prefix}_momentum"], nesterov=config[f"{prefix}_nesterov"],
+        epsilon=config[f"{prefix}_epsilon"], rho=config[f"{prefix}_rho"],
+        label=f"{prefix}_optimizer")
+
+
+def make_state(config):
+    """Builds networks, optimizers and the GANState for a run config (weights seeded by 'seed')."""
+    tf.random.set_seed(config["seed"])
+    generator, discriminator = networks.make_networks(config["architecture"],
+                                                      network_config(config))
+    return trainer.GANState(generator, discriminator, make_optimizer(config, "g"),
+                            make_optimizer(config, "d"), seed=config["seed"])
+
+
+def checkpoint_dir(logdir):
+    return os.path.join(logdir, CHECKPOINT_SUBDIR)
+
+
+def save_config(logdir, config):
+    from gan import images  # atomic writer
+    os.makedirs(logdir, exist_ok=True)
+    images.write_atomically(os.path.join(logdir, CONFIG_FILE),
+                            json.dumps(config, indent=2, sort_keys=True).encode())
+
+
+def load_config(logdir):
+    path = os.path.join(logdir, CONFIG_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found: --logdir must be a directory written by "
+                                "`python -m gan.train`")
+    with open(path) as f:
+        return json.load(f)
+
+
+def structural_differences(old, new):
+    """Lines 'key: checkpoint has A, this run has B' for every structural setting that differs."""
+    return [f"{key}: checkpoint has {old.get(key)!r}, this run has {new.get(key)!r}"
+            for key in STRUCTURAL_KEYS if old.get(key) != new.get(key)]
+
+
+def restore(state, logdir, checkpoint=None):
+    """Restores state from `checkpoint` (a path prefix) or the latest in logdir; returns the path
+    restored, or None when there is none."""
+    path = checkpoint or tf.train.latest_checkpoint(checkpoint_dir(logdir))
+    if path is None:
+        return None
+    tf.train.Checkpoint(state=state).restore(path).assert_existing_objects_matched()
+    return path

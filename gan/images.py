@@ -1,0 +1,49 @@
+"""Image grids and PNG files, with TensorFlow's own encoder (no matplotlib, no PIL)."""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+
+def to_uint8(images):
+    """[-1, 1] floats -> uint8 [0, 255], rounding to nearest."""
+    return np.clip(np.rint((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def make_grid(images, rows, cols, padding=1):
+    """[N, H, W, C] uint8 (N <= rows*cols) -> one [rows*(H+p)+p, cols*(W+p)+p, C] image."""
+    images = np.asarray(images)
+    n, height, width, channels = images.shape
+    if n > rows * cols:
+        raise ValueError(f"{n} images do not fit a {rows}x{cols} grid")
+    grid = np.zeros((rows * (height + padding) + padding, cols * (width + padding) + padding,
+                     channels), np.uint8)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        top, left = padding + r * (height + padding), padding + c * (width + padding)
+        grid[top:top + height, left:left + width] = images[i]
+    return grid
+
+
+def write_atomically(path, payload):
+    """Writes bytes to path via a temporary file and a rename, so readers never see half a file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    partial = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(partial, "wb") as f:
+            f.write(payload)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+
+
+def write_png(path, image_uint8):
+    """Writes an [H, W, C] uint8 image as PNG."""
+    write_atomically(path, tf.io.encode_png(image_uint8).numpy())
+
+
+def read_png(path):
+    return tf.io.decode_png(tf.io.read_file(path)).numpy()

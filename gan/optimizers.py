@@ -1,0 +1,159 @@
+"""Hand-written optimizers as `tf.Module`s, their state in `tf.Variable`s.
+
+`optimizer.apply(grads, variables)` updates `variables` in place, skipping any whose gradient is None.
+Slot variables are created eagerly by `build(variables)` (or on the first eager `apply`), so that a
+compiled training step never creates variables, and `tf.train.Checkpoint` saves and restores them
+together with the step count and the learning rate.
+
+The learning rate is a variable, so a run can change it (e.g. after a roll-back) without retracing.
+"""
+
+import tensorflow as tf
+
+
+class Optimizer(tf.Module):
+    """Common state and bookkeeping; subclasses define `_slot_names` and `_update`."""
+
+    _slot_names = ()
+
+    def __init__(self, learning_rate, name=None):
+        super().__init__(name=name)
+        if not learning_rate > 0:
+            raise ValueError(f"learning rate must be > 0, got {learning_rate}")
+        self.learning_rate = tf.Variable(float(learning_rate), trainable=False, name="learning_rate")
+        self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
+        self.slots = []  # one dict of slot variables per variable, in `build` order
+        self._slot_index = {}
+
+    def build(self, variables):
+        """Creates the slot variables for `variables` (idempotent)."""
+        with self.name_scope:
+            for variable in variables:
+                key = variable.ref()
+                if key in self._slot_index:
+                    continue
+                self._slot_index[key] = len(self.slots)
+                base_name = variable.name.split(":")[0].replace("/", "_")
+                self.slots.append({
+                    slot: tf.Variable(tf.zeros_like(variable), trainable=False,
+                                      name=f"{base_name}_{slot}")
+                    for slot in self._slot_names})
+
+    def apply(self, grads, variables):
+        grads_and_vars = [(g, v) for g, v in zip(grads, variables) if g is not None]
+        if tf.executing_eagerly():
+            self.build([v for _, v in grads_and_vars])
+        step = self.iterations.assign_add(1)
+        for grad, variable in grads_and_vars:
+            index = self._slot_index.get(variable.ref())
+            if index is None:
+                raise ValueError(f"{self.name}: variable {variable.name} was not built; call "
+                                 "build(variables) before compiling the training step")
+            # Hyper-parameters follow each variable's dtype, so float64 problems stay float64.
+            lr = tf.cast(self.learning_rate, variable.dtype)
+            self._update(grad, variable, self.slots[index], lr, tf.cast(step, variable.dtype))
+
+    def _update(self, grad, variable, slots, lr, step):
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum, Keras' formulation.
+
+    momentum = 0:   w <- w - lr * g
+    momentum > 0:   v <- momentum * v - lr * g;  w <- w + v
+    nesterov:       v <- momentum * v - lr * g;  w <- w + momentum * v - lr * g
+                    (Sutskever et al. 2013, in the form of Bengio et al. 2012)
+    """
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, name="sgd"):
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        self._slot_names = ("velocity",) if momentum > 0 else ()
+        super().__init__(learning_rate, name=name)
+        self.momentum = float(momentum)
+        self.nesterov = bool(nesterov)
+
+    def _update(self, grad, variable, slots, lr, step):
+        if self.momentum == 0.0:
+            variable.assign_sub(lr * grad)
+            return
+        velocity = slots["velocity"]
+        velocity.assign(self.momentum * velocity - lr * grad)
+        if self.nesterov:
+            variable.assign_add(self.momentum * velocity - lr * grad)
+        else:
+            variable.assign_add(velocity)
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015), in the paper's own "more efficient" ordering (end of section 2):
+
+        m <- b1 m + (1 - b1) g;   v <- b2 v + (1 - b2) g^2
+        lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t)
+        w <- w - lr_t * m / (sqrt(v) + epsilon_hat)
+
+    This is Algorithm 1 with epsilon replaced by epsilon_hat = epsilon * sqrt(1 - b2^t); it is also
+    what Keras and TF1 compute, so runs compare one-to-one with the tutorial's Keras optimizer.
+    """
+
+    _slot_names = ("m", "v")
+
+    def __init__(self, learning_rate=2e-4, beta1=0.5, beta2=0.999, epsilon=1e-7, name="adam"):
+        for label, beta in (("beta1", beta1), ("beta2", beta2)):
+            if not 0.0 <= beta < 1.0:
+                raise ValueError(f"Adam {label} must be in [0, 1), got {beta}")
+        if not epsilon > 0:
+            raise ValueError(f"Adam epsilon must be > 0, got {epsilon}")
+        super().__init__(learning_rate, name=name)
+        self.beta1, self.beta2, self.epsilon = float(beta1), float(beta2), float(epsilon)
+
+    def _update(self, grad, variable, slots, lr, step):
+        m, v = slots["m"], slots["v"]
+        m.assign(self.beta1 * m + (1.0 - self.beta1) * grad)
+        v.assign(self.beta2 * v + (1.0 - self.beta2) * tf.square(grad))
+        lr_t = lr * tf.sqrt(1.0 - tf.pow(self.beta2, step)) / (
+            1.0 - tf.pow(self.beta1, step))
+        variable.assign_sub(lr_t * m / (tf.sqrt(v) + self.epsilon))
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Tieleman & Hinton 2012, lecture 6.5), Keras/TF's formulation:
+
+        s <- rho s + (1 - rho) g^2
+        w <- w - lr * g / sqrt(s + epsilon)
+    With momentum > 0:  u <- momentum * u + lr * g / sqrt(s + epsilon);  w <- w - u.
+    """
+
+    def __init__(self, learning_rate=1e-3, rho=0.9, momentum=0.0, epsilon=1e-7, name="rmsprop"):
+        if not 0.0 <= rho < 1.0:
+            raise ValueError(f"RMSprop rho must be in [0, 1), got {rho}")
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"RMSprop momentum must be in [0, 1), got {momentum}")
+        self._slot_names = ("mean_square", "momentum") if momentum > 0 else ("mean_square",)
+        super().__init__(learning_rate, name=name)
+        self.rho, self.momentum, self.epsilon = float(rho), float(momentum), float(epsilon)
+
+    def _update(self, grad, variable, slots, lr, step):
+        mean_square = slots["mean_square"]
+        mean_square.assign(self.rho * mean_square + (1.0 - self.rho) * tf.square(grad))
+        increment = lr * grad * tf.math.rsqrt(mean_square + self.epsilon)
+        if self.momentum > 0:
+            slots["momentum"].assign(self.momentum * slots["momentum"] + increment)
+            increment = slots["momentum"]
+        variable.assign_sub(increment)
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
+
+
+def make_optimizer(name, learning_rate, beta1=0.5, beta2=0.999, momentum=0.0, nesterov=False,
+                   epsilon=1e-7, rho=0.9, label="optimizer"):
+    """Builds an optimizer by name; each optimizer takes the hyper-parameters it understands."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown {label} {name!r}; valid choices: {', '.join(sorted(OPTIMIZERS))}")
+    if name == "sgd":
+        return SGD(learning_rate, momentum=momentum, nesterov=nesterov, name=label)
+    if name == "adam":
+        return Adam(learning_rate, beta1=beta1, beta2=beta2, epsilon=epsilon, name=label)
+    return RMSprop(learning_rate, rho=rho, momentum=momentum, epsilon=epsilon, name=label)

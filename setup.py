@@ -1,0 +1,21 @@
+"""gan: a low-level, pure-TensorFlow codebase for studying GANs."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="gan",
+    version="0.1.0",
+    description="Pure-TensorFlow GAN research codebase: hand-written layers, losses, optimizers.",
+    packages=find_packages(include=["gan", "gan.*"]),
+    # MNIST ships inside the package so that training works offline on a fresh machine.
+    package_data={"gan": ["datasets/mnist/*.gz", "assets/*"]},
+    include_package_data=True,
+    python_requires=">=3.9",
+    install_requires=[
+        "tensorflow>=2.16",
+        "numpy",
+        "absl-py",
+        "tensorboard",
+    ],
+    extras_require={"test": ["pytest"]},
+)

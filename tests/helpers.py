@@ -1,0 +1,56 @@
+"""Shared helpers for the end-to-end tests: run the entry points as a user would, read what they
+leave behind."""
+
+import glob
+import os
+import subprocess
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_module(module, *args, timeout=600, check=True):
+    """Runs `python -m module args...` from the repository root; returns the CompletedProcess."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    result = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{module} exited {result.returncode}\nstdout:\n{result.stdout}\n"
+                             f"stderr:\n{result.stderr[-5000:]}")
+    return result
+
+
+def scalar_events(logdir):
+    """{tag: {step: value}} for the scalars, plus {'__images__': tags, '__text__': tags}."""
+    scalars, image_tags, text_tags = {}, set(), set()
+    for path in glob.glob(os.path.join(logdir, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                plugin = value.metadata.plugin_data.plugin_name
+                if plugin == "images":
+                    image_tags.add(value.tag)
+                elif plugin == "text":
+                    text_tags.add(value.tag)
+                else:
+                    scalars.setdefault(value.tag, {})[event.step] = float(
+                        tf.make_ndarray(value.tensor))
+    scalars["__images__"], scalars["__text__"] = image_tags, text_tags
+    return scalars
+
+
+def checkpoint_values(path):
+    """{variable name: array} of a checkpoint's training state (path prefix); leaves out the
+    bookkeeping of how many saves the process made."""
+    reader = tf.train.load_checkpoint(path)
+    return {name: reader.get_tensor(name) for name, _ in tf.train.list_variables(path)
+            if not name.startswith(("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter"))}
+
+
+def assert_same_weights(path_a, path_b):
+    a, b = checkpoint_values(path_a), checkpoint_values(path_b)
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)

@@ -1,0 +1,106 @@
+"""End-to-end: `python -m gan.train` as a user runs it, on the real MNIST."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gan import data, experiment, images
+from helpers import assert_same_weights, run_module, scalar_events
+
+EXPECTED_SCALARS = ["train/d_loss", "train/g_loss", "train/d_real_prob", "train/d_fake_prob",
+                    "train/d_real_accuracy", "train/d_fake_accuracy", "train/g_grad_norm",
+                    "train/d_grad_norm", "train/g_learning_rate", "train/d_learning_rate",
+                    "perf/steps_per_sec"]
+
+
+@pytest.fixture(scope="module")
+def seed_run(tmp_path_factory):
+    """The seed's flagfile, shortened to 300 steps."""
+    logdir = str(tmp_path_factory.mktemp("seed"))
+    result = run_module("gan.train", "--flagfile=experiments/seed.flags", f"--logdir={logdir}",
+                        "--num_steps=300", "--log_every=50", "--sample_every=100",
+                        "--checkpoint_every=100", "--keep_checkpoints=2")
+    return logdir, result
+
+
+def test_seed_run_writes_events_samples_checkpoints_and_config(seed_run):
+    logdir, result = seed_run
+    events = scalar_events(logdir)
+    for tag in EXPECTED_SCALARS:
+        assert sorted(events[tag]) == [50, 100, 150, 200, 250, 300], tag
+    assert "samples" in events["__images__"] and "flags" in events["__text__"]
+    assert events["train/g_learning_rate"][300] == pytest.approx(0.01)
+    for step in (50, 300):
+        assert 0 <= events["train/d_real_prob"][step] <= 1
+        assert np.isfinite(events["train/d_loss"][step])
+
+    for step in (100, 200, 300):
+        grid = images.read_png(os.path.join(logdir, "samples", f"step_{step:06d}.png"))
+        assert grid.shape == (5 * 29 + 1, 5 * 29 + 1, 1) and grid.dtype == np.uint8
+    # Only the two newest checkpoints are kept, and the last is at the final step.
+    ckpts = tf.train.get_checkpoint_state(experiment.checkpoint_dir(logdir)).all_model_checkpoint_paths
+    assert [os.path.basename(p) for p in ckpts] == ["ckpt-200", "ckpt-300"]
+    with open(os.path.join(logdir, "config.json")) as f:
+        config = json.load(f)
+    assert config["d_update"] == "split" and config["d_fake_batchnorm"] == "inference"
+    assert config["batch_size"] == 32 and config["g_optimizer"] == "sgd"
+    assert "step     300/300" in result.stdout and "steps/s" in result.stdout
+
+
+def test_samples_come_from_one_fixed_noise_batch(seed_run):
+    """Grids at successive steps differ only as G changes: nearby steps are more alike than far."""
+    logdir, _ = seed_run
+    grids = [images.read_png(os.path.join(logdir, "samples", f"step_{s:06d}.png")).astype(float)
+             for s in (100, 200, 300)]
+    assert not np.array_equal(grids[0], grids[2])
+
+
+def test_training_really_learns_mnist(tmp_path):
+    """Adam, 1000 steps: G's mean pixel moves from ~0 (random init) to MNIST's ~-0.74 black
+    background, and D no longer separates real from fake perfectly."""
+    logdir = str(tmp_path)
+    run_module("gan.train", "--flagfile=experiments/mnist_mlp.flags", f"--logdir={logdir}",
+               "--num_steps=1000", "--sample_every=1000", "--log_every=1000")
+    grid = images.read_png(os.path.join(logdir, "samples", "step_001000.png"))
+    cells = [grid[1 + r * 29:1 + r * 29 + 28, 1 + c * 29:1 + c * 29 + 28]
+             for r in range(5) for c in range(5)]
+    fake_mean = np.mean(cells) / 127.5 - 1
+    real_mean = data.load("mnist", "train").images.mean()
+    assert abs(fake_mean - real_mean) < 0.15, (fake_mean, real_mean)
+    events = scalar_events(logdir)
+    assert events["train/d_fake_prob"][1000] > 0.02
+
+
+def test_resume_gives_the_same_weights_as_one_uninterrupted_run(tmp_path):
+    common = ["--flagfile=experiments/mnist_mlp.flags", "--deterministic", "--log_every=20",
+              "--sample_every=40", "--checkpoint_every=40", "--batch_size=16", "--g_hidden=64,128",
+              "--d_hidden=128,64", "--steps_per_loop=7"]
+    straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
+    run_module("gan.train", *common, f"--logdir={straight}", "--num_steps=80")
+    run_module("gan.train", *common, f"--logdir={resumed}", "--num_steps=40")
+    second = run_module("gan.train", *common, f"--logdir={resumed}", "--num_steps=80")
+    assert "Resumed from" in second.stdout and "at step 40" in second.stdout
+    assert_same_weights(os.path.join(straight, "checkpoints", "ckpt-80"),
+                        os.path.join(resumed, "checkpoints", "ckpt-80"))
+    # Resuming a finished run does nothing and keeps its checkpoint.
+    third = run_module("gan.train", *common, f"--logdir={resumed}", "--num_steps=80")
+    assert "at step 80" in third.stdout
+    assert_same_weights(os.path.join(straight, "checkpoints", "ckpt-80"),
+                        os.path.join(resumed, "checkpoints", "ckpt-80"))
+
+
+@pytest.mark.parametrize("flag,value,expected", [
+    ("--d_loss", "bce", "<hinge|least_squares|minimax|wasserstein>"),
+    ("--g_loss", "nonsat", "non_saturating"),
+    ("--g_optimizer", "adagrad", "<adam|rmsprop|sgd>"),
+    ("--architecture", "resnet", "<dcgan|mlp>"),
+    ("--dataset", "cifar", "<mnist|fashion_mnist>"),
+])
+def test_unknown_names_fail_at_start_up_listing_choices(tmp_path, flag, value, expected):
+    result = run_module("gan.train", f"--logdir={tmp_path}", f"{flag}={value}", check=False)
+    assert result.returncode != 0
+    assert expected in result.stderr and value in result.stderr
+    assert "Traceback" not in result.stderr
