@@ -169,8 +169,8 @@ def conv_transpose_output_size(size, kernel, stride, padding):
     return (size - 1) * stride + kernel
 
 
-class Conv2D(tf.Module):
-    """2-D convolution on NHWC input: y = conv(x, W) + b; W [k, k, C_in, C_out], Glorot-uniform."""
+class _Convolution(tf.Module):
+    """Shared set-up of Conv2D and Conv2DTranspose: square kernel, stride, padding, optional bias."""
 
     def __init__(self, filters, kernel_size, stride=1, padding="SAME", use_bias=True, name=None):
         super().__init__(name=name)
@@ -181,60 +181,54 @@ class Conv2D(tf.Module):
         self.use_bias = use_bias
         self.input_channels = None
 
+    def _kernel_shape(self, input_channels):
+        raise NotImplementedError
+
     @tf.Module.with_name_scope
     def _build(self, input_channels):
         self.input_channels = input_channels
         k = self.kernel_size
+        # Glorot fans of a convolution: each output sees k*k*C_in inputs, each input feeds
+        # k*k*C_out outputs (the same for the transposed kernel, with the roles swapped).
         self.kernel = tf.Variable(
-            glorot_uniform([k, k, input_channels, self.filters],
-                           k * k * input_channels, k * k * self.filters), name="kernel")
+            glorot_uniform(self._kernel_shape(input_channels), k * k * input_channels,
+                           k * k * self.filters), name="kernel")
         if self.use_bias:
             self.bias = tf.Variable(tf.zeros([self.filters]), name="bias")
 
     def __call__(self, x):
         if self.input_channels is None:
             self._build(int(x.shape[-1]))
-        y = tf.nn.conv2d(x, self.kernel, strides=self.stride, padding=self.padding)
+        y = self._convolve(x)
         if self.use_bias:
             y = tf.nn.bias_add(y, self.bias)
         return y
 
 
-class Conv2DTranspose(tf.Module):
+class Conv2D(_Convolution):
+    """2-D convolution on NHWC input: y = conv(x, W) + b; W [k, k, C_in, C_out], Glorot-uniform."""
+
+    def _kernel_shape(self, input_channels):
+        return [self.kernel_size, self.kernel_size, input_channels, self.filters]
+
+    def _convolve(self, x):
+        return tf.nn.conv2d(x, self.kernel, strides=self.stride, padding=self.padding)
+
+
+class Conv2DTranspose(_Convolution):
     """Transposed 2-D convolution (the gradient of Conv2D w.r.t. its input), NHWC.
 
     W has shape [k, k, C_out, C_in] as tf.nn.conv2d_transpose expects; the output's spatial size is
     H * stride for SAME padding and (H - 1) * stride + k for VALID.
     """
 
-    def __init__(self, filters, kernel_size, stride=1, padding="SAME", use_bias=True, name=None):
-        super().__init__(name=name)
-        self.filters = int(filters)
-        self.kernel_size = int(kernel_size)
-        self.stride = int(stride)
-        self.padding = _check_padding(padding)
-        self.use_bias = use_bias
-        self.input_channels = None
+    def _kernel_shape(self, input_channels):
+        return [self.kernel_size, self.kernel_size, self.filters, input_channels]
 
-    @tf.Module.with_name_scope
-    def _build(self, input_channels):
-        self.input_channels = input_channels
-        k = self.kernel_size
-        self.kernel = tf.Variable(
-            glorot_uniform([k, k, self.filters, input_channels],
-                           k * k * input_channels, k * k * self.filters), name="kernel")
-        if self.use_bias:
-            self.bias = tf.Variable(tf.zeros([self.filters]), name="bias")
-
-    def __call__(self, x):
-        if self.input_channels is None:
-            self._build(int(x.shape[-1]))
+    def _convolve(self, x):
         height, width = int(x.shape[1]), int(x.shape[2])
         out_h = conv_transpose_output_size(height, self.kernel_size, self.stride, self.padding)
         out_w = conv_transpose_output_size(width, self.kernel_size, self.stride, self.padding)
         output_shape = tf.stack([tf.shape(x)[0], out_h, out_w, self.filters])
-        y = tf.nn.conv2d_transpose(x, self.kernel, output_shape, strides=self.stride,
-                                   padding=self.padding)
-        if self.use_bias:
-            y = tf.nn.bias_add(y, self.bias)
-        return y
+        return tf.nn.conv2d_transpose(x, self.kernel, output_shape, strides=self.stride,
+                                      padding=self.padding)
