@@ -10,7 +10,7 @@ import os
 
 import tensorflow as tf
 
-from gan import data, networks, optimizers, trainer
+from gan import data, images, networks, optimizers, trainer
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_SUBDIR = "checkpoints"
@@ -68,8 +68,17 @@ def checkpoint_dir(logdir):
     return os.path.join(logdir, CHECKPOINT_SUBDIR)
 
 
+def load_run(logdir, checkpoint=None):
+    """(config, state, checkpoint path) of a finished or running training run, restored."""
+    config = load_config(logdir)
+    state = make_state(config)
+    path = restore(state, logdir, checkpoint)
+    if path is None:
+        raise FileNotFoundError(f"{checkpoint_dir(logdir)} holds no checkpoint yet")
+    return config, state, path
+
+
 def save_config(logdir, config):
-    from gan import images  # atomic writer
     os.makedirs(logdir, exist_ok=True)
     images.write_atomically(os.path.join(logdir, CONFIG_FILE),
                             json.dumps(config, indent=2, sort_keys=True).encode())
@@ -90,10 +99,42 @@ def structural_differences(old, new):
             for key in STRUCTURAL_KEYS if old.get(key) != new.get(key)]
 
 
+BEST_FILE = "best.json"
+
+
+def read_best(logdir):
+    """{'step', 'fid', 'checkpoint'} of the best-FID checkpoint so far, or None."""
+    path = os.path.join(logdir, BEST_CHECKPOINT_SUBDIR, BEST_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def write_best(logdir, record):
+    images.write_atomically(os.path.join(logdir, BEST_CHECKPOINT_SUBDIR, BEST_FILE),
+                            json.dumps(record, indent=2).encode())
+
+
+def resolve_checkpoint(logdir, checkpoint=None):
+    """A checkpoint path prefix: `checkpoint` itself, 'best' for the best-FID one, or (None) the
+    latest rolling one; None when the logdir has none."""
+    if checkpoint == "best":
+        path = tf.train.latest_checkpoint(os.path.join(logdir, BEST_CHECKPOINT_SUBDIR))
+        if path is None:
+            raise FileNotFoundError(f"{logdir} has no best checkpoint (train with --eval_every > 0)")
+        return path
+    if checkpoint:
+        if not tf.io.gfile.exists(checkpoint + ".index"):
+            raise FileNotFoundError(f"checkpoint {checkpoint} not found (no {checkpoint}.index)")
+        return checkpoint
+    return tf.train.latest_checkpoint(checkpoint_dir(logdir))
+
+
 def restore(state, logdir, checkpoint=None):
-    """Restores state from `checkpoint` (a path prefix) or the latest in logdir; returns the path
-    restored, or None when there is none."""
-    path = checkpoint or tf.train.latest_checkpoint(checkpoint_dir(logdir))
+    """Restores state from `checkpoint` (see resolve_checkpoint) or the latest in logdir; returns
+    the path restored, or None when there is none."""
+    path = resolve_checkpoint(logdir, checkpoint)
     if path is None:
         return None
     tf.train.Checkpoint(state=state).restore(path).assert_existing_objects_matched()

@@ -70,11 +70,6 @@ def _accuracy(logits, real):
     return tf.reduce_mean(tf.cast(correct, tf.float32))
 
 
-def all_finite(tensors):
-    """One scalar bool: every element of every tensor is finite (cheap, stays on device)."""
-    return tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in tensors])
-
-
 class Trainer:
     """Compiles and runs training iterations over a GANState."""
 
@@ -87,16 +82,39 @@ class Trainer:
         self._run = tf.function(self._run_iterations, jit_compile=jit_compile)
 
     def run(self, num_iterations):
-        """Runs num_iterations >= 1 iterations; returns each metric's mean over them."""
+        """Runs up to num_iterations >= 1 iterations; returns each metric's mean over them.
+
+        The loop stops right after an iteration whose losses or gradient norms are not finite; then
+        `iterations_run` < num_iterations and the `*_finite` entries say which quantity went bad
+        (the state has already taken that iteration's update: restore a checkpoint to go on).
+        """
         return self._run(self.images, tf.constant(num_iterations, tf.int32))
 
     def _run_iterations(self, images, num_iterations):
         totals = self._iteration(images)
+        finite = self._finiteness(totals)
+        done = tf.constant(1, tf.int32)
         for _ in tf.range(num_iterations - 1):
+            if not finite["all_finite"]:
+                break
             metrics = self._iteration(images)
             totals = {name: totals[name] + metrics[name] for name in totals}
-        count = tf.cast(num_iterations, tf.float32)
-        return {name: total / count for name, total in totals.items()}
+            finite = self._finiteness(metrics)
+            done += 1
+        count = tf.cast(done, tf.float32)
+        means = {name: total / count for name, total in totals.items()}
+        means.update(finite)
+        means["iterations_run"] = done
+        return means
+
+    @staticmethod
+    def _finiteness(metrics):
+        """Which of an iteration's losses and gradient norms are finite: if both gradient norms
+        are, so is every gradient, and weights stay finite after a finite update."""
+        checked = ("d_loss", "g_loss", "d_grad_norm", "g_grad_norm")
+        flags = {f"{name}_finite": tf.math.is_finite(metrics[name]) for name in checked}
+        flags["all_finite"] = tf.reduce_all(list(flags.values()))
+        return flags
 
     def _d_step(self, loss_fn):
         d = self.state.discriminator
@@ -156,6 +174,4 @@ class Trainer:
             "d_fake_accuracy": _accuracy(fake_logits, real=False),
             "g_grad_norm": tf.linalg.global_norm(g_grads),
             "d_grad_norm": d_grad_norm,
-            # 1.0 while both losses are finite: its mean over a window is 1 only if all were.
-            "losses_finite": tf.cast(all_finite([d_loss, g_loss]), tf.float32),
         }

@@ -70,7 +70,7 @@ def test_iteration_matches_hand_written_replay(d_update, fake_bn, jit):
     assert state.step.numpy() == 1
     assert state.d_optimizer.iterations.numpy() == (2 if d_update == "split" else 1)
     assert state.g_optimizer.iterations.numpy() == 1
-    assert 0 <= metrics["d_real_prob"] <= 1 and bool(metrics["losses_finite"])
+    assert 0 <= metrics["d_real_prob"] <= 1 and bool(metrics["all_finite"])
 
 
 def test_inference_mode_fakes_leave_batchnorm_statistics_to_the_g_update():

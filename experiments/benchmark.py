@@ -1,0 +1,187 @@
+"""Training-speed benchmark: gan's compiled step against the seed's Keras loop, in one run.
+
+    python experiments/benchmark.py            # the full table (a few minutes)
+    python experiments/benchmark.py --quick    # fewer repetitions
+
+Each configuration runs in its own subprocess (so its peak resident memory is its own and no
+thread pool is shared), warms up (compilation included), then times --repetitions runs of
+--iterations iterations each and reports the median. Also measured in the same run: the machine's
+float32 matrix-multiply peak (a large tf.matmul), against which achieved GFLOP/s are compared.
+
+FLOPs per iteration are counted analytically (2 per multiply-add of every matmul; elementwise ops
+ignored), for what the step must compute: D step = G forward + D forward/backward on real and fake
+(weight gradients, and input gradients except for D's first layer); G step = G forward, D forward,
+D backward to its input only, G backward (weights, inputs except G's first layer).
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# name -> settings; "d_update"/"d_fake_batchnorm" pick the seed's quirks or the joint step.
+CONFIGS = {
+    "gan b32 (joint D step)": dict(batch_size=32, d_update="joint", d_fake_batchnorm="train"),
+    "gan b32 (seed's split D steps)": dict(batch_size=32, d_update="split",
+                                           d_fake_batchnorm="inference"),
+    "gan b64 (joint D step)": dict(batch_size=64, d_update="joint", d_fake_batchnorm="train"),
+    "gan b256 (joint D step)": dict(batch_size=256, d_update="joint", d_fake_batchnorm="train"),
+    "gan b32 (joint, no XLA)": dict(batch_size=32, d_update="joint", d_fake_batchnorm="train",
+                                    jit_compile=False),
+}
+KERAS = "Keras seed loop b32 (train_on_batch)"
+
+
+def mlp_flops_per_iteration(batch, latent=100, g_hidden=(256, 512, 1024),
+                            d_hidden=(512, 256), image_size=784):
+    g_sizes = [latent, *g_hidden, image_size]
+    d_sizes = [image_size, *d_hidden, 1]
+
+    def forward(sizes, n):
+        return sum(2 * n * a * b for a, b in zip(sizes, sizes[1:]))
+
+    def input_grads(sizes, n, skip_first):
+        pairs = list(zip(sizes, sizes[1:]))[1 if skip_first else 0:]
+        return sum(2 * n * a * b for a, b in pairs)
+
+    g_fwd, d_fwd = forward(g_sizes, batch), forward(d_sizes, batch)
+    d_step = g_fwd + 2 * forward(d_sizes, 2 * batch) + input_grads(d_sizes, 2 * batch, True)
+    g_step = (g_fwd + d_fwd + input_grads(d_sizes, batch, False) + g_fwd
+              + input_grads(g_sizes, batch, True))
+    return d_step + g_step
+
+
+def worker_matmul_peak(size=2048, repetitions=20):
+    import tensorflow as tf
+    a = tf.random.normal([size, size])
+    b = tf.random.normal([size, size])
+    matmul = tf.function(lambda x, y: tf.reduce_sum(tf.matmul(x, y)))
+    matmul(a, b).numpy()
+    times = []
+    for _ in range(repetitions):
+        start = time.perf_counter()
+        matmul(a, b).numpy()
+        times.append(time.perf_counter() - start)
+    return {"gflops": 2 * size ** 3 / statistics.median(times) / 1e9}
+
+
+def worker_gan(settings, iterations, repetitions):
+    import tensorflow as tf
+    from gan import data, experiment, trainer
+    config = {
+        "dataset": "mnist", "architecture": "mlp", "latent_dim": 100, "dcgan_width": 64,
+        "g_hidden": [256, 512, 1024], "d_hidden": [512, 256], "bn_momentum": 0.8,
+        "bn_epsilon": 1e-3, "d_loss": "minimax", "g_loss": "non_saturating", "d_steps": 1,
+        "seed": 0, "batch_size": settings["batch_size"], "d_update": settings["d_update"],
+        "d_fake_batchnorm": settings["d_fake_batchnorm"]}
+    for prefix in ("g", "d"):  # the seed's optimizer: plain SGD
+        config.update({f"{prefix}_optimizer": "sgd", f"{prefix}_learning_rate": 0.01,
+                       f"{prefix}_beta1": 0.5, f"{prefix}_beta2": 0.999,
+                       f"{prefix}_epsilon": 1e-7, f"{prefix}_momentum": 0.0,
+                       f"{prefix}_nesterov": False, f"{prefix}_rho": 0.9})
+    state = experiment.make_state(config)
+    runner = trainer.Trainer(state, experiment.trainer_config(config),
+                             data.load("mnist", "train").images,
+                             jit_compile=settings.get("jit_compile", True))
+    for _ in range(2):  # compile, then one more warm run
+        float(runner.run(iterations)["d_loss"])
+    rates = []
+    for _ in range(repetitions):
+        start = time.perf_counter()
+        float(runner.run(iterations)["d_loss"])  # fetching one scalar waits for the whole call
+        rates.append(iterations / (time.perf_counter() - start))
+    return {"iterations_per_sec": statistics.median(rates), "all": rates,
+            "tf_version": tf.__version__}
+
+
+def worker_keras(iterations, repetitions):
+    rates = []
+    for _ in range(repetitions):
+        out = subprocess.run([sys.executable, os.path.join(REPO, "experiments", "keras_seed.py"),
+                              f"--iterations={iterations}"], capture_output=True, text=True,
+                             check=True, cwd=REPO)
+        rates.append(json.loads(out.stdout.strip().splitlines()[-1])["iterations_per_sec"])
+    return {"iterations_per_sec": statistics.median(rates), "all": rates}
+
+
+def peak_rss_mib():
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024  # Linux reports KiB
+
+
+def run_worker(args):
+    if args.worker == "peak":
+        result = worker_matmul_peak()
+    elif args.worker == KERAS:
+        result = worker_keras(args.keras_iterations, args.keras_repetitions)
+    else:
+        result = worker_gan(CONFIGS[args.worker], args.iterations, args.repetitions)
+    result["peak_rss_mib"] = peak_rss_mib()
+    print(json.dumps(result))
+
+
+def spawn(name, args):
+    cmd = [sys.executable, os.path.abspath(__file__), f"--worker={name}",
+           f"--iterations={args.iterations}", f"--repetitions={args.repetitions}",
+           f"--keras_iterations={args.keras_iterations}",
+           f"--keras_repetitions={args.keras_repetitions}"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
+    if out.returncode != 0:
+        raise RuntimeError(f"{name} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--iterations", type=int, default=500, help="Iterations per timed run.")
+    parser.add_argument("--repetitions", type=int, default=5, help="Timed runs per config.")
+    parser.add_argument("--keras_iterations", type=int, default=200, help="Keras timed iterations.")
+    parser.add_argument("--keras_repetitions", type=int, default=3, help="Keras timed runs.")
+    parser.add_argument("--quick", action="store_true", help="Fewer iterations and repetitions.")
+    parser.add_argument("--only", default=None, help="Run only configs whose name contains this.")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return run_worker(args)
+    if args.quick:
+        args.iterations, args.repetitions = 200, 3
+        args.keras_iterations, args.keras_repetitions = 100, 1
+
+    print(f"# {time.strftime('%Y-%m-%d')}  {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores, Python {platform.python_version()}")
+    peak = spawn("peak", args)["gflops"]
+    print(f"# float32 matmul peak (2048^3 tf.matmul, median): {peak:.1f} GFLOP/s")
+    header = (f"| {'configuration':<38} | {'iter/s':>8} | {'images/s':>9} | {'GFLOP/iter':>10} | "
+              f"{'GFLOP/s':>8} | {'% peak':>6} | {'peak RSS MiB':>12} |")
+    print(header)
+    print("|" + "|".join("-" * (len(cell)) for cell in header.split("|")[1:-1]) + "|")
+    rates = {}
+    names = [n for n in list(CONFIGS) + [KERAS] if not args.only or args.only in n]
+    for name in names:
+        result = spawn(name, args)
+        batch = CONFIGS[name]["batch_size"] if name in CONFIGS else 32
+        rate = result["iterations_per_sec"]
+        rates[name] = rate
+        gflop = mlp_flops_per_iteration(batch) / 1e9
+        print(f"| {name:<38} | {rate:>8.1f} | {rate * batch:>9.0f} | {gflop:>10.3f} | "
+              f"{rate * gflop:>8.1f} | {100 * rate * gflop / peak:>5.1f}% | "
+              f"{result['peak_rss_mib']:>12.0f} |", flush=True)
+    ours, seed_split = "gan b32 (joint D step)", "gan b32 (seed's split D steps)"
+    if KERAS in rates:
+        for name in (ours, seed_split):
+            if name in rates:
+                print(f"# {name} / Keras seed loop: {rates[name] / rates[KERAS]:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+r"""Evaluates a trained generator: `python -m gan.evaluate --logdir=runs/seed`.
+
+Restores the latest checkpoint of the run (or --checkpoint=PATH, or --checkpoint=best), draws
+--num_samples images, prints FID, KID, classifier score, precision/recall and class coverage against
+the training set, and writes them as JSON (default <logdir>/eval/step_NNNNNN.json).
+
+`python -m gan.evaluate --reference --dataset=mnist` prints the reference values instead: the real
+test set (the floor a perfect generator would reach) and uniform noise (a ceiling).
+"""
+
+import json
+import os
+
+from absl import app, flags
+import numpy as np
+
+from gan import data, evaluation, experiment, images
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    flags.DEFINE_string("logdir", None, "Run directory written by gan.train.")
+    flags.DEFINE_string("checkpoint", None, "Checkpoint path prefix, or 'best' for the best-FID "
+                        "one; default: the latest.")
+    flags.DEFINE_integer("num_samples", 10000, "Generated samples to evaluate.")
+    flags.DEFINE_integer("seed", 0, "Seed of the evaluation noise.")
+    flags.DEFINE_string("output", None, "JSON file for the results; default "
+                        "<logdir>/eval/step_NNNNNN.json.")
+    flags.DEFINE_string("data_dir", None, "Directory with the dataset's IDX files.")
+    flags.DEFINE_boolean("reference", False, "Print the real-data floor and noise ceiling for "
+                         "--dataset instead of evaluating a run.")
+    flags.DEFINE_enum("dataset", "mnist", list(data.DATASETS), "Dataset for --reference.")
+
+
+def reference_values(dataset, num_samples, data_dir=None):
+    """{'real_test': metrics of the test set, 'uniform_noise': metrics of U(-1, 1) images}."""
+    evaluator = evaluation.Evaluator(dataset, num_samples, data_dir)
+    test = data.load(dataset, "test", data_dir).images[:num_samples]
+    noise = np.random.default_rng(0).uniform(-1, 1, test.shape).astype(np.float32)
+    return {"real_test": evaluator.evaluate_images(test),
+            "uniform_noise": evaluator.evaluate_images(noise)}
+
+
+def main(argv):
+    del argv
+    if FLAGS.reference:
+        results = reference_values(FLAGS.dataset, FLAGS.num_samples, FLAGS.data_dir)
+        for name, values in results.items():
+            print(f"{FLAGS.dataset} {name}: {evaluation.format_metrics(values)}")
+        output = FLAGS.output
+    else:
+        if not FLAGS.logdir:
+            raise app.UsageError("--logdir is required (or --reference)")
+        config, state, path = experiment.load_run(FLAGS.logdir, FLAGS.checkpoint)
+        evaluator = evaluation.Evaluator(config["dataset"], FLAGS.num_samples, FLAGS.data_dir)
+        results = evaluation.evaluate_state(evaluator, state, config, FLAGS.seed)
+        step = int(state.step.numpy())
+        results.update(checkpoint=path, step=step, dataset=config["dataset"])
+        print(f"{path} (step {step}): {evaluation.format_metrics(results)}")
+        output = FLAGS.output or os.path.join(FLAGS.logdir, "eval", f"step_{step:06d}.json")
+    if output:
+        images.write_atomically(output, json.dumps(results, indent=2).encode())
+        print(f"wrote {output}")
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

@@ -1,0 +1,53 @@
+r"""Exports a trained generator as a SavedModel: `python -m gan.export --logdir=runs/seed --output=DIR`.
+
+The SavedModel needs only TensorFlow to use:
+    model = tf.saved_model.load(DIR)
+    images = model.generate(tf.random.normal([16, model.latent_dim]))   # uint8 [16, 28, 28, 1]
+or through the serving signature: model.signatures["serving_default"](noise=...)["images"].
+"""
+
+from absl import app, flags
+import tensorflow as tf
+
+from gan import experiment
+
+FLAGS = flags.FLAGS
+
+
+class ExportedGenerator(tf.Module):
+    """noise [N, latent_dim] float32 -> uint8 images [N, H, W, C], G in inference mode."""
+
+    def __init__(self, generator, latent_dim):
+        super().__init__(name="exported_generator")
+        self.generator = generator
+        self.latent_dim = tf.Variable(latent_dim, trainable=False, name="latent_dim")
+        self.generate = tf.function(
+            self._generate, input_signature=[tf.TensorSpec([None, latent_dim], tf.float32)])
+
+    def _generate(self, noise):
+        images = self.generator(noise, training=False)
+        return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0, 255), tf.uint8)
+
+
+def export(generator, latent_dim, output):
+    module = ExportedGenerator(generator, latent_dim)
+    signature = tf.function(lambda noise: {"images": module.generate(noise)},
+                            input_signature=[tf.TensorSpec([None, latent_dim], tf.float32,
+                                                           name="noise")])
+    tf.saved_model.save(module, output, signatures={"serving_default": signature})
+    return module
+
+
+def main(argv):
+    del argv
+    config, state, path = experiment.load_run(FLAGS.logdir, FLAGS.checkpoint)
+    export(state.generator, config["latent_dim"], FLAGS.output)
+    print(f"exported the generator of {path} to {FLAGS.output}")
+
+
+if __name__ == "__main__":
+    flags.DEFINE_string("logdir", None, "Run directory written by gan.train.")
+    flags.DEFINE_string("checkpoint", None, "Checkpoint path prefix, or 'best'; default: latest.")
+    flags.DEFINE_string("output", None, "Directory to write the SavedModel to.")
+    flags.mark_flags_as_required(["logdir", "output"])
+    app.run(main)

@@ -1,0 +1,78 @@
+r"""Draws samples from a trained generator.
+
+  python -m gan.sample --logdir=runs/seed --num_samples=1000 --output=samples.npy
+      uint8 array [N, 28, 28] (0..255), loadable with numpy.load
+  python -m gan.sample --logdir=runs/seed --num_samples=64 --output=grid.png
+      a PNG grid
+  python -m gan.sample --logdir=runs/seed --interpolate=8 --output=walk.png
+      8 rows, each a spherical interpolation between two random latent vectors
+"""
+
+import math
+
+from absl import app, flags
+import numpy as np
+import tensorflow as tf
+
+from gan import experiment, images
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    flags.DEFINE_string("logdir", None, "Run directory written by gan.train.")
+    flags.DEFINE_string("checkpoint", None, "Checkpoint path prefix, or 'best'; default: latest.")
+    flags.DEFINE_integer("num_samples", 64, "Number of samples.")
+    flags.DEFINE_string("output", None, "Output file: .npy (uint8 [N, H, W]) or .png (a grid).")
+    flags.DEFINE_integer("seed", 0, "Seed of the latent noise: the same seed gives the same "
+                         "samples.")
+    flags.DEFINE_integer("interpolate", 0, "If > 0: write that many rows of latent "
+                         "interpolations (--interpolation_steps images each) instead.")
+    flags.DEFINE_integer("interpolation_steps", 10, "Images per interpolation row.")
+    flags.mark_flags_as_required(["logdir", "output"])
+
+
+def slerp(a, b, t):
+    """Spherical interpolation (Shoemake 1985; White 2016 for GAN latents) between rows of a, b."""
+    a_unit = a / np.linalg.norm(a, axis=-1, keepdims=True)
+    b_unit = b / np.linalg.norm(b, axis=-1, keepdims=True)
+    omega = np.arccos(np.clip(np.sum(a_unit * b_unit, -1, keepdims=True), -1, 1))
+    sin_omega = np.sin(omega)
+    return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / sin_omega
+
+
+def latent_noise(latent_dim, num_samples, seed, interpolate=0, steps=10):
+    rng = np.random.default_rng(seed)
+    if not interpolate:
+        return rng.standard_normal((num_samples, latent_dim)).astype(np.float32)
+    ends = rng.standard_normal((2, interpolate, 1, latent_dim))
+    t = np.linspace(0, 1, steps)[None, :, None]
+    return slerp(ends[0], ends[1], t).reshape(-1, latent_dim).astype(np.float32)
+
+
+def main(argv):
+    del argv
+    output = FLAGS.output
+    if not output.endswith((".npy", ".png")):
+        raise app.UsageError(f"--output must end in .npy or .png, got {output!r}")
+    config, state, _ = experiment.load_run(FLAGS.logdir, FLAGS.checkpoint)
+    noise = latent_noise(config["latent_dim"], FLAGS.num_samples, FLAGS.seed, FLAGS.interpolate,
+                         FLAGS.interpolation_steps)
+    samples = images.to_uint8(state.generator(tf.constant(noise), training=False).numpy())
+    if output.endswith(".npy"):
+        array = samples[..., 0] if samples.shape[-1] == 1 else samples
+        with open(output, "wb") as f:
+            np.save(f, array)
+    else:
+        if FLAGS.interpolate:
+            rows, cols = FLAGS.interpolate, FLAGS.interpolation_steps
+        else:
+            cols = math.ceil(math.sqrt(len(samples)))
+            rows = math.ceil(len(samples) / cols)
+        images.write_png(output, images.make_grid(samples, rows, cols))
+    print(f"wrote {len(samples)} samples to {output}")
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

@@ -1,0 +1,132 @@
+"""Evaluation during training, gan.evaluate, gan.sample and gan.export, end to end on real MNIST."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gan import classifier, data, evaluation, images, sample
+from helpers import run_module, scalar_events
+
+METRIC_TAGS = [f"eval/{name}" for name in evaluation.SCALAR_METRICS]
+
+
+@pytest.mark.parametrize("dataset,target", [("mnist", 0.993), ("fashion_mnist", 0.91)])
+def test_shipped_classifier_reaches_its_accuracy(dataset, target):
+    if dataset == "fashion_mnist" and not os.path.isdir(data.DEBIAN_FASHION_DIR):
+        pytest.skip("needs Debian's dataset-fashion-mnist (.ci/run installs it)")
+    net = classifier.load_classifier(dataset)
+    assert classifier.accuracy(net, data.load(dataset, "test")) >= target
+
+
+def test_classifier_weights_round_trip(tmp_path):
+    net = classifier.load_classifier("mnist")
+    net.save(str(tmp_path / "w.npz"))
+    other = classifier.Classifier().load(str(tmp_path / "w.npz"))
+    x = tf.constant(data.load("mnist", "test").images[:8])
+    np.testing.assert_array_equal(net(x), other(x))
+
+
+@pytest.fixture(scope="module")
+def evaluated_run(tmp_path_factory):
+    logdir = str(tmp_path_factory.mktemp("eval_run"))
+    run_module("gan.train", "--flagfile=experiments/mnist_mlp.flags", f"--logdir={logdir}",
+               "--num_steps=600", "--eval_every=200", "--eval_num_samples=1000",
+               "--log_every=200", "--sample_every=600", "--checkpoint_every=200")
+    return logdir
+
+
+def test_training_logs_metrics_and_keeps_the_best_fid_checkpoint(evaluated_run):
+    events = scalar_events(evaluated_run)
+    for tag in METRIC_TAGS:
+        assert sorted(events[tag]) == [200, 400, 600], tag
+    fids = events["eval/fid"]
+    with open(os.path.join(evaluated_run, "best_checkpoint", "best.json")) as f:
+        best = json.load(f)
+    best_step = min(fids, key=fids.get)
+    assert best["step"] == best_step
+    assert best["fid"] == pytest.approx(fids[best_step], rel=1e-6)
+    assert os.path.exists(os.path.join(evaluated_run, "best_checkpoint", best["checkpoint"] + ".index"))
+    # A generator 600 steps in is far better than at 200 but far from real data.
+    assert fids[600] < fids[200]
+    assert 0 < events["eval/precision"][600] <= 1 and 1 <= events["eval/classifier_score"][600] <= 10
+
+
+def test_evaluate_reproduces_the_training_time_numbers_and_writes_json(evaluated_run, tmp_path):
+    output = str(tmp_path / "metrics.json")
+    result = run_module("gan.evaluate", f"--logdir={evaluated_run}", "--num_samples=1000",
+                        f"--output={output}")
+    with open(output) as f:
+        metrics = json.load(f)
+    assert metrics["step"] == 600 and metrics["checkpoint"].endswith("ckpt-600")
+    for name in evaluation.SCALAR_METRICS:
+        assert name in result.stdout
+        assert metrics[name] == pytest.approx(scalar_events(evaluated_run)[f"eval/{name}"][600],
+                                              rel=1e-4, abs=1e-6), name
+    assert len(metrics["class_histogram"]) == 10
+    assert sum(metrics["class_histogram"]) == pytest.approx(1.0)
+
+    best = run_module("gan.evaluate", f"--logdir={evaluated_run}", "--checkpoint=best",
+                      "--num_samples=1000")
+    assert "best_checkpoint" in best.stdout
+
+
+def test_reference_floor_is_far_below_the_noise_ceiling(tmp_path):
+    output = str(tmp_path / "reference.json")
+    run_module("gan.evaluate", "--reference", "--dataset=mnist", "--num_samples=2000",
+               f"--output={output}")
+    with open(output) as f:
+        reference = json.load(f)
+    real, noise = reference["real_test"], reference["uniform_noise"]
+    assert real["fid"] * 50 < noise["fid"]
+    assert real["classifier_score"] > 8 and real["classes_covered"] == 10
+    assert real["precision"] > 0.5 and noise["precision"] < 0.05
+
+
+def test_sample_writes_uint8_npy_and_png_repeatably(evaluated_run, tmp_path):
+    first, second, other = (str(tmp_path / n) for n in ("a.npy", "b.npy", "c.npy"))
+    run_module("gan.sample", f"--logdir={evaluated_run}", "--num_samples=20", f"--output={first}")
+    run_module("gan.sample", f"--logdir={evaluated_run}", "--num_samples=20", f"--output={second}")
+    run_module("gan.sample", f"--logdir={evaluated_run}", "--num_samples=20", f"--output={other}",
+               "--seed=1")
+    a, b, c = np.load(first), np.load(second), np.load(other)
+    assert a.shape == (20, 28, 28) and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+    grid_path = str(tmp_path / "grid.png")
+    run_module("gan.sample", f"--logdir={evaluated_run}", "--num_samples=20", f"--output={grid_path}")
+    assert images.read_png(grid_path).shape == (4 * 29 + 1, 5 * 29 + 1, 1)
+    walk = str(tmp_path / "walk.png")
+    run_module("gan.sample", f"--logdir={evaluated_run}", "--interpolate=3",
+               "--interpolation_steps=6", f"--output={walk}")
+    assert images.read_png(walk).shape == (3 * 29 + 1, 6 * 29 + 1, 1)
+
+
+def test_slerp_keeps_endpoints_and_norm_profile():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(1, 50)), rng.normal(size=(1, 50))
+    path = sample.slerp(a, b, np.linspace(0, 1, 5)[:, None])
+    np.testing.assert_allclose(path[0], a[0])
+    np.testing.assert_allclose(path[-1], b[0])
+
+
+def test_export_round_trip_with_tensorflow_only(evaluated_run, tmp_path):
+    export_dir = str(tmp_path / "saved")
+    npy = str(tmp_path / "s.npy")
+    run_module("gan.export", f"--logdir={evaluated_run}", f"--output={export_dir}")
+    run_module("gan.sample", f"--logdir={evaluated_run}", "--num_samples=8", f"--output={npy}")
+    model = tf.saved_model.load(export_dir)
+    noise = sample.latent_noise(int(model.latent_dim.numpy()), 8, seed=0)
+    generated = model.generate(tf.constant(noise)).numpy()
+    assert generated.dtype == np.uint8 and generated.shape == (8, 28, 28, 1)
+    np.testing.assert_array_equal(generated[..., 0], np.load(npy))
+    served = model.signatures["serving_default"](noise=tf.constant(noise))["images"].numpy()
+    np.testing.assert_array_equal(served, generated)
+
+
+def test_tools_explain_a_missing_run(tmp_path):
+    result = run_module("gan.evaluate", f"--logdir={tmp_path}", check=False)
+    assert result.returncode != 0 and "config.json not found" in result.stderr

@@ -1,0 +1,135 @@
+import itertools
+
+import numpy as np
+import pytest
+
+from gan import metrics
+
+
+def random_spd(rng, dim):
+    q = rng.normal(size=(dim, dim))
+    return q @ q.T / dim + 0.1 * np.eye(dim)
+
+
+def test_fid_of_a_set_with_itself_is_zero():
+    x = np.random.default_rng(0).normal(size=(500, 16))
+    assert abs(metrics.fid(x, x)) < 1e-8
+
+
+def test_frechet_distance_of_diagonal_gaussians_matches_closed_form():
+    """For commuting (diagonal) covariances: ||m1 - m2||^2 + sum_i (sqrt(s1_i) - sqrt(s2_i))^2."""
+    rng = np.random.default_rng(1)
+    m1, m2 = rng.normal(size=6), rng.normal(size=6)
+    s1, s2 = rng.uniform(0.1, 3, 6), rng.uniform(0.1, 3, 6)
+    expected = np.sum((m1 - m2) ** 2) + np.sum((np.sqrt(s1) - np.sqrt(s2)) ** 2)
+    np.testing.assert_allclose(metrics.frechet_distance(m1, np.diag(s1), m2, np.diag(s2)), expected,
+                               rtol=1e-10)
+
+
+def test_frechet_distance_of_general_gaussians_matches_the_trace_formula():
+    """Tr((S1 S2)^1/2) equals the sum of square roots of the (real, non-negative) eigenvalues of
+    the non-symmetric S1 S2: an independent route to the same number."""
+    rng = np.random.default_rng(2)
+    for dim in (2, 5, 20):
+        m1, m2 = rng.normal(size=dim), rng.normal(size=dim)
+        s1, s2 = random_spd(rng, dim), random_spd(rng, dim)
+        trace_sqrt = np.sum(np.sqrt(np.linalg.eigvals(s1 @ s2).real))
+        expected = np.sum((m1 - m2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * trace_sqrt
+        np.testing.assert_allclose(metrics.frechet_distance(m1, s1, m2, s2), expected, rtol=1e-9)
+
+
+def test_fid_from_samples_converges_to_the_gaussians_distance():
+    rng = np.random.default_rng(3)
+    m1, m2 = np.zeros(3), np.array([1.0, 0.0, -0.5])
+    s1, s2 = random_spd(rng, 3), random_spd(rng, 3)
+    a = rng.multivariate_normal(m1, s1, 200_000)
+    b = rng.multivariate_normal(m2, s2, 200_000)
+    np.testing.assert_allclose(metrics.fid(a, b), metrics.frechet_distance(m1, s1, m2, s2), rtol=0.02)
+
+
+def test_symmetric_sqrt_squares_back():
+    s = random_spd(np.random.default_rng(4), 7)
+    root = metrics.symmetric_sqrt(s)
+    np.testing.assert_allclose(root @ root, s, atol=1e-12)
+
+
+def naive_mmd2(x, y):
+    k = lambda a, b: (a @ b / len(a) + 1) ** 3
+    m, n = len(x), len(y)
+    xx = sum(k(x[i], x[j]) for i, j in itertools.permutations(range(m), 2)) / (m * (m - 1))
+    yy = sum(k(y[i], y[j]) for i, j in itertools.permutations(range(n), 2)) / (n * (n - 1))
+    xy = sum(k(x[i], y[j]) for i in range(m) for j in range(n)) / (m * n)
+    return xx + yy - 2 * xy
+
+
+def test_mmd2_matches_the_naive_double_sum():
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(12, 4)), rng.normal(0.5, 1, size=(9, 4))
+    np.testing.assert_allclose(metrics.mmd2_unbiased(x, y), naive_mmd2(x, y), rtol=1e-10)
+
+
+def test_kid_is_unbiased_near_zero_for_one_distribution_and_positive_for_two():
+    rng = np.random.default_rng(6)
+    same_a, same_b = rng.normal(size=(2000, 8)), rng.normal(size=(2000, 8))
+    mean, std = metrics.kid(same_a, same_b, num_subsets=50, subset_size=500)
+    assert abs(mean) < 3 * std / np.sqrt(50) + 1e-3
+    shifted = rng.normal(0.5, 1, size=(2000, 8))
+    mean_shift, std_shift = metrics.kid(same_a, shifted, num_subsets=50, subset_size=500)
+    assert mean_shift > 10 * std_shift / np.sqrt(50) and mean_shift > 0.05
+
+
+def test_classifier_score_bounds():
+    k = 10
+    confident_balanced = np.eye(k)[np.arange(1000) % k]
+    np.testing.assert_allclose(metrics.classifier_score(confident_balanced), k, rtol=1e-6)
+    one_class = np.eye(k)[np.zeros(1000, int)]
+    np.testing.assert_allclose(metrics.classifier_score(one_class), 1.0, rtol=1e-6)
+    uninformative = np.full((1000, k), 1.0 / k)
+    np.testing.assert_allclose(metrics.classifier_score(uninformative), 1.0, rtol=1e-9)
+    # Confident on 5 of 10 classes: exp(log 5) = 5.
+    five = np.eye(k)[np.arange(1000) % 5]
+    np.testing.assert_allclose(metrics.classifier_score(five), 5.0, rtol=1e-6)
+
+
+def naive_precision_recall(real, fake, k):
+    def radii(s):
+        return np.array([np.sort(np.linalg.norm(s - p, axis=1))[k] for p in s])
+
+    def inside(queries, manifold, r):
+        return np.mean([any(np.linalg.norm(q - m) <= rj for m, rj in zip(manifold, r)) for q in queries])
+
+    return inside(fake, real, radii(real)), inside(real, fake, radii(fake))
+
+
+def test_precision_recall_matches_the_definition():
+    rng = np.random.default_rng(7)
+    real = rng.normal(size=(60, 3))
+    fake = rng.normal(0.7, 0.6, size=(50, 3))
+    got = metrics.precision_recall(real, fake, k=3)
+    np.testing.assert_allclose(got, naive_precision_recall(real, fake, 3), rtol=1e-12)
+
+
+def test_precision_recall_extremes():
+    rng = np.random.default_rng(8)
+    real = rng.normal(size=(300, 4))
+    assert metrics.precision_recall(real, real.copy()) == (1.0, 1.0)
+    far = real + 100.0
+    assert metrics.precision_recall(real, far) == (0.0, 0.0)
+    # A collapsed generator: all samples near one real point -> precise, but recall ~ 0.
+    collapsed = real[0] + 1e-3 * rng.normal(size=(300, 4))
+    precision, recall = metrics.precision_recall(real, collapsed)
+    assert precision == 1.0 and recall < 0.05
+
+
+def test_class_coverage():
+    probs = np.eye(10)[np.array([0] * 100 + [1] * 60 + [2] * 38 + [3] * 2)]
+    histogram, covered, kl = metrics.class_coverage(probs)
+    np.testing.assert_allclose(histogram[:4], [0.5, 0.3, 0.19, 0.01])
+    assert covered == 4  # 1% is a tenth of a class's uniform 10% share: it counts
+    probs_rare = np.eye(10)[np.array([0] * 100 + [1] * 60 + [2] * 39 + [3] * 1)]
+    assert metrics.class_coverage(probs_rare)[1] == 3  # 0.5% does not
+    expected_kl = sum(p * np.log(p * 10) for p in (0.5, 0.3, 0.19, 0.01))
+    np.testing.assert_allclose(kl, expected_kl, rtol=1e-12)
+    balanced = np.eye(10)[np.arange(1000) % 10]
+    assert metrics.class_coverage(balanced)[1:] == (10, 0.0)
+    np.testing.assert_allclose(metrics.class_coverage(np.eye(10)[np.zeros(5, int)])[2], np.log(10))
