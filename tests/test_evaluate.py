@@ -85,24 +85,28 @@ def test_reference_floor_is_far_below_the_noise_ceiling(tmp_path):
     assert real["precision"] > 0.5 and noise["precision"] < 0.05
 
 
-def test_sample_writes_uint8_npy_and_png_repeatably(evaluated_run, tmp_path):
-    first, second, other = (str(tmp_path / n) for n in ("a.npy", "b.npy", "c.npy"))
-    run_module("gan.sample", f"--logdir={evaluated_run}", "--num_samples=20", f"--output={first}")
-    run_module("gan.sample", f"--logdir={evaluated_run}", "--num_samples=20", f"--output={second}")
-    run_module("gan.sample", f"--logdir={evaluated_run}", "--num_samples=20", f"--output={other}",
-               "--seed=1")
-    a, b, c = np.load(first), np.load(second), np.load(other)
-    assert a.shape == (20, 28, 28) and a.dtype == np.uint8
-    np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(a, c)
-
-    grid_path = str(tmp_path / "grid.png")
-    run_module("gan.sample", f"--logdir={evaluated_run}", "--num_samples=20", f"--output={grid_path}")
-    assert images.read_png(grid_path).shape == (4 * 29 + 1, 5 * 29 + 1, 1)
-    walk = str(tmp_path / "walk.png")
+@pytest.fixture(scope="module")
+def sampled(evaluated_run, tmp_path_factory):
+    """gan.sample outputs: 20 samples with seed 0 and with seed 1, a grid, an interpolation."""
+    out = tmp_path_factory.mktemp("samples")
+    paths = {name: str(out / name) for name in ("seed0.npy", "seed1.npy", "grid.png", "walk.png")}
+    run_module("gan.sample", f"--logdir={evaluated_run}", "--num_samples=20",
+               f"--output={paths['seed0.npy']}")
+    run_module("gan.sample", f"--logdir={evaluated_run}", "--num_samples=20",
+               f"--output={paths['seed1.npy']}", "--seed=1")
+    run_module("gan.sample", f"--logdir={evaluated_run}", "--num_samples=20",
+               f"--output={paths['grid.png']}")
     run_module("gan.sample", f"--logdir={evaluated_run}", "--interpolate=3",
-               "--interpolation_steps=6", f"--output={walk}")
-    assert images.read_png(walk).shape == (3 * 29 + 1, 6 * 29 + 1, 1)
+               "--interpolation_steps=6", f"--output={paths['walk.png']}")
+    return paths
+
+
+def test_sample_writes_uint8_npy_and_png(sampled):
+    a, c = np.load(sampled["seed0.npy"]), np.load(sampled["seed1.npy"])
+    assert a.shape == (20, 28, 28) and a.dtype == np.uint8
+    assert not np.array_equal(a, c)  # the seed matters (and repeats: see the export test)
+    assert images.read_png(sampled["grid.png"]).shape == (4 * 29 + 1, 5 * 29 + 1, 1)
+    assert images.read_png(sampled["walk.png"]).shape == (3 * 29 + 1, 6 * 29 + 1, 1)
 
 
 def test_slerp_keeps_endpoints_and_norm_profile():
@@ -113,16 +117,16 @@ def test_slerp_keeps_endpoints_and_norm_profile():
     np.testing.assert_allclose(path[-1], b[0])
 
 
-def test_export_round_trip_with_tensorflow_only(evaluated_run, tmp_path):
+def test_export_round_trip_with_tensorflow_only(evaluated_run, sampled, tmp_path):
+    """The SavedModel, fed the noise that gan.sample draws for seed 0, reproduces the very same
+    uint8 samples: the export is faithful and the sampler repeatable."""
     export_dir = str(tmp_path / "saved")
-    npy = str(tmp_path / "s.npy")
     run_module("gan.export", f"--logdir={evaluated_run}", f"--output={export_dir}")
-    run_module("gan.sample", f"--logdir={evaluated_run}", "--num_samples=8", f"--output={npy}")
     model = tf.saved_model.load(export_dir)
-    noise = sample.latent_noise(int(model.latent_dim.numpy()), 8, seed=0)
+    noise = sample.latent_noise(int(model.latent_dim.numpy()), 20, seed=0)
     generated = model.generate(tf.constant(noise)).numpy()
-    assert generated.dtype == np.uint8 and generated.shape == (8, 28, 28, 1)
-    np.testing.assert_array_equal(generated[..., 0], np.load(npy))
+    assert generated.dtype == np.uint8 and generated.shape == (20, 28, 28, 1)
+    np.testing.assert_array_equal(generated[..., 0], np.load(sampled["seed0.npy"]))
     served = model.signatures["serving_default"](noise=tf.constant(noise))["images"].numpy()
     np.testing.assert_array_equal(served, generated)
 

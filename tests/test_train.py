@@ -94,10 +94,7 @@ def test_resume_gives_the_same_weights_as_one_uninterrupted_run(tmp_path):
 
 @pytest.mark.parametrize("flag,value,expected", [
     ("--d_loss", "bce", "<hinge|least_squares|minimax|wasserstein>"),
-    ("--g_loss", "nonsat", "non_saturating"),
     ("--g_optimizer", "adagrad", "<adam|rmsprop|sgd>"),
-    ("--architecture", "resnet", "<dcgan|mlp>"),
-    ("--dataset", "cifar", "<mnist|fashion_mnist>"),
 ])
 def test_unknown_names_fail_at_start_up_listing_choices(tmp_path, flag, value, expected):
     result = run_module("gan.train", f"--logdir={tmp_path}", f"{flag}={value}", check=False)
