@@ -15,7 +15,6 @@ Architecture (all from gan.layers):
 """
 
 import os
-import sys
 import time
 
 from absl import app, flags

@@ -11,7 +11,6 @@ import sys
 import time
 
 from absl import app, flags
-import numpy as np
 import tensorflow as tf
 
 from gan import data, evaluation, experiment, images, losses, networks, optimizers, trainer
