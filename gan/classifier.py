@@ -42,6 +42,9 @@ class Classifier(tf.Module):
             self.dropout = layers.Dropout(0.5)
             self.output_layer = layers.Dense(num_classes)
         self(tf.zeros([1] + list(data.IMAGE_SHAPE)))  # create the variables now
+        # Compiled once per classifier, so repeated evaluations do not retrace and recompile.
+        self.compiled_features_and_logits = tf.function(self.features_and_logits,
+                                                        jit_compile=True)
 
     def features_and_logits(self, images, training=False, dropout_seed=None):
         """images in [-1, 1], [B, 28, 28, 1] -> (128-d features, class logits)."""
@@ -89,10 +92,10 @@ def load_classifier(dataset):
 
 def predict(classifier, images, batch_size=1000):
     """(features [N, 128], class probabilities [N, 10]) as float64 numpy arrays, in batches."""
-    run = tf.function(classifier.features_and_logits, jit_compile=True)
     features, probs = [], []
     for start in range(0, len(images), batch_size):
-        f, logits = run(tf.constant(images[start:start + batch_size]))
+        f, logits = classifier.compiled_features_and_logits(
+            tf.constant(images[start:start + batch_size]))
         features.append(f.numpy())
         probs.append(tf.nn.softmax(logits).numpy())
     return np.concatenate(features).astype(np.float64), np.concatenate(probs).astype(np.float64)

@@ -42,10 +42,15 @@ def _reference(dataset, data_dir):
     return net, features
 
 
-def generate(generator, latent_dim, num_samples, seed=0, batch_size=1000):
-    """num_samples images in [-1, 1] from G in inference mode, with noise fixed by `seed`."""
+def compile_sampler(generator):
+    return tf.function(lambda z: generator(z, training=False), jit_compile=True)
+
+
+def generate(generator, latent_dim, num_samples, seed=0, batch_size=1000, sampler=None):
+    """num_samples images in [-1, 1] from G in inference mode, with noise fixed by `seed`.
+    `sampler` is compile_sampler(generator), when the caller keeps one across calls."""
     noise = tf.random.stateless_normal([num_samples, latent_dim], seed=[seed, NOISE_SALT])
-    run = tf.function(lambda z: generator(z, training=False), jit_compile=True)
+    run = sampler or compile_sampler(generator)
     return np.concatenate([run(noise[start:start + batch_size]).numpy()
                            for start in range(0, num_samples, batch_size)])
 
@@ -60,6 +65,7 @@ class Evaluator:
         rng = np.random.default_rng(0)
         subset = rng.choice(len(reference), min(num_samples, len(reference)), replace=False)
         self.reference_subset = reference[subset]
+        self._sampler = (None, None)  # (generator, its compiled sampler), kept between evaluations
 
     def evaluate_images(self, images):
         """Every metric for a set of images in [-1, 1], [N, 28, 28, 1]."""
@@ -83,7 +89,10 @@ class Evaluator:
         }
 
     def evaluate_generator(self, generator, latent_dim, seed=0):
-        return self.evaluate_images(generate(generator, latent_dim, self.num_samples, seed))
+        if self._sampler[0] is not generator:
+            self._sampler = (generator, compile_sampler(generator))
+        return self.evaluate_images(generate(generator, latent_dim, self.num_samples, seed,
+                                             sampler=self._sampler[1]))
 
 
 def evaluate_state(evaluator, state, config, seed=0):

@@ -85,8 +85,8 @@ class Trainer:
         """Runs up to num_iterations >= 1 iterations; returns each metric's mean over them.
 
         The loop stops right after an iteration whose losses or gradient norms are not finite; then
-        `iterations_run` < num_iterations and the `*_finite` entries say which quantity went bad
-        (the state has already taken that iteration's update: restore a checkpoint to go on).
+        `all_finite` is False and the other `*_finite` entries say which quantity went bad (the
+        state has already taken that iteration's update: restore a checkpoint to go on).
         """
         return self._run(self.images, tf.constant(num_iterations, tf.int32))
 
@@ -104,7 +104,6 @@ class Trainer:
         count = tf.cast(done, tf.float32)
         means = {name: total / count for name, total in totals.items()}
         means.update(finite)
-        means["iterations_run"] = done
         return means
 
     @staticmethod
