@@ -3,6 +3,8 @@
 Contract shared by every network, which is what lets the trainer stay generic:
   generator(z, training) -> images in [-1, 1], shape [B, H, W, C]
   discriminator(images, training) -> logits, shape [B]  (the sigmoid lives in the losses)
+  discriminator.per_example: True when each logit depends on its own image alone (no batch
+      statistics); the trainer then runs D once on real and fake stacked, which is faster.
 To add an architecture, write the two classes here and register them; nothing else changes.
 """
 
@@ -51,6 +53,8 @@ class MLPDiscriminator(tf.Module):
 
     With the defaults (hidden 512, 256; 28x28x1) it has 533,505 parameters.
     """
+
+    per_example = True  # no batch statistics: the trainer may stack real and fake in one batch
 
     def __init__(self, hidden=(512, 256), image_shape=(28, 28, 1), leaky_slope=0.2,
                  name="discriminator"):
@@ -107,6 +111,8 @@ class DCGANGenerator(tf.Module):
 
 class DCGANDiscriminator(tf.Module):
     """DCGAN discriminator: Conv(w, 5, s2) -> LReLU -> Conv(2w, 5, s2) -> LReLU -> flatten -> Dense 1."""
+
+    per_example = True  # no batch statistics: the trainer may stack real and fake in one batch
 
     def __init__(self, width=64, image_shape=(28, 28, 1), leaky_slope=0.2, name="discriminator"):
         super().__init__(name=name)

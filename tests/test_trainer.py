@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan import data, losses, networks, optimizers, trainer
+from gan import data, layers, losses, networks, optimizers, trainer
 
 
 def make_state(seed=0):
@@ -116,3 +116,60 @@ def test_bad_config_names_list_choices():
         trainer.TrainerConfig(d_update="both")
     with pytest.raises(ValueError, match="valid choices"):
         trainer.TrainerConfig(g_loss="nonsat")
+
+
+
+class BatchStatisticsDiscriminator(tf.Module):
+    """A discriminator whose logits depend on the whole batch (BatchNorm in training mode), so
+    stacking real and fake into one batch would change them."""
+
+    per_example = False
+
+    def __init__(self):
+        super().__init__(name="discriminator")
+        self.hidden = layers.Dense(32, input_size=784)
+        self.norm = layers.BatchNorm(num_features=32)
+        self.out = layers.Dense(1, input_size=32)
+
+    def __call__(self, images, training):
+        h = self.norm(self.hidden(tf.reshape(images, [-1, 784])), training)
+        return tf.squeeze(self.out(layers.leaky_relu(h)), axis=-1)
+
+
+@pytest.mark.parametrize("per_example", [True, False])
+def test_joint_step_stacks_real_and_fake_only_for_per_example_discriminators(per_example):
+    """The joint D step runs D once on [real; fake] when D declares per_example, and once per half
+    otherwise; either way the update equals the replay with two separate D calls."""
+    images = tf.constant(data.load("mnist", "test").images[:512])
+    config = trainer.TrainerConfig(batch_size=16, latent_dim=8, d_update="joint")
+    state = make_state()
+    if not per_example:
+        tf.random.set_seed(1)
+        d = BatchStatisticsDiscriminator()
+        state = trainer.GANState(state.generator, d, optimizers.SGD(0.05), optimizers.SGD(0.05),
+                                 seed=0)
+    assert getattr(state.discriminator, "per_example", False) == per_example
+    calls = []
+    original_call = type(state.discriminator).__call__
+
+    def counting_call(module, images, training):
+        calls.append(int(images.shape[0]))
+        return original_call(module, images, training)
+
+    start_g, start_d = snapshot(state.generator), snapshot(state.discriminator)
+    rng = tf.random.Generator.from_state(state.rng.state.numpy(), state.rng.algorithm)
+    tf.function(replay_iteration, jit_compile=True)(state, rng, images, 16, 8, "joint", "train")
+    expected = snapshot(state.generator) + snapshot(state.discriminator)
+    restore(state.generator, start_g)
+    restore(state.discriminator, start_d)
+
+    type(state.discriminator).__call__ = counting_call
+    try:
+        trainer.Trainer(state, config, images).run(1)
+    finally:
+        type(state.discriminator).__call__ = original_call
+    for got, want in zip(snapshot(state.generator) + snapshot(state.discriminator), expected):
+        np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-6)
+    # D step (one stacked call of 32, or two of 16) then the G step's call of 16; the loop body
+    # is traced a second time by tf.while_loop, so only the first iteration's calls are checked.
+    assert calls[:3 if not per_example else 2] == ([16, 16, 16] if not per_example else [32, 16])
