@@ -37,6 +37,7 @@ CONFIGS = {
                                     jit_compile=False),
 }
 KERAS = "Keras seed loop b32 (train_on_batch)"
+MATMULS = "b32 joint step's matmuls alone"
 
 
 def mlp_flops_per_iteration(batch, latent=100, g_hidden=(256, 512, 1024),
@@ -75,33 +76,93 @@ def worker_matmul_peak(size=2048, repetitions=20):
     return {"gflops": best}
 
 
-def worker_gan(settings, iterations, repetitions):
+def worker_matmuls_only(batch, iterations, repetitions, latent=100, g_hidden=(256, 512, 1024),
+                        d_hidden=(512, 256), image_size=784):
+    """Only the matmuls of one joint iteration (the FLOPs counted above), at the same shapes and
+    in the same order, in one compiled loop: how fast this machine's XLA runs those shapes, a
+    ceiling for the whole step, which also has activations, BatchNorm, losses, RNG, gather,
+    updates and gradient norms."""
     import tensorflow as tf
-    from gan import data, experiment, trainer
+    g_sizes, d_sizes = [latent, *g_hidden, image_size], [image_size, *d_hidden, 1]
+    g_weights = [tf.Variable(tf.random.normal([a, b]) * 0.01) for a, b in zip(g_sizes, g_sizes[1:])]
+    d_weights = [tf.Variable(tf.random.normal([a, b]) * 0.01) for a, b in zip(d_sizes, d_sizes[1:])]
+
+    def forward(weights, x):
+        activations = [x]
+        for w in weights:
+            activations.append(tf.matmul(activations[-1], w))
+        return activations
+
+    def backward(weights, activations, grad, first_input_grad):
+        weight_grads = []
+        for i in reversed(range(len(weights))):
+            weight_grads.insert(0, tf.matmul(activations[i], grad, transpose_a=True))
+            if i > 0 or first_input_grad:
+                grad = tf.matmul(grad, weights[i], transpose_b=True)
+        return weight_grads, grad
+
+    def iteration(z):
+        fake = forward(g_weights, z)[-1]
+        d_acts = forward(d_weights, tf.concat([fake, fake], 0))
+        d_grads, _ = backward(d_weights, d_acts, d_acts[-1], False)
+        for w, grad in zip(d_weights, d_grads):  # a dependency, so nothing is hoisted
+            w.assign_sub(1e-6 * grad)
+        g_acts = forward(g_weights, z)
+        d_acts = forward(d_weights, g_acts[-1])
+        _, image_grad = backward(d_weights, d_acts, d_acts[-1], True)
+        g_grads, _ = backward(g_weights, g_acts, image_grad, False)
+        for w, grad in zip(g_weights, g_grads):
+            w.assign_sub(1e-6 * grad)
+
+    @tf.function(jit_compile=True)
+    def run(n):
+        z = tf.random.normal([batch, latent])
+        for _ in tf.range(n):
+            iteration(z)
+        return g_weights[0][0, 0]
+
+    return _time_runs(lambda n: float(run(tf.constant(n))), iterations, repetitions)
+
+
+def _time_runs(run, iterations, repetitions):
+    for _ in range(2):  # compile, then one more warm run
+        run(iterations)
+    rates = []
+    for _ in range(repetitions):
+        start = time.perf_counter()
+        run(iterations)  # each call returns a fetched scalar, so it waits for all the work
+        rates.append(iterations / (time.perf_counter() - start))
+    return {"iterations_per_sec": statistics.median(rates), "all": rates}
+
+
+def seed_mlp_config(batch_size, d_update, d_fake_batchnorm):
+    """The seed's networks, losses and optimizer (plain SGD), as a run's config.json holds them."""
     config = {
         "dataset": "mnist", "architecture": "mlp", "latent_dim": 100, "dcgan_width": 64,
         "g_hidden": [256, 512, 1024], "d_hidden": [512, 256], "bn_momentum": 0.8,
         "bn_epsilon": 1e-3, "d_loss": "minimax", "g_loss": "non_saturating", "d_steps": 1,
-        "seed": 0, "batch_size": settings["batch_size"], "d_update": settings["d_update"],
-        "d_fake_batchnorm": settings["d_fake_batchnorm"]}
-    for prefix in ("g", "d"):  # the seed's optimizer: plain SGD
+        "seed": 0, "batch_size": batch_size, "d_update": d_update,
+        "d_fake_batchnorm": d_fake_batchnorm}
+    for prefix in ("g", "d"):
         config.update({f"{prefix}_optimizer": "sgd", f"{prefix}_learning_rate": 0.01,
                        f"{prefix}_beta1": 0.5, f"{prefix}_beta2": 0.999,
                        f"{prefix}_epsilon": 1e-7, f"{prefix}_momentum": 0.0,
                        f"{prefix}_nesterov": False, f"{prefix}_rho": 0.9})
+    return config
+
+
+def worker_gan(settings, iterations, repetitions):
+    import tensorflow as tf
+    from gan import data, experiment, trainer
+    config = seed_mlp_config(settings["batch_size"], settings["d_update"],
+                             settings["d_fake_batchnorm"])
     state = experiment.make_state(config)
     runner = trainer.Trainer(state, experiment.trainer_config(config),
                              data.load("mnist", "train").images,
                              jit_compile=settings.get("jit_compile", True))
-    for _ in range(2):  # compile, then one more warm run
-        float(runner.run(iterations)["d_loss"])
-    rates = []
-    for _ in range(repetitions):
-        start = time.perf_counter()
-        float(runner.run(iterations)["d_loss"])  # fetching one scalar waits for the whole call
-        rates.append(iterations / (time.perf_counter() - start))
-    return {"iterations_per_sec": statistics.median(rates), "all": rates,
-            "tf_version": tf.__version__}
+    result = _time_runs(lambda n: float(runner.run(n)["d_loss"]), iterations, repetitions)
+    result["tf_version"] = tf.__version__
+    return result
 
 
 def worker_keras(iterations, repetitions):
@@ -123,6 +184,8 @@ def peak_rss_mib():
 def run_worker(args):
     if args.worker == "peak":
         result = worker_matmul_peak()
+    elif args.worker == MATMULS:
+        result = worker_matmuls_only(32, args.iterations, args.repetitions)
     elif args.worker == KERAS:
         result = worker_keras(args.keras_iterations, args.keras_repetitions)
     else:
@@ -169,7 +232,7 @@ def main():
     print(header)
     print("|" + "|".join("-" * (len(cell)) for cell in header.split("|")[1:-1]) + "|")
     rates = {}
-    names = [n for n in list(CONFIGS) + [KERAS] if not args.only or args.only in n]
+    names = [n for n in list(CONFIGS) + [MATMULS, KERAS] if not args.only or args.only in n]
     for name in names:
         result = spawn(name, args)
         batch = CONFIGS[name]["batch_size"] if name in CONFIGS else 32
