@@ -3,6 +3,7 @@
 One iteration = `d_steps` discriminator updates, then one generator update:
 
   D update, "joint" (the textbook step): one gradient step on real_term(D(x)) + fake_term(D(G(z))).
+      A discriminator without batch statistics (`per_example`) runs once on x and G(z) stacked.
   D update, "split" (the seed's Keras loop): one step on real_term(D(x)), then a second, separate
       step on fake_term(D(G(z))), as two `train_on_batch` calls do.
   G update: one step on g_loss(D(G(z'))) with fresh noise z', G in training mode.
