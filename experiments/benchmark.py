@@ -16,6 +16,7 @@ D backward to its input only, G backward (weights, inputs except G's first layer
 
 import argparse
 import json
+import math
 import os
 import platform
 import resource
@@ -40,10 +41,21 @@ KERAS = "Keras seed loop b32 (train_on_batch)"
 MATMULS = "b32 joint step's matmuls alone"
 
 
-def mlp_flops_per_iteration(batch, latent=100, g_hidden=(256, 512, 1024),
-                            d_hidden=(512, 256), image_size=784):
-    g_sizes = [latent, *g_hidden, image_size]
-    d_sizes = [image_size, *d_hidden, 1]
+def row_batch_size(name):
+    """The batch of a row: its own for the gan configs, the seed's 32 for the other rows."""
+    return CONFIGS[name]["batch_size"] if name in CONFIGS else 32
+
+
+def layer_sizes(config):
+    """(G's layer widths, D's layer widths) of an MLP run config, inputs and outputs included."""
+    image_size = config["image_size"]
+    return ([config["latent_dim"], *config["g_hidden"], image_size],
+            [image_size, *config["d_hidden"], 1])
+
+
+def mlp_flops_per_iteration(config):
+    g_sizes, d_sizes = layer_sizes(config)
+    batch = config["batch_size"]
 
     def forward(sizes, n):
         return sum(2 * n * a * b for a, b in zip(sizes, sizes[1:]))
@@ -66,24 +78,18 @@ def worker_matmul_peak(size=2048, repetitions=20):
     best = 0.0
     for jit in (False, True):  # the faster of TensorFlow's own kernel and XLA's
         matmul = tf.function(lambda x, y: tf.matmul(x, y)[0, 0], jit_compile=jit)
-        matmul(a, b).numpy()
-        times = []
-        for _ in range(repetitions):
-            start = time.perf_counter()
-            matmul(a, b).numpy()
-            times.append(time.perf_counter() - start)
-        best = max(best, 2 * size ** 3 / statistics.median(times) / 1e9)
+        calls = _time_runs(lambda n: float(matmul(a, b)), 1, repetitions)["iterations_per_sec"]
+        best = max(best, 2 * size ** 3 * calls / 1e9)
     return {"gflops": best}
 
 
-def worker_matmuls_only(batch, iterations, repetitions, latent=100, g_hidden=(256, 512, 1024),
-                        d_hidden=(512, 256), image_size=784):
+def worker_matmuls_only(config, iterations, repetitions):
     """Only the matmuls of one joint iteration (the FLOPs counted above), at the same shapes and
     in the same order, in one compiled loop: how fast this machine's XLA runs those shapes, a
     ceiling for the whole step, which also has activations, BatchNorm, losses, RNG, gather,
     updates and gradient norms."""
     import tensorflow as tf
-    g_sizes, d_sizes = [latent, *g_hidden, image_size], [image_size, *d_hidden, 1]
+    g_sizes, d_sizes = layer_sizes(config)
     g_weights = [tf.Variable(tf.random.normal([a, b]) * 0.01) for a, b in zip(g_sizes, g_sizes[1:])]
     d_weights = [tf.Variable(tf.random.normal([a, b]) * 0.01) for a, b in zip(d_sizes, d_sizes[1:])]
 
@@ -116,7 +122,7 @@ def worker_matmuls_only(batch, iterations, repetitions, latent=100, g_hidden=(25
 
     @tf.function(jit_compile=True)
     def run(n):
-        z = tf.random.normal([batch, latent])
+        z = tf.random.normal([config["batch_size"], config["latent_dim"]])
         for _ in tf.range(n):
             iteration(z)
         return g_weights[0][0, 0]
@@ -135,19 +141,15 @@ def _time_runs(run, iterations, repetitions):
     return {"iterations_per_sec": statistics.median(rates), "all": rates}
 
 
-def seed_mlp_config(batch_size, d_update, d_fake_batchnorm):
-    """The seed's networks, losses and optimizer (plain SGD), as a run's config.json holds them."""
-    config = {
-        "dataset": "mnist", "architecture": "mlp", "latent_dim": 100, "dcgan_width": 64,
-        "g_hidden": [256, 512, 1024], "d_hidden": [512, 256], "bn_momentum": 0.8,
-        "bn_epsilon": 1e-3, "d_loss": "minimax", "g_loss": "non_saturating", "d_steps": 1,
-        "seed": 0, "batch_size": batch_size, "d_update": d_update,
-        "d_fake_batchnorm": d_fake_batchnorm}
-    for prefix in ("g", "d"):
-        config.update({f"{prefix}_optimizer": "sgd", f"{prefix}_learning_rate": 0.01,
-                       f"{prefix}_beta1": 0.5, f"{prefix}_beta2": 0.999,
-                       f"{prefix}_epsilon": 1e-7, f"{prefix}_momentum": 0.0,
-                       f"{prefix}_nesterov": False, f"{prefix}_rho": 0.9})
+def seed_mlp_config(batch_size=32, d_update="split", d_fake_batchnorm="inference"):
+    """experiments/seed.flags as `gan.train` reads it, with the batch size and the D update
+    overridden; plus "image_size", the pixels per image, for the FLOP count."""
+    from gan import data, train
+    train.FLAGS([sys.argv[0], f"--flagfile={os.path.join(REPO, 'experiments', 'seed.flags')}",
+                 f"--batch_size={batch_size}", f"--d_update={d_update}",
+                 f"--d_fake_batchnorm={d_fake_batchnorm}", "--logdir=unused"])
+    config = train.run_config()
+    config["image_size"] = math.prod(data.IMAGE_SHAPE)
     return config
 
 
@@ -185,12 +187,16 @@ def run_worker(args):
     if args.worker == "peak":
         result = worker_matmul_peak()
     elif args.worker == MATMULS:
-        result = worker_matmuls_only(32, args.iterations, args.repetitions)
+        result = worker_matmuls_only(seed_mlp_config(d_update="joint", d_fake_batchnorm="train"),
+                                     args.iterations, args.repetitions)
     elif args.worker == KERAS:
         result = worker_keras(args.keras_iterations, args.keras_repetitions)
     else:
         result = worker_gan(CONFIGS[args.worker], args.iterations, args.repetitions)
-    result["peak_rss_mib"] = peak_rss_mib()
+    result["peak_rss_mib"] = peak_rss_mib()  # before the FLOP count's imports, for Keras' sake
+    if args.worker != "peak":
+        result["gflop_per_iteration"] = mlp_flops_per_iteration(
+            seed_mlp_config(row_batch_size(args.worker))) / 1e9
     print(json.dumps(result))
 
 
@@ -235,10 +241,10 @@ def main():
     names = [n for n in list(CONFIGS) + [MATMULS, KERAS] if not args.only or args.only in n]
     for name in names:
         result = spawn(name, args)
-        batch = CONFIGS[name]["batch_size"] if name in CONFIGS else 32
+        batch = row_batch_size(name)
         rate = result["iterations_per_sec"]
         rates[name] = rate
-        gflop = mlp_flops_per_iteration(batch) / 1e9
+        gflop = result["gflop_per_iteration"]
         print(f"| {name:<38} | {rate:>8.1f} | {rate * batch:>9.0f} | {gflop:>10.3f} | "
               f"{rate * gflop:>8.1f} | {100 * rate * gflop / peak:>5.1f}% | "
               f"{result['peak_rss_mib']:>12.0f} |", flush=True)

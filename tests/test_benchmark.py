@@ -49,13 +49,13 @@ def compiled_matmul_flops(hlo_text):
 @pytest.mark.parametrize("batch", [32, 64])
 def test_flop_count_matches_the_compiled_iteration(batch):
     benchmark = load_benchmark()
-    config = dict(benchmark.seed_mlp_config(batch, d_update="joint", d_fake_batchnorm="train"))
+    config = benchmark.seed_mlp_config(batch, d_update="joint", d_fake_batchnorm="train")
     state = experiment.make_state(config)
     runner = trainer.Trainer(state, experiment.trainer_config(config),
                              data.load("mnist", "test").images[:1000])
     iteration = tf.function(runner._iteration, jit_compile=True)
     hlo = iteration.experimental_get_compiler_ir(runner.images)(stage="optimized_hlo")
     compiled = compiled_matmul_flops(hlo)
-    counted = benchmark.mlp_flops_per_iteration(batch)
+    counted = benchmark.mlp_flops_per_iteration(config)
     # XLA may turn the 1-unit output layer's matmuls into multiply-reduce: 0.1% of the FLOPs.
     assert compiled == pytest.approx(counted, rel=2e-3), (compiled, counted)

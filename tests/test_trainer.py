@@ -172,4 +172,5 @@ def test_joint_step_stacks_real_and_fake_only_for_per_example_discriminators(per
         np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-6)
     # D step (one stacked call of 32, or two of 16) then the G step's call of 16; the loop body
     # is traced a second time by tf.while_loop, so only the first iteration's calls are checked.
-    assert calls[:3 if not per_example else 2] == ([16, 16, 16] if not per_example else [32, 16])
+    expected_calls = [32, 16] if per_example else [16, 16, 16]
+    assert calls[:len(expected_calls)] == expected_calls
