@@ -20,9 +20,7 @@ FLAGS = flags.FLAGS
 
 
 def define_flags():
-    flags.DEFINE_string("logdir", None, "Run directory written by gan.train.")
-    flags.DEFINE_string("checkpoint", None, "Checkpoint path prefix, or 'best' for the best-FID "
-                        "one; default: the latest.")
+    experiment.define_run_flags()
     flags.DEFINE_integer("num_samples", 10000, "Generated samples to evaluate.")
     flags.DEFINE_integer("seed", 0, "Seed of the evaluation noise.")
     flags.DEFINE_string("output", None, "JSON file for the results; default "
@@ -52,7 +50,7 @@ def main(argv):
     else:
         if not FLAGS.logdir:
             raise app.UsageError("--logdir is required (or --reference)")
-        config, state, path = experiment.load_run(FLAGS.logdir, FLAGS.checkpoint)
+        config, state, path = experiment.load_run_from_flags()
         evaluator = evaluation.Evaluator(config["dataset"], FLAGS.num_samples, FLAGS.data_dir)
         results = evaluation.evaluate_state(evaluator, state, config, FLAGS.seed)
         step = int(state.step.numpy())

@@ -9,8 +9,13 @@ import json
 import os
 
 import tensorflow as tf
+from absl import app, flags
 
 from gan import data, images, networks, optimizers, trainer
+
+# The flags that `define_run_flags` defines belong to the program that calls it, so that its
+# --help lists them.
+flags.disclaim_key_flags()
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_SUBDIR = "checkpoints"
@@ -66,6 +71,22 @@ def make_state(config):
 
 def checkpoint_dir(logdir):
     return os.path.join(logdir, CHECKPOINT_SUBDIR)
+
+
+def define_run_flags():
+    """--logdir and --checkpoint, for the programs that read a run back (see `load_run`)."""
+    flags.DEFINE_string("logdir", None, "Run directory written by gan.train.")
+    flags.DEFINE_string("checkpoint", None, "Checkpoint path prefix, or 'best' for the best-FID "
+                        "one; default: the latest.")
+
+
+def load_run_from_flags():
+    """`load_run` of --logdir and --checkpoint; a missing run or checkpoint is the user's mistake,
+    so it is reported as a one-line usage error, not a traceback."""
+    try:
+        return load_run(flags.FLAGS.logdir, flags.FLAGS.checkpoint)
+    except FileNotFoundError as error:
+        raise app.UsageError(str(error)) from None
 
 
 def load_run(logdir, checkpoint=None):

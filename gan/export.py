@@ -40,14 +40,13 @@ def export(generator, latent_dim, output):
 
 def main(argv):
     del argv
-    config, state, path = experiment.load_run(FLAGS.logdir, FLAGS.checkpoint)
+    config, state, path = experiment.load_run_from_flags()
     export(state.generator, config["latent_dim"], FLAGS.output)
     print(f"exported the generator of {path} to {FLAGS.output}")
 
 
 if __name__ == "__main__":
-    flags.DEFINE_string("logdir", None, "Run directory written by gan.train.")
-    flags.DEFINE_string("checkpoint", None, "Checkpoint path prefix, or 'best'; default: latest.")
+    experiment.define_run_flags()
     flags.DEFINE_string("output", None, "Directory to write the SavedModel to.")
     flags.mark_flags_as_required(["logdir", "output"])
     app.run(main)

@@ -134,3 +134,4 @@ def test_export_round_trip_with_tensorflow_only(evaluated_run, sampled, tmp_path
 def test_tools_explain_a_missing_run(tmp_path):
     result = run_module("gan.evaluate", f"--logdir={tmp_path}", check=False)
     assert result.returncode != 0 and "config.json not found" in result.stderr
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
