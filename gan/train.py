@@ -135,6 +135,8 @@ def next_boundary(step, every):
 
 
 NONFINITE_EXIT_CODE = 3
+AFTER_WRITE_FAILURE = ("The last complete checkpoint is intact; free space (or fix permissions) "
+                       "and rerun the same command to resume.")
 MAX_ROLLBACKS = 5
 
 
@@ -199,9 +201,8 @@ class Run:
             # TensorFlow writes a checkpoint under temporary names and renames it when complete,
             # and updates the `checkpoint` index last, so the previous checkpoint stays usable.
             raise StopTraining(f"could not write the checkpoint for step {step} in "
-                               f"{experiment.checkpoint_dir(self.logdir)}: {e}. The last complete "
-                               "checkpoint is intact; free space (or fix permissions) and rerun "
-                               "the same command to resume.") from None
+                               f"{experiment.checkpoint_dir(self.logdir)}: {e}. "
+                               f"{AFTER_WRITE_FAILURE}") from None
 
     def write_samples(self, step):
         grid = sample_grid(self.state.generator, self.noise, FLAGS.grid_size)
@@ -414,9 +415,8 @@ def main(argv):
     except data.DataError as e:
         fail([str(e)])
     except OSError as e:  # e.g. a full disk while writing samples or events
-        fail([f"could not write {e.filename or FLAGS.logdir}: {e.strerror or e}. The last complete "
-              "checkpoint is intact; free space (or fix permissions) and rerun the same command "
-              "to resume."])
+        fail([f"could not write {e.filename or FLAGS.logdir}: {e.strerror or e}. "
+              f"{AFTER_WRITE_FAILURE}"])
     except StopTraining as e:
         if e.exit_code == 0:
             print(str(e), flush=True)
