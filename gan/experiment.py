@@ -22,9 +22,10 @@ CHECKPOINT_SUBDIR = "checkpoints"
 BEST_CHECKPOINT_SUBDIR = "best_checkpoint"
 
 # Settings that fix the shapes or the set of variables in a checkpoint: a checkpoint can only be
-# resumed by a run that agrees on all of them.
+# resumed by a run that agrees on all of them, and on the optimizers' slot variables (see
+# `structural_differences`).
 STRUCTURAL_KEYS = ("dataset", "architecture", "latent_dim", "g_hidden", "d_hidden", "dcgan_width",
-                   "g_optimizer", "d_optimizer", "g_momentum", "d_momentum")
+                   "g_optimizer", "d_optimizer")
 
 
 def network_config(config):
@@ -114,10 +115,29 @@ def load_config(logdir):
         return json.load(f)
 
 
+def optimizer_slot_names(config, prefix):
+    """The slot variables the run's `prefix` optimizer keeps per weight, e.g. ('velocity',)."""
+    return make_optimizer(config, prefix).slot_names
+
+
 def structural_differences(old, new):
-    """Lines 'key: checkpoint has A, this run has B' for every structural setting that differs."""
-    return [f"{key}: checkpoint has {old.get(key)!r}, this run has {new.get(key)!r}"
-            for key in STRUCTURAL_KEYS if old.get(key) != new.get(key)]
+    """Lines 'key: checkpoint has A, this run has B' for every structural setting that differs.
+
+    A hyper-parameter may change on resume unless it changes the optimizer's slot variables:
+    SGD's momentum may go from 0.9 to 0.5, but not from 0 (no velocity slot) to 0.9.
+    """
+    lines = [f"{key}: checkpoint has {old.get(key)!r}, this run has {new.get(key)!r}"
+             for key in STRUCTURAL_KEYS if old.get(key) != new.get(key)]
+    for prefix in ("g", "d"):
+        if old.get(f"{prefix}_optimizer") != new.get(f"{prefix}_optimizer"):
+            continue
+        old_slots, new_slots = optimizer_slot_names(old, prefix), optimizer_slot_names(new, prefix)
+        if old_slots != new_slots:
+            key = f"{prefix}_momentum"
+            lines.append(f"{key}: checkpoint has {old.get(key)!r}, this run has {new.get(key)!r}, "
+                         f"so the optimizer's slot variables would change from "
+                         f"{list(old_slots)} to {list(new_slots)}")
+    return lines
 
 
 BEST_FILE = "best.json"

@@ -25,6 +25,11 @@ class Optimizer(tf.Module):
         self.slots = []  # one dict of slot variables per variable, in `build` order
         self._slot_index = {}
 
+    @property
+    def slot_names(self):
+        """The names of the state variables kept per weight; they fix a checkpoint's structure."""
+        return tuple(self._slot_names)
+
     def build(self, variables):
         """Creates the slot variables for `variables` (idempotent)."""
         with self.name_scope:

@@ -98,6 +98,27 @@ def test_checkpoint_of_another_model_is_refused_then_restart_archives_it(tmp_pat
     assert os.path.exists(os.path.join(logdir, "checkpoints", "ckpt-20.index"))
 
 
+def test_resume_may_change_momentum_but_not_the_optimizer_slots(tmp_path):
+    logdir = str(tmp_path)
+    sgd = ["--g_optimizer=sgd", "--d_optimizer=sgd", "--g_learning_rate=0.01",
+           "--d_learning_rate=0.01", "--d_momentum=0.5"]
+    run_module("gan.train", *SMALL, *sgd, f"--logdir={logdir}", "--num_steps=10",
+               "--g_momentum=0.9")
+    before = checkpoint_values(os.path.join(logdir, "checkpoints", "ckpt-10"))
+    assert any(name.endswith("velocity/.ATTRIBUTES/VARIABLE_VALUE") for name in before)
+
+    refused = run_module("gan.train", *SMALL, *sgd, f"--logdir={logdir}", "--num_steps=20",
+                         "--g_momentum=0", check=False)
+    assert_clean_failure(refused, "g_momentum: checkpoint has 0.9, this run has 0.0",
+                         "['velocity'] to []", "--restart")
+    assert "d_momentum" not in refused.stderr
+
+    resumed = run_module("gan.train", *SMALL, *sgd, f"--logdir={logdir}", "--num_steps=20",
+                         "--g_momentum=0.5")
+    assert "Resumed from" in resumed.stdout and "at step 10" in resumed.stdout
+    assert os.path.exists(os.path.join(logdir, "checkpoints", "ckpt-20.index"))
+
+
 def test_nonfinite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
     logdir = str(tmp_path)
     run_module("gan.train", *SMALL, f"--logdir={logdir}", "--num_steps=20",
