@@ -2,6 +2,8 @@
 
     python experiments/benchmark.py            # the full table (a few minutes)
     python experiments/benchmark.py --quick    # fewer repetitions
+    python experiments/benchmark.py --compare "gan b32 (joint D step)" \
+        "gan b32 (joint, no tree reduction)"       # two configs in interleaved rounds: B/A
 
 Each configuration runs in its own subprocess (so its peak resident memory is its own and no
 thread pool is shared), warms up (compilation included), then times --repetitions runs of
@@ -36,6 +38,8 @@ CONFIGS = {
     "gan b256 (joint D step)": dict(batch_size=256, d_update="joint", d_fake_batchnorm="train"),
     "gan b32 (joint, no XLA)": dict(batch_size=32, d_update="joint", d_fake_batchnorm="train",
                                     jit_compile=False),
+    "gan b32 (joint, no tree reduction)": dict(batch_size=32, d_update="joint",
+                                               d_fake_batchnorm="train", xla_tree_reduction=False),
 }
 KERAS = "Keras seed loop b32 (train_on_batch)"
 MATMULS = "b32 joint step's matmuls alone"
@@ -153,18 +157,64 @@ def seed_mlp_config(batch_size=32, d_update="split", d_fake_batchnorm="inference
     return config
 
 
-def worker_gan(settings, iterations, repetitions):
-    import tensorflow as tf
+def gan_runner(settings):
+    """A function n -> None that runs n iterations of a CONFIGS entry and waits for them."""
     from gan import data, experiment, trainer
+    if not settings.get("xla_tree_reduction", True):  # before anything is compiled
+        trainer.disable_xla_tree_reduction()
     config = seed_mlp_config(settings["batch_size"], settings["d_update"],
                              settings["d_fake_batchnorm"])
     state = experiment.make_state(config)
     runner = trainer.Trainer(state, experiment.trainer_config(config),
                              data.load("mnist", "train").images,
                              jit_compile=settings.get("jit_compile", True))
-    result = _time_runs(lambda n: float(runner.run(n)["d_loss"]), iterations, repetitions)
+    return lambda n: float(runner.run(n)["d_loss"])
+
+
+def worker_gan(settings, iterations, repetitions):
+    import tensorflow as tf
+    result = _time_runs(gan_runner(settings), iterations, repetitions)
     result["tf_version"] = tf.__version__
     return result
+
+
+def serve_timed_runs(name, iterations):
+    """Worker of `interleaved`: warms up, then times one run per line read from stdin."""
+    run = gan_runner(CONFIGS[name])
+    for _ in range(2):
+        run(iterations)
+    print("ready", flush=True)
+    for _ in sys.stdin:
+        start = time.perf_counter()
+        run(iterations)
+        print(iterations / (time.perf_counter() - start), flush=True)
+
+
+def interleaved(name_a, name_b, args):
+    """Times two configs in turns, each in its own warm process: both see the same moments of a
+    noisy machine, so the median of the per-round ratios B/A is steadier than two separate rows."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
+    workers = [subprocess.Popen([sys.executable, os.path.abspath(__file__), f"--serve={name}",
+                                 f"--iterations={args.iterations}"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
+               for name in (name_a, name_b)]
+    for worker in workers:
+        if worker.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"a worker of {name_a!r} / {name_b!r} failed to start")
+    rates = ([], [])
+    for round_index in range(args.rounds):
+        for i in ((0, 1) if round_index % 2 == 0 else (1, 0)):  # alternate who goes first
+            workers[i].stdin.write("go\n")
+            workers[i].stdin.flush()
+            rates[i].append(float(workers[i].stdout.readline()))
+    for worker in workers:
+        worker.stdin.close()
+        worker.wait()
+    ratios = [b / a for a, b in zip(*rates)]
+    print(f"# A = {name_a}: median {statistics.median(rates[0]):.1f} iter/s")
+    print(f"# B = {name_b}: median {statistics.median(rates[1]):.1f} iter/s")
+    print(f"# B/A, median of {args.rounds} interleaved rounds of {args.iterations} iterations: "
+          f"{statistics.median(ratios):.3f}  (rounds: {' '.join(f'{r:.2f}' for r in ratios)})")
 
 
 def worker_keras(iterations, repetitions):
@@ -221,10 +271,23 @@ def main():
     parser.add_argument("--keras_repetitions", type=int, default=3, help="Keras timed runs.")
     parser.add_argument("--quick", action="store_true", help="Fewer iterations and repetitions.")
     parser.add_argument("--only", default=None, help="Run only configs whose name contains this.")
+    parser.add_argument("--compare", nargs=2, metavar=("A", "B"), default=None,
+                        help="Instead of the table: time two gan configs (names as in the "
+                        "table) in interleaved rounds and print the median ratio B/A.")
+    parser.add_argument("--rounds", type=int, default=12, help="Rounds for --compare.")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--serve", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return run_worker(args)
+    if args.serve:
+        return serve_timed_runs(args.serve, args.iterations)
+    if args.compare:
+        unknown = [name for name in args.compare if name not in CONFIGS]
+        if unknown:
+            parser.error(f"--compare: unknown config {unknown[0]!r}; choose from: "
+                         + "; ".join(CONFIGS))
+        return interleaved(*args.compare, args)
     if args.quick:
         args.iterations, args.repetitions = 200, 3
         args.keras_iterations, args.keras_repetitions = 100, 1
