@@ -405,8 +405,11 @@ def main(argv):
         fail(errors)
     if FLAGS.deterministic:
         tf.config.experimental.enable_op_determinism()
-    if not FLAGS.xla_tree_reduction and trainer.disable_xla_tree_reduction():
-        print("XLA tree reduction off (--noxla_tree_reduction)", flush=True)
+    if not FLAGS.xla_tree_reduction:
+        if trainer.disable_xla_tree_reduction():
+            print("XLA tree reduction off (--noxla_tree_reduction)", flush=True)
+        else:
+            print("--noxla_tree_reduction ignored: TensorFlow sees a GPU", flush=True)
     config = run_config()
     try:
         previous = prepare_logdir(FLAGS.logdir, config)
