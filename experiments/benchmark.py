@@ -2,8 +2,8 @@
 
     python experiments/benchmark.py            # the full table (a few minutes)
     python experiments/benchmark.py --quick    # fewer repetitions
-    python experiments/benchmark.py --compare "gan b32 (joint D step)" \
-        "gan b32 (joint, no tree reduction)"       # two configs in interleaved rounds: B/A
+    python experiments/benchmark.py --compare "gan b32 (seed's split D steps)" \
+        "gan b32 (joint D step)"                   # two configs in interleaved rounds: B/A
 
 Each configuration runs in its own subprocess (so its peak resident memory is its own and no
 thread pool is shared), warms up (compilation included), then times --repetitions runs of
@@ -38,8 +38,6 @@ CONFIGS = {
     "gan b256 (joint D step)": dict(batch_size=256, d_update="joint", d_fake_batchnorm="train"),
     "gan b32 (joint, no XLA)": dict(batch_size=32, d_update="joint", d_fake_batchnorm="train",
                                     jit_compile=False),
-    "gan b32 (joint, no tree reduction)": dict(batch_size=32, d_update="joint",
-                                               d_fake_batchnorm="train", xla_tree_reduction=False),
 }
 KERAS = "Keras seed loop b32 (train_on_batch)"
 MATMULS = "b32 joint step's matmuls alone"
@@ -160,8 +158,6 @@ def seed_mlp_config(batch_size=32, d_update="split", d_fake_batchnorm="inference
 def gan_runner(settings):
     """A function n -> None that runs n iterations of a CONFIGS entry and waits for them."""
     from gan import data, experiment, trainer
-    if not settings.get("xla_tree_reduction", True):  # before anything is compiled
-        trainer.disable_xla_tree_reduction()
     config = seed_mlp_config(settings["batch_size"], settings["d_update"],
                              settings["d_fake_batchnorm"])
     state = experiment.make_state(config)

@@ -82,11 +82,6 @@ flags.DEFINE_integer("grid_size", 5, "Sample grid is grid_size x grid_size (the 
 flags.DEFINE_integer("steps_per_loop", 100, "Iterations per compiled call; logging, samples and "
                      "checkpoints still happen at their exact steps.")
 flags.DEFINE_boolean("jit_compile", True, "Compile the training loop with XLA.")
-flags.DEFINE_boolean("xla_tree_reduction", True, "Keep XLA's tree-reduction rewrite of long sums "
-                     "(pairwise precision). --noxla_tree_reduction turns it off on CPU: the "
-                     "gradient norms become one fused pass each and a batch-32 MLP step about 8% "
-                     "faster; float32 sums of ~1e6 terms then carry ~1e-5 relative error instead "
-                     "of ~1e-7. No effect on a GPU.")
 flags.DEFINE_enum("on_nonfinite", "stop", ["stop", "rollback"],
                   "When a loss or gradient becomes NaN/inf: stop (keeping the last good "
                   "checkpoint), or roll back to the last checkpoint and continue with the "
@@ -405,11 +400,6 @@ def main(argv):
         fail(errors)
     if FLAGS.deterministic:
         tf.config.experimental.enable_op_determinism()
-    if not FLAGS.xla_tree_reduction:
-        if trainer.disable_xla_tree_reduction():
-            print("XLA tree reduction off (--noxla_tree_reduction)", flush=True)
-        else:
-            print("--noxla_tree_reduction ignored: TensorFlow sees a GPU", flush=True)
     config = run_config()
     try:
         previous = prepare_logdir(FLAGS.logdir, config)

@@ -18,7 +18,6 @@ the device until they are logged.
 """
 
 import dataclasses
-import os
 
 import tensorflow as tf
 
@@ -26,38 +25,6 @@ from gan import data, losses
 
 D_UPDATES = ("joint", "split")
 FAKE_BATCHNORM_MODES = ("train", "inference")
-
-
-# XLA's CPU compiler rewrites every sum over more than 32 elements into a reduce-window and a
-# short sum (a tree reduction, for precision). The reduce-window cannot absorb the elementwise op
-# before it, so each gradient norm squares its gradient into a temporary as large as the weights,
-# then reads it back; without the rewrite, square and sum are one pass.
-TREE_REDUCTION_PASS = "tree_reduction_rewriter"
-_DISABLE_PASSES = "--xla_disable_hlo_passes="
-
-
-def disable_xla_tree_reduction():
-    """Turns XLA's tree-reduction rewrite off for this process's CPU compiles, by adding it to
-    --xla_disable_hlo_passes in XLA_FLAGS (other XLA flags are kept).
-
-    XLA reads XLA_FLAGS once, at the process's first compile, so call this before anything is
-    compiled. Long float32 sums lose the tree's precision (about 1e-5 relative error on a sum of
-    800,000 squares instead of 1e-7). Returns False, changing nothing, when a GPU is visible:
-    GPU reductions rely on their own rewrite.
-    """
-    if tf.config.list_physical_devices("GPU"):
-        return False
-    flags = os.environ.get("XLA_FLAGS", "").split()
-    for i, flag in enumerate(flags):
-        if flag.startswith(_DISABLE_PASSES):
-            passes = flag[len(_DISABLE_PASSES):].split(",")
-            if TREE_REDUCTION_PASS not in passes:
-                flags[i] = flag + "," + TREE_REDUCTION_PASS
-            break
-    else:
-        flags.append(_DISABLE_PASSES + TREE_REDUCTION_PASS)
-    os.environ["XLA_FLAGS"] = " ".join(flags)
-    return True
 
 
 @dataclasses.dataclass(frozen=True)
