@@ -132,9 +132,13 @@ def worker_matmuls_only(config, iterations, repetitions):
     return _time_runs(lambda n: float(run(tf.constant(n))), iterations, repetitions)
 
 
-def _time_runs(run, iterations, repetitions):
+def _warm_up(run, iterations):
     for _ in range(2):  # compile, then one more warm run
         run(iterations)
+
+
+def _time_runs(run, iterations, repetitions):
+    _warm_up(run, iterations)
     rates = []
     for _ in range(repetitions):
         start = time.perf_counter()
@@ -177,8 +181,7 @@ def worker_gan(settings, iterations, repetitions):
 def serve_timed_runs(name, iterations):
     """Worker of `interleaved`: warms up, then times one run per line read from stdin."""
     run = gan_runner(CONFIGS[name])
-    for _ in range(2):
-        run(iterations)
+    _warm_up(run, iterations)
     print("ready", flush=True)
     for _ in sys.stdin:
         start = time.perf_counter()
@@ -189,10 +192,9 @@ def serve_timed_runs(name, iterations):
 def interleaved(name_a, name_b, args):
     """Times two configs in turns, each in its own warm process: both see the same moments of a
     noisy machine, so the median of the per-round ratios B/A is steadier than two separate rows."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
     workers = [subprocess.Popen([sys.executable, os.path.abspath(__file__), f"--serve={name}",
                                  f"--iterations={args.iterations}"], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
+                                stdout=subprocess.PIPE, text=True, env=_worker_env(), cwd=REPO)
                for name in (name_a, name_b)]
     for worker in workers:
         if worker.stdout.readline().strip() != "ready":
@@ -246,13 +248,17 @@ def run_worker(args):
     print(json.dumps(result))
 
 
+def _worker_env():
+    """The environment of a worker subprocess: quiet TensorFlow, this checkout's gan."""
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
+
+
 def spawn(name, args):
     cmd = [sys.executable, os.path.abspath(__file__), f"--worker={name}",
            f"--iterations={args.iterations}", f"--repetitions={args.repetitions}",
            f"--keras_iterations={args.keras_iterations}",
            f"--keras_repetitions={args.keras_repetitions}"]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=_worker_env(), cwd=REPO)
     if out.returncode != 0:
         raise RuntimeError(f"{name} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])

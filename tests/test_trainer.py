@@ -118,7 +118,6 @@ def test_bad_config_names_list_choices():
         trainer.TrainerConfig(g_loss="nonsat")
 
 
-
 class BatchStatisticsDiscriminator(tf.Module):
     """A discriminator whose logits depend on the whole batch (BatchNorm in training mode), so
     stacking real and fake into one batch would change them."""
