@@ -17,5 +17,6 @@ setup(
         "absl-py",
         "tensorboard",
     ],
-    extras_require={"test": ["pytest"]},
+    # plots: experiments/plot_scalars.py draws the README's figures; training never needs it.
+    extras_require={"test": ["pytest"], "plots": ["matplotlib"]},
 )

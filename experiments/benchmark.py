@@ -49,15 +49,16 @@ def row_batch_size(name):
 
 
 def layer_sizes(config):
-    """(G's layer widths, D's layer widths) of an MLP run config, inputs and outputs included."""
-    image_size = config["image_size"]
-    return ([config["latent_dim"], *config["g_hidden"], image_size],
-            [image_size, *config["d_hidden"], 1])
+    """(G's layer widths, D's layer widths) of an MLP RunConfig, inputs and outputs included."""
+    from gan import data
+    image_size = math.prod(data.IMAGE_SHAPE)
+    model = config.model
+    return ([model.latent_dim, *model.g_hidden, image_size], [image_size, *model.d_hidden, 1])
 
 
 def mlp_flops_per_iteration(config):
     g_sizes, d_sizes = layer_sizes(config)
-    batch = config["batch_size"]
+    batch = config.schedule.batch_size
 
     def forward(sizes, n):
         return sum(2 * n * a * b for a, b in zip(sizes, sizes[1:]))
@@ -124,7 +125,7 @@ def worker_matmuls_only(config, iterations, repetitions):
 
     @tf.function(jit_compile=True)
     def run(n):
-        z = tf.random.normal([config["batch_size"], config["latent_dim"]])
+        z = tf.random.normal([config.schedule.batch_size, config.model.latent_dim])
         for _ in tf.range(n):
             iteration(z)
         return g_weights[0][0, 0]
@@ -149,23 +150,21 @@ def _time_runs(run, iterations, repetitions):
 
 def seed_mlp_config(batch_size=32, d_update="split", d_fake_batchnorm="inference"):
     """experiments/seed.flags as `gan.train` reads it, with the batch size and the D update
-    overridden; plus "image_size", the pixels per image, for the FLOP count."""
-    from gan import data, train
-    train.FLAGS([sys.argv[0], f"--flagfile={os.path.join(REPO, 'experiments', 'seed.flags')}",
-                 f"--batch_size={batch_size}", f"--d_update={d_update}",
-                 f"--d_fake_batchnorm={d_fake_batchnorm}", "--logdir=unused"])
-    config = train.run_config()
-    config["image_size"] = math.prod(data.IMAGE_SHAPE)
-    return config
+    overridden."""
+    from gan import config
+    return config.from_flagfile(os.path.join(REPO, "experiments", "seed.flags"),
+                                batch_size=batch_size, d_update=d_update,
+                                d_fake_batchnorm=d_fake_batchnorm)
 
 
 def gan_runner(settings):
     """A function n -> None that runs n iterations of a CONFIGS entry and waits for them."""
-    from gan import data, experiment, trainer
+    from gan import config as config_lib
+    from gan import data, trainer
     config = seed_mlp_config(settings["batch_size"], settings["d_update"],
                              settings["d_fake_batchnorm"])
-    state = experiment.make_state(config)
-    runner = trainer.Trainer(state, experiment.trainer_config(config),
+    state = config_lib.make_state(config)
+    runner = trainer.Trainer(state, config_lib.trainer_config(config),
                              data.load("mnist", "train").images,
                              jit_compile=settings.get("jit_compile", True))
     return lambda n: float(runner.run(n)["d_loss"])

@@ -14,13 +14,13 @@ import os
 from absl import app, flags
 import numpy as np
 
-from gan import data, evaluation, experiment, images
+from gan import data, evaluation, images, rundir
 
 FLAGS = flags.FLAGS
 
 
 def define_flags():
-    experiment.define_run_flags()
+    rundir.define_run_flags()
     flags.DEFINE_integer("num_samples", 10000, "Generated samples to evaluate.")
     flags.DEFINE_integer("seed", 0, "Seed of the evaluation noise.")
     flags.DEFINE_string("output", None, "JSON file for the results; default "
@@ -50,11 +50,11 @@ def main(argv):
     else:
         if not FLAGS.logdir:
             raise app.UsageError("--logdir is required (or --reference)")
-        config, state, path = experiment.load_run_from_flags()
-        evaluator = evaluation.Evaluator(config["dataset"], FLAGS.num_samples, FLAGS.data_dir)
+        config, state, path = rundir.load_run_from_flags()
+        evaluator = evaluation.Evaluator(config.data.dataset, FLAGS.num_samples, FLAGS.data_dir)
         results = evaluation.evaluate_state(evaluator, state, config, FLAGS.seed)
         step = int(state.step.numpy())
-        results.update(checkpoint=path, step=step, dataset=config["dataset"])
+        results.update(checkpoint=path, step=step, dataset=config.data.dataset)
         print(f"{path} (step {step}): {evaluation.format_metrics(results)}")
         output = FLAGS.output or os.path.join(FLAGS.logdir, "eval", f"step_{step:06d}.json")
     if output:

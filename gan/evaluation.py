@@ -97,7 +97,7 @@ class Evaluator:
 
 def evaluate_state(evaluator, state, config, seed=0):
     """Metrics of a training state's generator (the run config gives its latent size)."""
-    return evaluator.evaluate_generator(state.generator, config["latent_dim"], seed)
+    return evaluator.evaluate_generator(state.generator, config.model.latent_dim, seed)
 
 
 SCALAR_METRICS = ("fid", "kid", "kid_std", "classifier_score", "precision", "recall",

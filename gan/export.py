@@ -9,7 +9,7 @@ or through the serving signature: model.signatures["serving_default"](noise=...)
 from absl import app, flags
 import tensorflow as tf
 
-from gan import experiment
+from gan import rundir
 
 FLAGS = flags.FLAGS
 
@@ -40,13 +40,13 @@ def export(generator, latent_dim, output):
 
 def main(argv):
     del argv
-    config, state, path = experiment.load_run_from_flags()
-    export(state.generator, config["latent_dim"], FLAGS.output)
+    config, state, path = rundir.load_run_from_flags()
+    export(state.generator, config.model.latent_dim, FLAGS.output)
     print(f"exported the generator of {path} to {FLAGS.output}")
 
 
 if __name__ == "__main__":
-    experiment.define_run_flags()
+    rundir.define_run_flags()
     flags.DEFINE_string("output", None, "Directory to write the SavedModel to.")
     flags.mark_flags_as_required(["logdir", "output"])
     app.run(main)

@@ -44,6 +44,3 @@ def write_png(path, image_uint8):
     """Writes an [H, W, C] uint8 image as PNG."""
     write_atomically(path, tf.io.encode_png(image_uint8).numpy())
 
-
-def read_png(path):
-    return tf.io.decode_png(tf.io.read_file(path)).numpy()

@@ -65,7 +65,6 @@ class BatchNorm(tf.Module):
     training=False: the same with the moving statistics in place of the batch's.
 
     Defaults (momentum 0.99, epsilon 1e-3) are Keras'; the seed sets momentum 0.8.
-    `update_moving=False` normalises with batch statistics without touching the moving averages.
     """
 
     def __init__(self, momentum=0.99, epsilon=1e-3, num_features=None, name=None):
@@ -89,18 +88,17 @@ class BatchNorm(tf.Module):
         self.moving_variance = tf.Variable(
             tf.ones([num_features]), trainable=False, name="moving_variance")
 
-    def __call__(self, x, training, update_moving=True):
+    def __call__(self, x, training):
         if self.num_features is None:
             self._build(int(x.shape[-1]))
         if training:
             axes = list(range(len(x.shape) - 1))
             mean = tf.reduce_mean(x, axis=axes)
             variance = tf.reduce_mean(tf.math.squared_difference(x, tf.stop_gradient(mean)), axis=axes)
-            if update_moving:
-                m = self.momentum
-                self.moving_mean.assign(m * self.moving_mean + (1.0 - m) * tf.stop_gradient(mean))
-                self.moving_variance.assign(
-                    m * self.moving_variance + (1.0 - m) * tf.stop_gradient(variance))
+            m = self.momentum
+            self.moving_mean.assign(m * self.moving_mean + (1.0 - m) * tf.stop_gradient(mean))
+            self.moving_variance.assign(
+                m * self.moving_variance + (1.0 - m) * tf.stop_gradient(variance))
         else:
             mean, variance = self.moving_mean, self.moving_variance
         # Folding scale and statistics into one multiply-add keeps the op count (and memory traffic)

@@ -40,10 +40,6 @@ def frechet_distance(mu1, sigma1, mu2, sigma2):
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt)
 
 
-def fid(features_a, features_b):
-    return frechet_distance(*gaussian_statistics(features_a), *gaussian_statistics(features_b))
-
-
 def polynomial_kernel(x, y):
     base = x @ y.T / x.shape[1] + 1.0
     return base * base * base  # two multiplies: ~10x faster than numpy's general power

@@ -41,10 +41,10 @@ class MLPGenerator(tf.Module):
             self.output_layer = layers.Dense(math.prod(self.image_shape), input_size=fan_in)
             self.reshape = layers.Reshape(self.image_shape)
 
-    def __call__(self, z, training, update_moving=True):
+    def __call__(self, z, training):
         h = z
         for dense, norm in zip(self.dense_layers, self.norm_layers):
-            h = norm(layers.leaky_relu(dense(h), self.leaky_slope), training, update_moving)
+            h = norm(layers.leaky_relu(dense(h), self.leaky_slope), training)
         return self.reshape(tf.tanh(self.output_layer(h)))
 
 
@@ -102,10 +102,10 @@ class DCGANGenerator(tf.Module):
             self.norm1 = layers.BatchNorm(bn_momentum, bn_epsilon, num_features=2 * width)
             self.up2 = layers.Conv2DTranspose(channels, 5, stride=2)
 
-    def __call__(self, z, training, update_moving=True):
+    def __call__(self, z, training):
         h = tf.reshape(self.project(z), (-1,) + self.base_shape)
-        h = tf.nn.relu(self.norm0(h, training, update_moving))
-        h = tf.nn.relu(self.norm1(self.up1(h), training, update_moving))
+        h = tf.nn.relu(self.norm0(h, training))
+        h = tf.nn.relu(self.norm1(self.up1(h), training))
         return tf.tanh(self.up2(h))
 
 

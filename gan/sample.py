@@ -14,13 +14,13 @@ from absl import app, flags
 import numpy as np
 import tensorflow as tf
 
-from gan import experiment, images
+from gan import images, rundir
 
 FLAGS = flags.FLAGS
 
 
 def define_flags():
-    experiment.define_run_flags()
+    rundir.define_run_flags()
     flags.DEFINE_integer("num_samples", 64, "Number of samples.")
     flags.DEFINE_string("output", None, "Output file: .npy (uint8 [N, H, W]) or .png (a grid).")
     flags.DEFINE_integer("seed", 0, "Seed of the latent noise: the same seed gives the same "
@@ -54,8 +54,8 @@ def main(argv):
     output = FLAGS.output
     if not output.endswith((".npy", ".png")):
         raise app.UsageError(f"--output must end in .npy or .png, got {output!r}")
-    config, state, _ = experiment.load_run_from_flags()
-    noise = latent_noise(config["latent_dim"], FLAGS.num_samples, FLAGS.seed, FLAGS.interpolate,
+    config, state, _ = rundir.load_run_from_flags()
+    noise = latent_noise(config.model.latent_dim, FLAGS.num_samples, FLAGS.seed, FLAGS.interpolate,
                          FLAGS.interpolation_steps)
     samples = images.to_uint8(state.generator(tf.constant(noise), training=False).numpy())
     if output.endswith(".npy"):

@@ -2,11 +2,16 @@
 
 One iteration = `d_steps` discriminator updates, then one generator update:
 
-  D update, "joint" (the textbook step): one gradient step on real_term(D(x)) + fake_term(D(G(z))).
-      A discriminator without batch statistics (`per_example`) runs once on x and G(z) stacked.
-  D update, "split" (the seed's Keras loop): one step on real_term(D(x)), then a second, separate
-      step on fake_term(D(G(z))), as two `train_on_batch` calls do.
-  G update: one step on g_loss(D(G(z'))) with fresh noise z', G in training mode.
+  D update, "joint" (the textbook step): one gradient step on the D loss's parts (e.g.
+      real_term(D(x)) + fake_term(D(G(z)))) plus the weighted penalties, which take D's input
+      gradients with nested tapes. A discriminator without batch statistics (`per_example`) runs
+      once on x and G(z) stacked.
+  D update, "split" (the seed's Keras loop, separable losses only): one step on real_term(D(x))
+      with the penalties on real data, then a second, separate step on fake_term(D(G(z))) with
+      the others, as two `train_on_batch` calls do.
+  Weight clipping, when on, follows every D step.
+  G update: one step on g_loss(D(G(z')), D(x')) with fresh noise z' (and, for the relativistic
+      losses only, a fresh real batch x'), G in training mode.
 
 The fake batch that D sees comes from G in training mode ("train") or with BatchNorm using its moving
 averages ("inference", what the seed's `generator.predict` does).
@@ -18,6 +23,8 @@ the device until they are logged.
 """
 
 import dataclasses
+import functools
+import operator
 
 import tensorflow as tf
 
@@ -29,10 +36,17 @@ FAKE_BATCHNORM_MODES = ("train", "inference")
 
 @dataclasses.dataclass(frozen=True)
 class TrainerConfig:
+    """What one iteration does. `penalties`: ((name, weight), ...) of `losses.PENALTIES` entries
+    to add to D's loss; with `penalty_every` = k > 1 they are computed on every k-th iteration
+    only, weighted k times as much (lazy regularization)."""
     batch_size: int = 64
     latent_dim: int = 100
     d_loss: str = "minimax"
     g_loss: str = "non_saturating"
+    label_smoothing: float = 0.0
+    penalties: tuple = ()
+    penalty_every: int = 1
+    weight_clip: float = 0.0
     d_steps: int = 1
     d_update: str = "joint"
     d_fake_batchnorm: str = "train"
@@ -40,14 +54,23 @@ class TrainerConfig:
     def __post_init__(self):
         losses.get_d_loss(self.d_loss)
         losses.get_g_loss(self.g_loss)
+        for name, _ in self.penalties:
+            if name not in losses.PENALTIES:
+                raise ValueError(f"unknown penalty {name!r}; valid choices: "
+                                 f"{', '.join(sorted(losses.PENALTIES))}")
         if self.d_update not in D_UPDATES:
             raise ValueError(f"unknown d_update {self.d_update!r}; valid choices: "
                              f"{', '.join(D_UPDATES)}")
         if self.d_fake_batchnorm not in FAKE_BATCHNORM_MODES:
             raise ValueError(f"unknown d_fake_batchnorm {self.d_fake_batchnorm!r}; valid "
                              f"choices: {', '.join(FAKE_BATCHNORM_MODES)}")
-        if self.batch_size < 1 or self.d_steps < 1 or self.latent_dim < 1:
-            raise ValueError("batch_size, d_steps and latent_dim must be >= 1")
+        if min(self.batch_size, self.d_steps, self.latent_dim, self.penalty_every) < 1:
+            raise ValueError("batch_size, d_steps, latent_dim and penalty_every must be >= 1")
+        errors, _ = losses.combination_problems(
+            self.d_loss, self.g_loss, dict(self.penalties), self.weight_clip,
+            self.label_smoothing, self.d_update)
+        if errors:
+            raise ValueError("; ".join(errors))
 
 
 class GANState(tf.Module):
@@ -71,6 +94,11 @@ def _accuracy(logits, real):
     return tf.reduce_mean(tf.cast(correct, tf.float32))
 
 
+def _sum(values):
+    """Sum of a non-empty list of tensors, without a leading `0 +`."""
+    return functools.reduce(operator.add, values)
+
+
 class Trainer:
     """Compiles and runs training iterations over a GANState."""
 
@@ -78,8 +106,10 @@ class Trainer:
         self.state = state
         self.config = config
         self.images = tf.convert_to_tensor(images)
-        self.d_loss = losses.get_d_loss(config.d_loss)
+        self.d_loss = losses.get_d_loss(config.d_loss, config.label_smoothing)
         self.g_loss = losses.get_g_loss(config.g_loss)
+        self.penalties = [(name, weight, losses.PENALTIES[name])
+                          for name, weight in config.penalties]
         self._run = tf.function(self._run_iterations, jit_compile=jit_compile)
 
     def run(self, num_iterations):
@@ -116,19 +146,47 @@ class Trainer:
     @staticmethod
     def _finiteness(metrics):
         """Which of an iteration's losses and gradient norms are finite: if both gradient norms
-        are, so is every gradient, and weights stay finite after a finite update."""
+        are, so is every gradient (penalties included), and weights stay finite after a finite
+        update."""
         checked = ("d_loss", "g_loss", "d_grad_norm", "g_grad_norm")
         flags = {f"{name}_finite": tf.math.is_finite(metrics[name]) for name in checked}
         flags["all_finite"] = tf.reduce_all(list(flags.values()))
         return flags
 
     def _d_step(self, loss_fn):
+        """One D update on loss_fn() -> (loss, extras); returns (extras, gradient norm)."""
         d = self.state.discriminator
         with tf.GradientTape() as tape:
-            outputs = loss_fn()
-        grads = tape.gradient(outputs[0], d.trainable_variables)
+            loss, extras = loss_fn()
+        grads = tape.gradient(loss, d.trainable_variables)
         self.state.d_optimizer.apply(grads, d.trainable_variables)
-        return outputs, tf.linalg.global_norm(grads)
+        if self.config.weight_clip > 0:
+            losses.clip_weights(d.trainable_variables, self.config.weight_clip)
+        return extras, tf.linalg.global_norm(grads)
+
+    def _penalties(self, penalties, real, fake):
+        """(the weighted sum to add to D's loss, or None; {"penalty_<name>": value}).
+
+        Lazily (penalty_every = k > 1) a penalty is computed on every k-th iteration only, as k
+        times its value, and is 0 in between: its mean over k iterations is the mean of the
+        values computed, and its weighted sum is what the loss gets.
+        """
+        d, rng, every = self.state.discriminator, self.state.rng, self.config.penalty_every
+        values = {}
+        for name, _, penalty in penalties:
+            def compute(function=penalty.function):
+                return function(d, real, fake, rng)
+            if every == 1:
+                values[f"penalty_{name}"] = compute()
+            else:
+                due = tf.equal(self.state.step % every, 0)
+                values[f"penalty_{name}"] = tf.cond(
+                    due, lambda compute=compute: float(every) * compute(),
+                    lambda: tf.zeros([], real.dtype))
+        if not penalties:
+            return None, values
+        weighted = _sum([weight * values[f"penalty_{name}"] for name, weight, _ in penalties])
+        return weighted, values
 
     def _discriminate_both(self, real, fake):
         """D's logits on the real and the fake batch, in training mode.
@@ -144,6 +202,36 @@ class Trainer:
         logits = d(tf.concat([real, fake], axis=0), training=True)
         return logits[:self.config.batch_size], logits[self.config.batch_size:]
 
+    def _d_update(self, real, fake):
+        """One D update (joint, or the seed's two split steps); returns (loss parts, penalty
+        values, real logits, fake logits, gradient norm)."""
+        if self.config.d_update == "joint":
+            def joint_loss():
+                real_logits, fake_logits = self._discriminate_both(real, fake)
+                parts = self.d_loss(real_logits, fake_logits)
+                penalty, penalty_values = self._penalties(self.penalties, real, fake)
+                loss = _sum(list(parts.values()) + ([penalty] if penalty is not None else []))
+                return loss, (parts, penalty_values, real_logits, fake_logits)
+            return self._d_step(joint_loss)
+
+        d = self.state.discriminator
+
+        def half_step(images, term, penalties):
+            def loss_fn():
+                logits = d(images, training=True)
+                loss = term(logits)
+                penalty, penalty_values = self._penalties(penalties, real, fake)
+                total = loss if penalty is None else loss + penalty
+                return total, (loss, logits, penalty_values)
+            return self._d_step(loss_fn)
+        (loss_real, real_logits, real_penalties), norm_real = half_step(
+            real, self.d_loss.real_term, [p for p in self.penalties if not p[2].uses_fake])
+        (loss_fake, fake_logits, fake_penalties), norm_fake = half_step(
+            fake, self.d_loss.fake_term, [p for p in self.penalties if p[2].uses_fake])
+        grad_norm = tf.sqrt(tf.square(norm_real) + tf.square(norm_fake))
+        return ({"real": loss_real, "fake": loss_fake}, {**real_penalties, **fake_penalties},
+                real_logits, fake_logits), grad_norm
+
     def _iteration(self, images):
         state, config = self.state, self.config
         g, d = state.generator, state.discriminator
@@ -153,44 +241,43 @@ class Trainer:
             real = data.sample_batch(images, batch, state.rng)
             z = state.rng.normal([batch, config.latent_dim])
             fake = tf.stop_gradient(g(z, training=fake_in_training))
-            if config.d_update == "joint":
-                def joint_loss():
-                    real_logits, fake_logits = self._discriminate_both(real, fake)
-                    loss_real = self.d_loss.real_term(real_logits)
-                    loss_fake = self.d_loss.fake_term(fake_logits)
-                    return loss_real + loss_fake, loss_real, loss_fake, real_logits, fake_logits
-                (_, loss_real, loss_fake, real_logits, fake_logits), d_grad_norm = self._d_step(
-                    joint_loss)
-            else:
-                def real_loss():
-                    real_logits = d(real, training=True)
-                    return self.d_loss.real_term(real_logits), real_logits
-
-                def fake_loss():
-                    fake_logits = d(fake, training=True)
-                    return self.d_loss.fake_term(fake_logits), fake_logits
-                (loss_real, real_logits), norm_real = self._d_step(real_loss)
-                (loss_fake, fake_logits), norm_fake = self._d_step(fake_loss)
-                d_grad_norm = tf.sqrt(tf.square(norm_real) + tf.square(norm_fake))
+            (parts, penalty_values, real_logits, fake_logits), d_grad_norm = self._d_update(
+                real, fake)
 
         z = state.rng.normal([batch, config.latent_dim])
+        if self.g_loss.needs_real_logits:
+            g_real = data.sample_batch(images, batch, state.rng)
         with tf.GradientTape() as tape:
-            g_fake_logits = d(g(z, training=True), training=True)
-            g_loss = self.g_loss(g_fake_logits)
-        g_grads = tape.gradient(g_loss, g.trainable_variables)
+            if self.g_loss.needs_real_logits:
+                g_real_logits, g_fake_logits = self._discriminate_both(
+                    g_real, g(z, training=True))
+            else:
+                g_real_logits, g_fake_logits = None, d(g(z, training=True), training=True)
+            g_loss = self.g_loss(g_fake_logits, g_real_logits)
+        *g_grads, logit_grads = tape.gradient(g_loss, g.trainable_variables + (g_fake_logits,))
         state.g_optimizer.apply(g_grads, g.trainable_variables)
         state.step.assign_add(1)
 
-        d_loss = loss_real + loss_fake
-        return {
-            "d_loss": d_loss,
-            "d_loss_real": loss_real,
-            "d_loss_fake": loss_fake,
+        real_logit, fake_logit = tf.reduce_mean(real_logits), tf.reduce_mean(fake_logits)
+        metrics = {
+            "d_loss": _sum(list(parts.values())),
+            **{f"d_loss_{part}": value for part, value in parts.items()},
+            **penalty_values,
             "g_loss": g_loss,
-            "d_real_prob": tf.reduce_mean(tf.sigmoid(real_logits)),
-            "d_fake_prob": tf.reduce_mean(tf.sigmoid(fake_logits)),
-            "d_real_accuracy": _accuracy(real_logits, real=True),
-            "d_fake_accuracy": _accuracy(fake_logits, real=False),
+            "d_real_logit": real_logit,
+            "d_fake_logit": fake_logit,
+            "d_logit_gap": real_logit - fake_logit,
+            # Per example, how strongly G's loss pulls on D's verdict: |dL_G/dl_f| with the batch
+            # mean undone. Near 0 for the saturating loss while D rejects the fakes.
+            "g_logit_grad": tf.reduce_mean(tf.abs(logit_grads)) * float(batch),
             "g_grad_norm": tf.linalg.global_norm(g_grads),
             "d_grad_norm": d_grad_norm,
         }
+        if self.d_loss.probabilities:
+            metrics.update({
+                "d_real_prob": tf.reduce_mean(tf.sigmoid(real_logits)),
+                "d_fake_prob": tf.reduce_mean(tf.sigmoid(fake_logits)),
+                "d_real_accuracy": _accuracy(real_logits, real=True),
+                "d_fake_accuracy": _accuracy(fake_logits, real=False),
+            })
+        return metrics

@@ -23,6 +23,10 @@ def run_module(module, *args, timeout=600, check=True):
     return result
 
 
+def read_png(path):
+    return tf.io.decode_png(tf.io.read_file(path)).numpy()
+
+
 def scalar_events(logdir):
     """{tag: {step: value}} for the scalars, plus {'__images__': tags, '__text__': tags}."""
     scalars, image_tags, text_tags = {}, set(), set()

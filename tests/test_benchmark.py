@@ -8,7 +8,8 @@ import re
 import pytest
 import tensorflow as tf
 
-from gan import data, experiment, trainer
+from gan import config as config_lib
+from gan import data, trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -50,8 +51,8 @@ def compiled_matmul_flops(hlo_text):
 def test_flop_count_matches_the_compiled_iteration(batch):
     benchmark = load_benchmark()
     config = benchmark.seed_mlp_config(batch, d_update="joint", d_fake_batchnorm="train")
-    state = experiment.make_state(config)
-    runner = trainer.Trainer(state, experiment.trainer_config(config),
+    state = config_lib.make_state(config)
+    runner = trainer.Trainer(state, config_lib.trainer_config(config),
                              data.load("mnist", "test").images[:1000])
     iteration = tf.function(runner._iteration, jit_compile=True)
     hlo = iteration.experimental_get_compiler_ir(runner.images)(stage="optimized_hlo")

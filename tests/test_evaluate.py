@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan import classifier, data, evaluation, images, sample
-from helpers import run_module, scalar_events
+from gan import classifier, data, evaluation, sample
+from helpers import read_png, run_module, scalar_events
 
 METRIC_TAGS = [f"eval/{name}" for name in evaluation.SCALAR_METRICS]
 
@@ -105,8 +105,8 @@ def test_sample_writes_uint8_npy_and_png(sampled):
     a, c = np.load(sampled["seed0.npy"]), np.load(sampled["seed1.npy"])
     assert a.shape == (20, 28, 28) and a.dtype == np.uint8
     assert not np.array_equal(a, c)  # the seed matters (and repeats: see the export test)
-    assert images.read_png(sampled["grid.png"]).shape == (4 * 29 + 1, 5 * 29 + 1, 1)
-    assert images.read_png(sampled["walk.png"]).shape == (3 * 29 + 1, 6 * 29 + 1, 1)
+    assert read_png(sampled["grid.png"]).shape == (4 * 29 + 1, 5 * 29 + 1, 1)
+    assert read_png(sampled["walk.png"]).shape == (3 * 29 + 1, 6 * 29 + 1, 1)
 
 
 def test_slerp_keeps_endpoints_and_norm_profile():

@@ -5,6 +5,10 @@ import numpy as np
 from gan import metrics
 
 
+def fid(features_a, features_b):
+    return metrics.frechet_distance(*metrics.gaussian_statistics(features_a),
+                                    *metrics.gaussian_statistics(features_b))
+
 def random_spd(rng, dim):
     q = rng.normal(size=(dim, dim))
     return q @ q.T / dim + 0.1 * np.eye(dim)
@@ -12,7 +16,7 @@ def random_spd(rng, dim):
 
 def test_fid_of_a_set_with_itself_is_zero():
     x = np.random.default_rng(0).normal(size=(500, 16))
-    assert abs(metrics.fid(x, x)) < 1e-8
+    assert abs(fid(x, x)) < 1e-8
 
 
 def test_frechet_distance_of_diagonal_gaussians_matches_closed_form():
@@ -43,7 +47,7 @@ def test_fid_from_samples_converges_to_the_gaussians_distance():
     s1, s2 = random_spd(rng, 3), random_spd(rng, 3)
     a = rng.multivariate_normal(m1, s1, 200_000)
     b = rng.multivariate_normal(m2, s2, 200_000)
-    np.testing.assert_allclose(metrics.fid(a, b), metrics.frechet_distance(m1, s1, m2, s2), rtol=0.02)
+    np.testing.assert_allclose(fid(a, b), metrics.frechet_distance(m1, s1, m2, s2), rtol=0.02)
 
 
 def test_symmetric_sqrt_squares_back():

@@ -35,7 +35,7 @@ def test_every_bad_flag_gets_its_own_line_before_any_work(tmp_path):
                          "--g_learning_rate=-1.0: expected a value > 0",
                          "--d_beta1=1.0: expected a value in [0, 1)",
                          "--d_steps=0: expected an integer >= 1",
-                         "--g_hidden=['64', 'x']: expected a comma-separated list")
+                         "--g_hidden=64,x: expected a comma-separated list")
     assert len([l for l in result.stderr.splitlines() if "gan.train: error" in l]) == 5
     assert not os.path.exists(tmp_path / "run")  # nothing was created
 

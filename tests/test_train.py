@@ -7,13 +7,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan import data, experiment, images
-from helpers import assert_same_weights, run_module, scalar_events
+from gan import data, losses, optimizers, rundir
+from helpers import assert_same_weights, read_png, run_module, scalar_events
 
-EXPECTED_SCALARS = ["train/d_loss", "train/g_loss", "train/d_real_prob", "train/d_fake_prob",
-                    "train/d_real_accuracy", "train/d_fake_accuracy", "train/g_grad_norm",
-                    "train/d_grad_norm", "train/g_learning_rate", "train/d_learning_rate",
-                    "perf/steps_per_sec"]
+# Every loss logs these; the minimax D adds PROBABILITY_SCALARS, a penalty its penalty_<name>.
+EXPECTED_SCALARS = ["train/d_loss", "train/d_loss_real", "train/d_loss_fake", "train/g_loss",
+                    "train/d_real_logit", "train/d_fake_logit", "train/d_logit_gap",
+                    "train/g_logit_grad", "train/g_grad_norm", "train/d_grad_norm",
+                    "train/g_learning_rate", "train/d_learning_rate", "perf/steps_per_sec"]
+PROBABILITY_SCALARS = ["train/d_real_prob", "train/d_fake_prob", "train/d_real_accuracy",
+                       "train/d_fake_accuracy"]
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +32,7 @@ def seed_run(tmp_path_factory):
 def test_seed_run_writes_events_samples_checkpoints_and_config(seed_run):
     logdir, result = seed_run
     events = scalar_events(logdir)
-    for tag in EXPECTED_SCALARS:
+    for tag in EXPECTED_SCALARS + PROBABILITY_SCALARS:
         assert sorted(events[tag]) == [50, 100, 150, 200, 250, 300], tag
     assert "samples" in events["__images__"] and "flags" in events["__text__"]
     assert events["train/g_learning_rate"][300] == pytest.approx(0.01)
@@ -38,22 +41,23 @@ def test_seed_run_writes_events_samples_checkpoints_and_config(seed_run):
         assert np.isfinite(events["train/d_loss"][step])
 
     for step in (100, 200, 300):
-        grid = images.read_png(os.path.join(logdir, "samples", f"step_{step:06d}.png"))
+        grid = read_png(os.path.join(logdir, "samples", f"step_{step:06d}.png"))
         assert grid.shape == (5 * 29 + 1, 5 * 29 + 1, 1) and grid.dtype == np.uint8
     # Only the two newest checkpoints are kept, and the last is at the final step.
-    ckpts = tf.train.get_checkpoint_state(experiment.checkpoint_dir(logdir)).all_model_checkpoint_paths
+    ckpts = tf.train.get_checkpoint_state(rundir.checkpoint_dir(logdir)).all_model_checkpoint_paths
     assert [os.path.basename(p) for p in ckpts] == ["ckpt-200", "ckpt-300"]
     with open(os.path.join(logdir, "config.json")) as f:
-        config = json.load(f)
-    assert config["d_update"] == "split" and config["d_fake_batchnorm"] == "inference"
-    assert config["batch_size"] == 32 and config["g_optimizer"] == "sgd"
+        saved = json.load(f)
+    assert saved["d_update"] == "split" and saved["d_fake_batchnorm"] == "inference"
+    assert saved["batch_size"] == 32 and saved["g_optimizer"] == "sgd"
+    assert saved["num_steps"] == 300 and saved["log_every"] == 50
     assert "step     300/300" in result.stdout and "steps/s" in result.stdout
 
 
 def test_samples_come_from_one_fixed_noise_batch(seed_run):
     """Grids at successive steps differ only as G changes: nearby steps are more alike than far."""
     logdir, _ = seed_run
-    grids = [images.read_png(os.path.join(logdir, "samples", f"step_{s:06d}.png")).astype(float)
+    grids = [read_png(os.path.join(logdir, "samples", f"step_{s:06d}.png")).astype(float)
              for s in (100, 200, 300)]
     assert not np.array_equal(grids[0], grids[2])
 
@@ -64,7 +68,7 @@ def test_training_really_learns_mnist(tmp_path):
     logdir = str(tmp_path)
     run_module("gan.train", "--flagfile=experiments/mnist_mlp.flags", f"--logdir={logdir}",
                "--num_steps=1000", "--sample_every=1000", "--log_every=1000", "--eval_every=0")
-    grid = images.read_png(os.path.join(logdir, "samples", "step_001000.png"))
+    grid = read_png(os.path.join(logdir, "samples", "step_001000.png"))
     cells = [grid[1 + r * 29:1 + r * 29 + 28, 1 + c * 29:1 + c * 29 + 28]
              for r in range(5) for c in range(5)]
     fake_mean = np.mean(cells) / 127.5 - 1
@@ -92,12 +96,40 @@ def test_resume_gives_the_same_weights_as_one_uninterrupted_run(tmp_path):
                         os.path.join(resumed, "checkpoints", "ckpt-80"))
 
 
-@pytest.mark.parametrize("flag,value,expected", [
-    ("--d_loss", "bce", "<hinge|least_squares|minimax|wasserstein>"),
-    ("--g_optimizer", "adagrad", "<adam|rmsprop|sgd>"),
+@pytest.mark.parametrize("flag,value,registry", [
+    ("--d_loss", "bce", losses.D_LOSSES),
+    ("--g_optimizer", "adagrad", optimizers.OPTIMIZERS),
 ])
-def test_unknown_names_fail_at_start_up_listing_choices(tmp_path, flag, value, expected):
+def test_unknown_names_fail_at_start_up_listing_choices(tmp_path, flag, value, registry):
     result = run_module("gan.train", f"--logdir={tmp_path}", f"{flag}={value}", check=False)
     assert result.returncode != 0
-    assert expected in result.stderr and value in result.stderr
+    assert "<" + "|".join(sorted(registry)) + ">" in result.stderr and value in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_known_broken_combination_is_refused_in_one_line_before_any_work(tmp_path):
+    logdir = tmp_path / "run"
+    result = run_module("gan.train", "--flagfile=experiments/mnist_mlp.flags", f"--logdir={logdir}",
+                        "--d_loss=wasserstein", "--g_loss=wasserstein", check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "gan.train: error" in line]
+    assert len(errors) == 1 and "--gp_weight=10" in errors[0] and "--allow_unstable" in errors[0]
+    assert not logdir.exists()
+
+
+def test_hinge_with_a_lazy_penalty_logs_logits_not_probabilities(tmp_path):
+    logdir = str(tmp_path)
+    result = run_module("gan.train", "--flagfile=experiments/mlp_hinge.flags", f"--logdir={logdir}",
+                        "--g_hidden=64,128", "--d_hidden=128,64", "--batch_size=16",
+                        "--num_steps=40", "--log_every=20", "--sample_every=40",
+                        "--eval_every=0", "--r2_weight=0.1", "--penalty_every=4")
+    events = scalar_events(logdir)
+    for tag in EXPECTED_SCALARS + ["train/penalty_r2"]:
+        assert sorted(events[tag]) == [20, 40], tag
+    for tag in PROBABILITY_SCALARS:
+        assert tag not in events
+    assert events["train/penalty_r2"][40] > 0
+    assert "logit gap" in result.stdout and "D(x)" not in result.stdout
+    with open(os.path.join(logdir, "config.json")) as f:
+        saved = json.load(f)
+    assert saved["d_loss"] == "hinge" and saved["r2_weight"] == 0.1 and saved["penalty_every"] == 4

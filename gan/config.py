@@ -1,0 +1,496 @@
+"""The run schema: every setting of a training run, declared once.
+
+A run is a frozen `RunConfig` made of groups (data, model, game, the two optimizers, schedule,
+outputs, runtime). Each field is declared with `setting(...)`: its default, help text, valid
+choices or range, and whether it is *structural*, i.e. fixes the checkpoint's variables. From those
+declarations alone come
+  - the absl flags of `gan.train` (`define_flags`; flag name = group prefix + field name),
+  - config.json (`to_flat` / `from_flat`, keyed by flag name, so flagfiles and JSON agree),
+  - the one-line validation messages (`RunConfig.errors`),
+  - the resume check (`structural_differences`).
+Adding a setting is adding one field. The penalty weights (--gp_weight, --r1_weight, ...) are
+made from `losses.PENALTIES`, so a new penalty needs no edit here either.
+
+    config = RunConfig()                                   # the defaults
+    config = config.replace(d_loss="hinge", g_loss="hinge", g_learning_rate=1e-4)
+    config.game.d_loss, config.g_opt.learning_rate, config.to_flat()["g_learning_rate"]
+"""
+
+import dataclasses
+import numbers
+from typing import Optional
+
+from gan import data, losses, networks, optimizers, trainer
+
+
+class ConfigError(ValueError):
+    """Invalid settings; `lines` holds one message per problem, each naming its flag."""
+
+    def __init__(self, lines):
+        super().__init__("\n".join(lines))
+        self.lines = list(lines)
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """A numeric range; None leaves a side open."""
+    low: Optional[float] = None
+    high: Optional[float] = None
+    low_inclusive: bool = True
+    high_inclusive: bool = True
+
+    def contains(self, value):
+        if self.low is not None and not (value >= self.low if self.low_inclusive
+                                         else value > self.low):
+            return False
+        return self.high is None or (value <= self.high if self.high_inclusive
+                                     else value < self.high)
+
+    def describe(self, kind):
+        if self.high is None:
+            return f"{kind} {'>=' if self.low_inclusive else '>'} {self.low:g}"
+        left, right = "[" if self.low_inclusive else "(", "]" if self.high_inclusive else ")"
+        return f"{kind} in {left}{self.low:g}, {self.high:g}{right}"
+
+
+AT_LEAST_1 = Range(1)
+NON_NEGATIVE = Range(0)
+POSITIVE = Range(0, low_inclusive=False)
+UNIT_CLOSED = Range(0, 1)
+UNIT_HALF_OPEN = Range(0, 1, high_inclusive=False)
+UNIT_OPEN = Range(0, 1, low_inclusive=False, high_inclusive=False)
+
+
+def setting(default, help, *, choices=None, valid=None, structural=False, note=None):
+    """A field of the schema. `valid` is a Range for numbers; `note` adds to the expectation
+    printed when the value is invalid (e.g. "0 turns evaluation off")."""
+    return dataclasses.field(default=default, metadata={
+        "help": help, "choices": tuple(choices) if choices is not None else None,
+        "valid": valid, "structural": structural, "note": note})
+
+
+# --- the groups -----------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    dataset: str = setting("mnist", "Training dataset.", choices=data.DATASETS, structural=True)
+    data_dir: Optional[str] = setting(
+        None, "Directory with the dataset's four IDX files (raw or .gz). Default: the bundled "
+        "MNIST; for Fashion-MNIST, Debian's /usr/share/datasets/fashion-mnist, then a download "
+        "into ~/.cache/gan.")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    architecture: str = setting("mlp", "Generator/discriminator pair.",
+                                choices=sorted(networks.ARCHITECTURES), structural=True)
+    latent_dim: int = setting(100, "Size of the noise vector z ~ N(0, I).", valid=AT_LEAST_1,
+                              structural=True)
+    g_hidden: tuple = setting((256, 512, 1024), "MLP generator hidden widths.", structural=True)
+    d_hidden: tuple = setting((512, 256), "MLP discriminator hidden widths.", structural=True)
+    dcgan_width: int = setting(64, "DCGAN base channel count.", valid=AT_LEAST_1, structural=True)
+    bn_momentum: float = setting(0.8, "Generator BatchNorm moving-average momentum (the seed's "
+                                 "0.8).", valid=UNIT_CLOSED)
+    bn_epsilon: float = setting(1e-3, "Generator BatchNorm epsilon (Keras' 1e-3).", valid=POSITIVE)
+
+
+def _penalty_weight_fields():
+    return [(f"{name}_weight", float, setting(0.0, penalty.help, valid=NON_NEGATIVE))
+            for name, penalty in losses.PENALTIES.items()]
+
+
+@dataclasses.dataclass(frozen=True)
+class _GameSettings:
+    d_loss: str = setting("minimax", "Discriminator loss (see the README's table of losses).",
+                          choices=sorted(losses.D_LOSSES))
+    g_loss: str = setting("non_saturating", "Generator loss: saturating is the minimax game's "
+                          "log(1 - D(G(z))), non_saturating is -log D(G(z)); the relativistic "
+                          "ones pair with the D loss of the same name.",
+                          choices=sorted(losses.G_LOSSES))
+    label_smoothing: float = setting(0.0, "One-sided label smoothing a: the minimax D's real "
+                                     "target is 1 - a (Salimans et al. 2016 use 0.1); 0 = off.",
+                                     valid=UNIT_HALF_OPEN)
+    penalty_every: int = setting(1, "Apply the penalties every k-th iteration only, with their "
+                                 "weights multiplied by k (lazy regularization, Karras et al. "
+                                 "2020); 1 = every iteration.", valid=AT_LEAST_1)
+    weight_clip: float = setting(0.0, "Clip every D weight into [-c, c] after each D update "
+                                 "(WGAN, Arjovsky et al. 2017, use 0.01); 0 = off.",
+                                 valid=NON_NEGATIVE)
+    allow_unstable: bool = setting(False, "Train a loss/penalty combination that is known to "
+                                   "train badly (e.g. a Wasserstein critic with no Lipschitz "
+                                   "constraint) instead of refusing it.")
+    d_steps: int = setting(1, "Discriminator updates per generator update.", valid=AT_LEAST_1)
+    d_update: str = setting("joint", "joint: one D step on the real+fake loss. split: a step on "
+                            "the real batch, then a separate step on the fake batch (the seed's "
+                            "two train_on_batch calls).", choices=trainer.D_UPDATES)
+    d_fake_batchnorm: str = setting("train", "BatchNorm mode of G when making D's fake batch: "
+                                    "train (batch statistics) or inference (moving averages, as "
+                                    "the seed's generator.predict).",
+                                    choices=trainer.FAKE_BATCHNORM_MODES)
+
+
+# The game's fields plus one --<penalty>_weight per entry of losses.PENALTIES.
+GameConfig = dataclasses.make_dataclass("GameConfig", _penalty_weight_fields(),
+                                        bases=(_GameSettings,), frozen=True)
+GameConfig.__doc__ = "The losses, penalties and D update scheme."
+GameConfig.__module__ = __name__
+
+
+def penalty_weights(game):
+    """{penalty name: weight} of the penalties that are on."""
+    return {name: getattr(game, f"{name}_weight") for name in losses.PENALTIES
+            if getattr(game, f"{name}_weight") > 0}
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    optimizer: str = setting("adam", "Optimizer.", choices=sorted(optimizers.OPTIMIZERS),
+                             structural=True)
+    learning_rate: float = setting(2e-4, "Learning rate.", valid=POSITIVE)
+    beta1: float = setting(0.5, "Adam beta1 (Radford et al. 2016's 0.5).", valid=UNIT_HALF_OPEN)
+    beta2: float = setting(0.999, "Adam beta2.", valid=UNIT_HALF_OPEN)
+    epsilon: float = setting(1e-7, "Adam/RMSprop epsilon.", valid=POSITIVE)
+    momentum: float = setting(0.0, "SGD/RMSprop momentum.", valid=UNIT_HALF_OPEN)
+    nesterov: bool = setting(False, "SGD Nesterov momentum.")
+    rho: float = setting(0.9, "RMSprop decay rate.", valid=UNIT_HALF_OPEN)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleConfig:
+    batch_size: int = setting(64, "Real images per discriminator step (and fakes per step).",
+                              valid=AT_LEAST_1)
+    num_steps: int = setting(10000, "Training iterations (one iteration = d_steps D updates + "
+                             "one G update).", valid=AT_LEAST_1)
+    seed: int = setting(0, "Random seed for weights, batches and noise.")
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputConfig:
+    log_every: int = setting(100, "Steps between scalar summaries and console lines; each value "
+                             "is the mean over the iterations since the last one.",
+                             valid=AT_LEAST_1)
+    sample_every: int = setting(200, "Steps between sample grids (PNG and TensorBoard).",
+                                valid=AT_LEAST_1)
+    checkpoint_every: int = setting(1000, "Steps between checkpoints (one is also written at the "
+                                    "end).", valid=AT_LEAST_1)
+    keep_checkpoints: int = setting(3, "Rolling checkpoints to keep.", valid=AT_LEAST_1)
+    eval_every: int = setting(2000, "Steps between evaluations (FID, KID, classifier score, "
+                              "precision/recall, class coverage) against the training set; 0 "
+                              "turns them off. The checkpoint with the best FID is kept in "
+                              "best_checkpoint/.", valid=NON_NEGATIVE,
+                              note="0 turns evaluation off")
+    eval_num_samples: int = setting(10000, "Generated samples per evaluation.", valid=Range(10))
+    grid_size: int = setting(5, "Sample grid is grid_size x grid_size (the seed's 5x5).",
+                             valid=AT_LEAST_1)
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeConfig:
+    steps_per_loop: int = setting(100, "Iterations per compiled call; logging, samples and "
+                                  "checkpoints still happen at their exact steps.",
+                                  valid=AT_LEAST_1)
+    jit_compile: bool = setting(True, "Compile the training loop with XLA.")
+    deterministic: bool = setting(False, "Enable TensorFlow op determinism, so that the same seed "
+                                  "gives bitwise-identical weights (slower on some ops).")
+    on_nonfinite: str = setting("stop", "When a loss or gradient becomes NaN/inf: stop (keeping "
+                                "the last good checkpoint), or roll back to the last checkpoint "
+                                "and continue with the learning rates multiplied by "
+                                "--rollback_lr_factor.", choices=("stop", "rollback"))
+    rollback_lr_factor: float = setting(0.5, "Learning-rate multiplier at each roll-back.",
+                                        valid=UNIT_OPEN)
+
+
+# Group attribute -> (its dataclass, the prefix of its flags).
+GROUPS = {
+    "data": (DataConfig, ""),
+    "model": (ModelConfig, ""),
+    "game": (GameConfig, ""),
+    "g_opt": (OptimizerConfig, "g_"),
+    "d_opt": (OptimizerConfig, "d_"),
+    "schedule": (ScheduleConfig, ""),
+    "output": (OutputConfig, ""),
+    "runtime": (RuntimeConfig, ""),
+}
+_NET_OF_PREFIX = {"g_": "Generator", "d_": "Discriminator"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One flat setting: its flag name, where it lives, and its declaration."""
+    name: str
+    group: str
+    field: dataclasses.Field
+
+    @property
+    def help(self):
+        prefix = GROUPS[self.group][1]
+        text = self.field.metadata["help"]
+        return f"{_NET_OF_PREFIX[prefix]} {text[0].lower()}{text[1:]}" if prefix else text
+
+    @property
+    def structural(self):
+        return self.field.metadata["structural"]
+
+    @property
+    def default(self):
+        return self.field.default
+
+    @property
+    def kind(self):
+        """bool, int, float, str or tuple (a list of positive integers), from the default."""
+        default = self.field.default
+        return str if default is None else type(default)
+
+
+def _settings():
+    result = {}
+    for group, (cls, prefix) in GROUPS.items():
+        for field in dataclasses.fields(cls):
+            result[prefix + field.name] = Setting(prefix + field.name, group, field)
+    return result
+
+
+SETTINGS = _settings()
+STRUCTURAL_SETTINGS = tuple(name for name, s in SETTINGS.items() if s.structural)
+
+
+def _display(value):
+    if isinstance(value, (tuple, list)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _check(setting_, value):
+    """The expectation a value fails, or None when it is valid."""
+    meta, kind = setting_.field.metadata, setting_.kind
+    if kind is tuple:
+        ok = (isinstance(value, (tuple, list)) and len(value) > 0
+              and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value))
+        return None if ok else "a comma-separated list of positive integers, e.g. 256,512"
+    if kind is bool:
+        return None if isinstance(value, bool) else "true or false"
+    if kind is str:
+        if value is None and setting_.default is None:
+            return None
+        if not isinstance(value, str):
+            return "a string"
+        if meta["choices"] and value not in meta["choices"]:
+            return f"one of {', '.join(meta['choices'])}"
+        return None
+    if kind is int and not (isinstance(value, int) and not isinstance(value, bool)):
+        return "an integer"
+    if kind is float and not (isinstance(value, numbers.Real) and not isinstance(value, bool)):
+        return "a number"
+    valid = meta["valid"]
+    if valid is not None and not valid.contains(value):
+        expected = valid.describe("an integer" if kind is int else "a value")
+        return f"{expected} ({meta['note']})" if meta["note"] else expected
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Every setting of a training run. An invalid value raises ConfigError at construction;
+    `validate()` adds the rules about combinations, which training enforces."""
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    game: GameConfig = GameConfig()
+    g_opt: OptimizerConfig = OptimizerConfig()
+    d_opt: OptimizerConfig = OptimizerConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    output: OutputConfig = OutputConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+
+    def __post_init__(self):
+        lines = self.value_errors()
+        if lines:
+            raise ConfigError(lines)
+
+    def value_errors(self):
+        """One line per invalid value: the flag, what was found and what is expected."""
+        flat = self.to_flat()
+        return [f"--{name}={_display(flat[name])}: expected {expected}"
+                for name, setting_ in SETTINGS.items()
+                for expected in [_check(setting_, flat[name])] if expected]
+
+    def combination_errors(self):
+        """One line per combination of settings that cannot work, or that is known to train
+        badly and not explicitly allowed (--allow_unstable). Checked before training, not when
+        a saved config is read back, so runs of older versions still load."""
+        game = self.game
+        errors, unstable = losses.combination_problems(
+            game.d_loss, game.g_loss, penalty_weights(game), game.weight_clip,
+            game.label_smoothing, game.d_update)
+        if not game.allow_unstable:
+            errors += [f"{line} (or pass --allow_unstable to train it anyway)"
+                       for line in unstable]
+        return errors
+
+    def validate(self):
+        """Raises ConfigError with every combination problem (values were checked already)."""
+        lines = self.combination_errors()
+        if lines:
+            raise ConfigError(lines)
+        return self
+
+    def to_flat(self):
+        """{flag name: value} of every setting (config.json's content)."""
+        flat = {}
+        for group, (_, prefix) in GROUPS.items():
+            for key, value in dataclasses.asdict(getattr(self, group)).items():
+                flat[prefix + key] = value
+        return flat
+
+    @classmethod
+    def from_flat(cls, flat):
+        """The config of {flag name: value}; missing settings take their defaults (so an older
+        config.json still loads), unknown names raise ConfigError."""
+        unknown = sorted(set(flat) - set(SETTINGS))
+        if unknown:
+            raise ConfigError([f"unknown setting {name!r}" for name in unknown])
+        groups = {group: {} for group in GROUPS}
+        for name, value in flat.items():
+            setting_ = SETTINGS[name]
+            if setting_.kind is tuple and isinstance(value, list):
+                value = tuple(value)
+            groups[setting_.group][setting_.field.name] = value
+        return cls(**{group: GROUPS[group][0](**values) for group, values in groups.items()})
+
+    def replace(self, **flat_overrides):
+        """A copy with some settings changed, by flag name: replace(g_learning_rate=1e-3)."""
+        return RunConfig.from_flat({**self.to_flat(), **flat_overrides})
+
+    def to_flagfile(self):
+        """The settings as a flagfile that reproduces this run."""
+        lines = []
+        for name, value in self.to_flat().items():
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                lines.append(f"--{name}" if value else f"--no{name}")
+            else:
+                lines.append(f"--{name}={_display(value)}")
+        return "\n".join(lines) + "\n"
+
+
+def to_json_value(flat):
+    """config.json's form: tuples as lists."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in flat.items()}
+
+
+# --- absl flags -----------------------------------------------------------------------------------
+
+def define_flags(flag_values):
+    """Defines one absl flag per setting on `flag_values` (e.g. absl.flags.FLAGS)."""
+    from absl import flags
+    for name, setting_ in SETTINGS.items():
+        kind, default, meta = setting_.kind, setting_.default, setting_.field.metadata
+        common = dict(name=name, help=setting_.help, flag_values=flag_values)
+        if kind is bool:
+            flags.DEFINE_boolean(default=default, **common)
+        elif kind is tuple:
+            flags.DEFINE_list(default=[str(v) for v in default], **common)
+        elif kind is int:
+            flags.DEFINE_integer(default=default, **common)
+        elif kind is float:
+            flags.DEFINE_float(default=default, **common)
+        elif meta["choices"]:
+            flags.DEFINE_enum(default=default, enum_values=list(meta["choices"]), **common)
+        else:
+            flags.DEFINE_string(default=default, **common)
+
+
+def _parse_list(values):
+    """A DEFINE_list value as a tuple of ints, or as the raw strings when one is not a number
+    (validation then names the flag)."""
+    try:
+        return tuple(int(v) for v in values)
+    except ValueError:
+        return tuple(values)
+
+
+def from_flags(flag_values):
+    """The validated RunConfig of parsed flags; raises ConfigError listing every problem."""
+    flat = {}
+    for name, setting_ in SETTINGS.items():
+        value = flag_values[name].value
+        flat[name] = _parse_list(value) if setting_.kind is tuple else value
+    return RunConfig.from_flat(flat).validate()
+
+
+def from_flagfile(path, **overrides):
+    """The validated RunConfig of a flagfile (as `gan.train --flagfile=path` reads it), with
+    some settings overridden by flag name."""
+    from absl import flags
+    flag_values = flags.FlagValues()
+    define_flags(flag_values)
+    flag_values(["gan", f"--flagfile={path}"])
+    return from_flags(flag_values).replace(**overrides).validate()
+
+
+# --- resume compatibility -------------------------------------------------------------------------
+
+def make_optimizer(config, prefix):
+    opt = getattr(config, f"{prefix}_opt")
+    return optimizers.make_optimizer(
+        opt.optimizer, opt.learning_rate, beta1=opt.beta1, beta2=opt.beta2,
+        momentum=opt.momentum, nesterov=opt.nesterov, epsilon=opt.epsilon, rho=opt.rho,
+        label=f"{prefix}_optimizer")
+
+
+def structural_differences(old, new):
+    """Lines 'name: checkpoint has A, this run has B' for every structural setting that differs
+    between two RunConfigs.
+
+    A hyper-parameter may change on resume unless it changes the optimizer's slot variables:
+    SGD's momentum may go from 0.9 to 0.5, but not from 0 (no velocity slot) to 0.9.
+    """
+    old_flat, new_flat = old.to_flat(), new.to_flat()
+    lines = [f"{name}: checkpoint has {_json_repr(old_flat[name])}, this run has "
+             f"{_json_repr(new_flat[name])}"
+             for name in STRUCTURAL_SETTINGS if old_flat[name] != new_flat[name]]
+    for prefix in ("g", "d"):
+        if old_flat[f"{prefix}_optimizer"] != new_flat[f"{prefix}_optimizer"]:
+            continue
+        old_slots = make_optimizer(old, prefix).slot_names
+        new_slots = make_optimizer(new, prefix).slot_names
+        if old_slots != new_slots:
+            name = f"{prefix}_momentum"
+            lines.append(f"{name}: checkpoint has {old_flat[name]!r}, this run has "
+                         f"{new_flat[name]!r}, so the optimizer's slot variables would change "
+                         f"from {list(old_slots)} to {list(new_slots)}")
+    return lines
+
+
+def _json_repr(value):
+    return repr(list(value)) if isinstance(value, tuple) else repr(value)
+
+
+# --- building what a config describes -------------------------------------------------------------
+
+def network_config(config):
+    model = config.model
+    return networks.NetworkConfig(
+        latent_dim=model.latent_dim, image_shape=data.IMAGE_SHAPE, g_hidden=model.g_hidden,
+        d_hidden=model.d_hidden, width=model.dcgan_width, bn_momentum=model.bn_momentum,
+        bn_epsilon=model.bn_epsilon)
+
+
+def trainer_config(config):
+    game = config.game
+    return trainer.TrainerConfig(
+        batch_size=config.schedule.batch_size, latent_dim=config.model.latent_dim,
+        d_loss=game.d_loss, g_loss=game.g_loss, label_smoothing=game.label_smoothing,
+        penalties=tuple(sorted(penalty_weights(game).items())),
+        penalty_every=game.penalty_every, weight_clip=game.weight_clip, d_steps=game.d_steps,
+        d_update=game.d_update, d_fake_batchnorm=game.d_fake_batchnorm)
+
+
+def make_state(config):
+    """Networks, optimizers and the GANState of a run (weights seeded by its seed)."""
+    import tensorflow as tf
+    tf.random.set_seed(config.schedule.seed)
+    generator, discriminator = networks.make_networks(config.model.architecture,
+                                                      network_config(config))
+    return trainer.GANState(generator, discriminator, make_optimizer(config, "g"),
+                            make_optimizer(config, "d"), seed=config.schedule.seed)
