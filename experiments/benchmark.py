@@ -263,9 +263,32 @@ def spawn(name, args):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line on stderr (exit 2), as in the gan.* programs."""
+
+    def error(self, message):
+        print(f"benchmark.py: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def argument_errors(args):
+    # isinstance: Python 3.11's argparse turns "--iterations=--" into [] without calling int.
+    errors = [f"--{name}={getattr(args, name)}: expected an integer >= 1"
+              for name in ("iterations", "repetitions", "keras_iterations", "keras_repetitions",
+                           "rounds")
+              if not isinstance(getattr(args, name), int) or getattr(args, name) < 1]
+    unknown = [name for name in args.compare or () if name not in CONFIGS]
+    if unknown:
+        errors.append(f"--compare: unknown config {unknown[0]!r}; expected one of: "
+                      + "; ".join(CONFIGS))
+    if args.only is not None and not any(args.only in n for n in list(CONFIGS) + [MATMULS, KERAS]):
+        errors.append(f"--only={args.only}: matches no configuration")
+    return errors
+
+
 def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--iterations", type=int, default=500, help="Iterations per timed run.")
     parser.add_argument("--repetitions", type=int, default=5, help="Timed runs per config.")
     parser.add_argument("--keras_iterations", type=int, default=200, help="Keras timed iterations.")
@@ -279,15 +302,14 @@ def main():
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--serve", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    errors = argument_errors(args)
+    if errors:
+        parser.error("; ".join(errors))
     if args.worker:
         return run_worker(args)
     if args.serve:
         return serve_timed_runs(args.serve, args.iterations)
     if args.compare:
-        unknown = [name for name in args.compare if name not in CONFIGS]
-        if unknown:
-            parser.error(f"--compare: unknown config {unknown[0]!r}; choose from: "
-                         + "; ".join(CONFIGS))
         return interleaved(*args.compare, args)
     if args.quick:
         args.iterations, args.repetitions = 200, 3

@@ -17,11 +17,11 @@ Architecture (all from gan.layers):
 import os
 import time
 
-from absl import app, flags
+from absl import flags
 import numpy as np
 import tensorflow as tf
 
-from gan import data, layers, optimizers
+from gan import cli, data, layers, optimizers
 
 ASSETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 FEATURE_DIM = 128
@@ -159,6 +159,14 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
+    errors = []
+    if FLAGS.output:
+        errors.append(cli.check_output_path(FLAGS.output) or (
+            None if FLAGS.output.endswith(".npz") else
+            f"--output={FLAGS.output}: expected a file name ending in .npz"))
+    errors = [e for e in errors if e]
+    if errors:
+        cli.fail("gan.classifier", errors)
     classifier, test_accuracy = train_classifier(FLAGS.dataset, FLAGS.epochs, seed=FLAGS.seed,
                                                  data_dir=FLAGS.data_dir)
     output = FLAGS.output or weights_path(FLAGS.dataset)
@@ -167,11 +175,15 @@ def main(argv):
     print(f"{FLAGS.dataset} test accuracy {test_accuracy:.4f}; weights written to {output}")
 
 
-if __name__ == "__main__":
+def define_flags():
     flags.DEFINE_enum("dataset", "mnist", list(data.DATASETS), "Dataset to train on.")
     flags.DEFINE_string("data_dir", None, "Directory with the dataset's IDX files (see gan.train).")
-    flags.DEFINE_integer("epochs", 12, "Training epochs.")
+    flags.DEFINE_integer("epochs", 12, "Training epochs.", lower_bound=1)
     flags.DEFINE_integer("seed", 0, "Random seed.")
     flags.DEFINE_string("output", None, "Where to write the weights (.npz); default: the "
                         "package's own gan/assets/classifier_<dataset>.npz.")
-    app.run(main)
+
+
+if __name__ == "__main__":
+    define_flags()
+    cli.run(main, "gan.classifier")

@@ -194,10 +194,13 @@ class RuntimeConfig:
                                   "gives bitwise-identical weights (slower on some ops).")
     on_nonfinite: str = setting("stop", "When a loss or gradient becomes NaN/inf: stop (keeping "
                                 "the last good checkpoint), or roll back to the last checkpoint "
-                                "and continue with the learning rates multiplied by "
-                                "--rollback_lr_factor.", choices=("stop", "rollback"))
+                                "(one is written at step 0 for this) and continue with the "
+                                "learning rates multiplied by --rollback_lr_factor.",
+                                choices=("stop", "rollback"))
     rollback_lr_factor: float = setting(0.5, "Learning-rate multiplier at each roll-back.",
                                         valid=UNIT_OPEN)
+    max_rollbacks: int = setting(10, "Roll-backs allowed in one process before the run stops.",
+                                 valid=AT_LEAST_1)
 
 
 # Group attribute -> (its dataclass, the prefix of its flags).

@@ -162,6 +162,9 @@ def locate_files(name, split, data_dir=None, cache_dir=None, allow_download=True
     stems = SPLIT_FILES[split]
     places = []
     if data_dir:
+        if not os.path.isdir(data_dir):
+            raise DataError(f"--data_dir={data_dir}: no such directory; expected a directory "
+                            f"holding the {name} IDX files")
         places.append(data_dir)
     if name == "mnist":
         places.append(os.path.join(PACKAGE_DATA_DIR, "mnist"))
@@ -172,18 +175,19 @@ def locate_files(name, split, data_dir=None, cache_dir=None, allow_download=True
         paths = [_find_in_dir(directory, stem) for stem in stems]
         if all(paths):
             return tuple(paths)
-    tried = [f"  {d}: no {' / '.join(s + '[.gz]' for s in stems)}" for d in places]
+    tried = [f"{d} (no {' / '.join(s + '[.gz]' for s in stems)})" for d in places]
     download_error = None
     if name == "fashion_mnist" and allow_download:
         try:
             return tuple(_download(stem, places[-1], CHECKSUMS[name][stem]) for stem in stems)
         except (OSError, DataError) as e:
-            download_error = f"  download from {FASHION_MIRROR}: {e}"
+            download_error = f"download from {FASHION_MIRROR} ({e})"
     how = ("reinstall the package (pip install -e .)" if name == "mnist" else
            "`apt-get install dataset-fashion-mnist`, or put the four IDX files (as published at "
            f"{FASHION_MIRROR}) in a directory and pass --data_dir")
-    raise DataError(f"{name} {split} files not found. Tried:\n" + "\n".join(
-        tried + ([download_error] if download_error else [])) + f"\nTo provide them: {how}.")
+    # One line, as every error a user sees.
+    raise DataError(f"{name} {split} files not found; tried: " + "; ".join(
+        tried + ([download_error] if download_error else [])) + f". To provide them: {how}.")
 
 
 @dataclasses.dataclass(frozen=True)

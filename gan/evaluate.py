@@ -11,17 +11,21 @@ test set (the floor a perfect generator would reach) and uniform noise (a ceilin
 import json
 import os
 
-from absl import app, flags
+from absl import flags
 import numpy as np
 
-from gan import data, evaluation, images, rundir
+from gan import cli, data, evaluation, images, rundir
+
+PROGRAM = "gan.evaluate"
+MIN_SAMPLES = 10
 
 FLAGS = flags.FLAGS
 
 
 def define_flags():
     rundir.define_run_flags()
-    flags.DEFINE_integer("num_samples", 10000, "Generated samples to evaluate.")
+    flags.DEFINE_integer("num_samples", 10000, "Generated samples to evaluate.",
+                         lower_bound=MIN_SAMPLES)
     flags.DEFINE_integer("seed", 0, "Seed of the evaluation noise.")
     flags.DEFINE_string("output", None, "JSON file for the results; default "
                         "<logdir>/eval/step_NNNNNN.json.")
@@ -40,16 +44,28 @@ def reference_values(dataset, num_samples, data_dir=None):
             "uniform_noise": evaluator.evaluate_images(noise)}
 
 
+def flag_errors():
+    errors = []
+    if FLAGS.data_dir and not os.path.isdir(FLAGS.data_dir):
+        errors.append(f"--data_dir={FLAGS.data_dir}: no such directory")
+    if FLAGS.output:
+        errors.append(cli.check_output_path(FLAGS.output))
+    if not FLAGS.reference and not FLAGS.logdir:
+        errors.append("--logdir is required (or --reference)")
+    return [e for e in errors if e]
+
+
 def main(argv):
     del argv
+    errors = flag_errors()
+    if errors:
+        cli.fail(PROGRAM, errors)
     if FLAGS.reference:
         results = reference_values(FLAGS.dataset, FLAGS.num_samples, FLAGS.data_dir)
         for name, values in results.items():
             print(f"{FLAGS.dataset} {name}: {evaluation.format_metrics(values)}")
         output = FLAGS.output
     else:
-        if not FLAGS.logdir:
-            raise app.UsageError("--logdir is required (or --reference)")
         config, state, path = rundir.load_run_from_flags()
         evaluator = evaluation.Evaluator(config.data.dataset, FLAGS.num_samples, FLAGS.data_dir)
         results = evaluation.evaluate_state(evaluator, state, config, FLAGS.seed)
@@ -64,4 +80,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli.run(main, PROGRAM)

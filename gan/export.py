@@ -6,10 +6,14 @@ The SavedModel needs only TensorFlow to use:
 or through the serving signature: model.signatures["serving_default"](noise=...)["images"].
 """
 
-from absl import app, flags
+import os
+
+from absl import flags
 import tensorflow as tf
 
-from gan import rundir
+from gan import cli, rundir
+
+PROGRAM = "gan.export"
 
 FLAGS = flags.FLAGS
 
@@ -40,13 +44,24 @@ def export(generator, latent_dim, output):
 
 def main(argv):
     del argv
+    output = FLAGS.output
+    if os.path.exists(output) and not os.path.isdir(output):
+        cli.fail(PROGRAM, [f"--output={output} is a file; expected a directory for the "
+                           "SavedModel"])
+    error = cli.check_output_path(os.path.join(output, "saved_model.pb"))
+    if error:
+        cli.fail(PROGRAM, [error.replace(os.path.join(output, "saved_model.pb"), output, 1)])
     config, state, path = rundir.load_run_from_flags()
     export(state.generator, config.model.latent_dim, FLAGS.output)
     print(f"exported the generator of {path} to {FLAGS.output}")
 
 
-if __name__ == "__main__":
+def define_flags():
     rundir.define_run_flags()
     flags.DEFINE_string("output", None, "Directory to write the SavedModel to.")
     flags.mark_flags_as_required(["logdir", "output"])
-    app.run(main)
+
+
+if __name__ == "__main__":
+    define_flags()
+    cli.run(main, PROGRAM)

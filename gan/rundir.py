@@ -6,11 +6,16 @@ training state from them.
 nothing but the logdir.
 """
 
+import fcntl
+import glob
 import json
 import os
+import re
+import socket
+import time
 
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
 
 from gan import config as config_lib
 from gan import images
@@ -18,6 +23,10 @@ from gan import images
 # The flags that `define_run_flags` defines belong to the program that calls it, so that its
 # --help lists them.
 flags.disclaim_key_flags()
+
+class RunError(ValueError):
+    """A run directory's file that cannot be used; the message names it."""
+
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_SUBDIR = "checkpoints"
@@ -36,12 +45,8 @@ def define_run_flags():
 
 
 def load_run_from_flags():
-    """`load_run` of --logdir and --checkpoint; a missing run or checkpoint is the user's mistake,
-    so it is reported as a one-line usage error, not a traceback."""
-    try:
-        return load_run(flags.FLAGS.logdir, flags.FLAGS.checkpoint)
-    except FileNotFoundError as error:
-        raise app.UsageError(str(error)) from None
+    """`load_run` of --logdir and --checkpoint (`gan.cli.run` reports its errors in one line)."""
+    return load_run(flags.FLAGS.logdir, flags.FLAGS.checkpoint)
 
 
 def load_run(logdir, checkpoint=None):
@@ -62,7 +67,7 @@ def save_config(logdir, config):
 
 def load_config(logdir):
     """The RunConfig saved in logdir. Settings a config.json lacks (written by an older version)
-    take their defaults. Raises FileNotFoundError, or ValueError naming the file."""
+    take their defaults. Raises FileNotFoundError, or RunError naming the file."""
     path = os.path.join(logdir, CONFIG_FILE)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} not found: --logdir must be a directory written by "
@@ -74,7 +79,7 @@ def load_config(logdir):
             raise ValueError(f"expected a JSON object, found {type(flat).__name__}")
         return config_lib.RunConfig.from_flat(flat)
     except (ValueError, TypeError) as e:  # JSONDecodeError and ConfigError are ValueErrors
-        raise ValueError(f"{path} is not a valid run config: {e}") from None
+        raise RunError(f"{path} is not a valid run config: {e}") from None
 
 
 BEST_FILE = "best.json"
@@ -109,11 +114,131 @@ def resolve_checkpoint(logdir, checkpoint=None):
     return tf.train.latest_checkpoint(checkpoint_dir(logdir))
 
 
-def restore(state, logdir, checkpoint=None):
+class CheckpointError(RunError):
+    """A checkpoint that cannot be read or does not fit the run; the message names it and the
+    checkpoints of the run that do load."""
+
+
+def _step_of(path):
+    match = re.search(r"ckpt-(\d+)$", path)
+    return int(match.group(1)) if match else -1
+
+
+def checkpoint_paths(logdir, include_best=True):
+    """Every checkpoint prefix in the run (rolling, and best-FID), newest step first."""
+    folders = [checkpoint_dir(logdir)]
+    if include_best:
+        folders.append(os.path.join(logdir, BEST_CHECKPOINT_SUBDIR))
+    paths = [index[:-len(".index")] for folder in folders
+             for index in glob.glob(os.path.join(folder, "ckpt-*.index"))]
+    return sorted(paths, key=_step_of, reverse=True)
+
+
+def checkpoint_problem(path):
+    """Why the checkpoint at `path` cannot be read back in full, or None when every tensor in it
+    reads (a truncated or corrupted file fails here, not halfway through a restore)."""
+    try:
+        reader = tf.train.load_checkpoint(path)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except (tf.errors.OpError, IndexError, ValueError, OSError) as e:
+        message = str(e).strip().splitlines()
+        return message[0] if message else type(e).__name__
+    return None
+
+
+def _restore_into(state, path):
+    try:
+        tf.train.Checkpoint(state=state).restore(path).assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        raise CheckpointError(f"checkpoint {path} does not fit this run's networks and "
+                              f"optimizers ({str(e).splitlines()[0][:300]})") from None
+
+
+def restore(state, logdir, checkpoint=None, fall_back=False):
     """Restores state from `checkpoint` (see resolve_checkpoint) or the latest in logdir; returns
-    the path restored, or None when there is none."""
+    the path restored, or None when there is none.
+
+    A damaged checkpoint raises CheckpointError naming it and the checkpoints that load, or, with
+    `fall_back` (resuming a training), the newest rolling checkpoint that loads is restored
+    instead, and a line says so.
+    """
     path = resolve_checkpoint(logdir, checkpoint)
     if path is None:
         return None
-    tf.train.Checkpoint(state=state).restore(path).assert_existing_objects_matched()
-    return path
+    problem = checkpoint_problem(path)
+    if problem is None:
+        _restore_into(state, path)
+        return path
+    if fall_back and checkpoint is None:
+        for older in checkpoint_paths(logdir, include_best=False):
+            if _step_of(older) < _step_of(path) and checkpoint_problem(older) is None:
+                print(f"checkpoint {path} cannot be read ({problem}); resuming from the previous "
+                      f"one, {older}", flush=True)
+                _restore_into(state, older)
+                return older
+    loadable = [p for p in checkpoint_paths(logdir) if p != path and checkpoint_problem(p) is None]
+    advice = (f"checkpoints that load: {', '.join(loadable)}; pass --checkpoint=<one of them>"
+              if loadable else "no other checkpoint of this run loads")
+    raise CheckpointError(f"checkpoint {path} cannot be read ({problem}); {advice}")
+
+
+# --- one writer per logdir -------------------------------------------------------------------------
+
+LOCK_FILE = ".writer.lock"
+
+
+class LogdirLocked(RuntimeError):
+    """Another live process holds the logdir's writer lock; the message names it."""
+
+
+class LogdirLock:
+    """One writer per run directory: an exclusive flock on <logdir>/.writer.lock, held while a
+    training writes there. The file names the holder (pid, host, start time) for the message a
+    second writer gets. The kernel drops a flock when its process dies, SIGKILL included, so a
+    lock left by a killed run is simply free; its file still names the dead holder, which
+    `acquire` returns so the takeover can be said. Readers take no lock.
+    """
+
+    def __init__(self, logdir):
+        self.logdir = logdir
+        self.path = os.path.join(logdir, LOCK_FILE)
+        self._fd = None
+
+    @staticmethod
+    def _holder(fd):
+        try:
+            text = os.pread(fd, 4096, 0).decode(errors="replace").strip()
+            return json.loads(text) if text else None
+        except (OSError, ValueError):
+            return {"pid": "?", "host": "?", "since": "?"}
+
+    def acquire(self):
+        """Takes the lock or raises LogdirLocked; returns the record of a previous holder that
+        died without releasing it, or None."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = self._holder(fd) or {}
+            os.close(fd)
+            raise LogdirLocked(
+                f"{self.logdir} is being written by another training (pid {holder.get('pid', '?')}"
+                f" on host {holder.get('host', '?')}, since {holder.get('since', '?')}); wait for "
+                "it to finish or stop it, or use another --logdir") from None
+        stale = self._holder(fd)
+        record = {"pid": os.getpid(), "host": socket.gethostname(),
+                  "since": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(record).encode(), 0)
+        os.fsync(fd)
+        self._fd = fd
+        return stale
+
+    def release(self):
+        if self._fd is None:
+            return
+        os.ftruncate(self._fd, 0)  # empty: the last holder let go properly
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None

@@ -8,26 +8,30 @@ r"""Draws samples from a trained generator.
       8 rows, each a spherical interpolation between two random latent vectors
 """
 
+import io
 import math
 
-from absl import app, flags
+from absl import flags
 import numpy as np
 import tensorflow as tf
 
-from gan import images, rundir
+from gan import cli, images, rundir
+
+PROGRAM = "gan.sample"
 
 FLAGS = flags.FLAGS
 
 
 def define_flags():
     rundir.define_run_flags()
-    flags.DEFINE_integer("num_samples", 64, "Number of samples.")
+    flags.DEFINE_integer("num_samples", 64, "Number of samples.", lower_bound=1)
     flags.DEFINE_string("output", None, "Output file: .npy (uint8 [N, H, W]) or .png (a grid).")
     flags.DEFINE_integer("seed", 0, "Seed of the latent noise: the same seed gives the same "
                          "samples.")
     flags.DEFINE_integer("interpolate", 0, "If > 0: write that many rows of latent "
-                         "interpolations (--interpolation_steps images each) instead.")
-    flags.DEFINE_integer("interpolation_steps", 10, "Images per interpolation row.")
+                         "interpolations (--interpolation_steps images each) instead.",
+                         lower_bound=0)
+    flags.DEFINE_integer("interpolation_steps", 10, "Images per interpolation row.", lower_bound=2)
     flags.mark_flags_as_required(["logdir", "output"])
 
 
@@ -49,19 +53,27 @@ def latent_noise(latent_dim, num_samples, seed, interpolate=0, steps=10):
     return slerp(ends[0], ends[1], t).reshape(-1, latent_dim).astype(np.float32)
 
 
+def flag_errors():
+    if not FLAGS.output.endswith((".npy", ".png")):
+        return [f"--output={FLAGS.output}: expected a file name ending in .npy or .png"]
+    return [e for e in [cli.check_output_path(FLAGS.output)] if e]
+
+
 def main(argv):
     del argv
+    errors = flag_errors()
+    if errors:
+        cli.fail(PROGRAM, errors)
     output = FLAGS.output
-    if not output.endswith((".npy", ".png")):
-        raise app.UsageError(f"--output must end in .npy or .png, got {output!r}")
     config, state, _ = rundir.load_run_from_flags()
     noise = latent_noise(config.model.latent_dim, FLAGS.num_samples, FLAGS.seed, FLAGS.interpolate,
                          FLAGS.interpolation_steps)
     samples = images.to_uint8(state.generator(tf.constant(noise), training=False).numpy())
     if output.endswith(".npy"):
         array = samples[..., 0] if samples.shape[-1] == 1 else samples
-        with open(output, "wb") as f:
-            np.save(f, array)
+        buffer = io.BytesIO()
+        np.save(buffer, array)
+        images.write_atomically(output, buffer.getvalue())
     else:
         if FLAGS.interpolate:
             rows, cols = FLAGS.interpolate, FLAGS.interpolation_steps
@@ -74,4 +86,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli.run(main, PROGRAM)

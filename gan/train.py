@@ -16,16 +16,15 @@ Every setting is declared once, in `gan.config`; `main` is the only code that re
 import dataclasses
 import os
 import signal
-import sys
 import threading
 import time
 from typing import Optional
 
-from absl import app, flags
+from absl import flags
 import tensorflow as tf
 
 from gan import config as config_lib
-from gan import data, evaluation, images, networks, rundir, trainer
+from gan import cli, data, evaluation, images, networks, rundir, trainer
 
 FLAGS = flags.FLAGS
 
@@ -40,7 +39,6 @@ SAMPLE_NOISE_SALT = 1234567  # keeps the fixed sample noise apart from the train
 NONFINITE_EXIT_CODE = 3
 AFTER_WRITE_FAILURE = ("The last complete checkpoint is intact; free space (or fix permissions) "
                        "and rerun the same command to resume.")
-MAX_ROLLBACKS = 5
 
 
 def fixed_noise(config, count):
@@ -87,11 +85,13 @@ class StopTraining(Exception):
 @dataclasses.dataclass
 class TrainResult:
     """What `train` returns: the step reached, the last logged training scalars, the last
-    evaluation's metrics (None without evaluation), and the signal that stopped it, if any."""
+    evaluation's metrics (None without evaluation), the signal that stopped it, if any, and how
+    many times it rolled back after a non-finite value."""
     step: int
     train_metrics: dict
     eval_metrics: Optional[dict] = None
     stopped_by: Optional[str] = None
+    rollbacks: int = 0
 
 
 class Run:
@@ -131,7 +131,7 @@ class Run:
         self.last_eval = None
 
     def restore(self):
-        path = rundir.restore(self.state, self.logdir)
+        path = rundir.restore(self.state, self.logdir, fall_back=True)
         if path:
             print(f"Resumed from {path} at step {int(self.state.step.numpy())}", flush=True)
         return path
@@ -195,14 +195,16 @@ class Run:
                if not bool(metrics[key])]
         what = f"non-finite {', '.join(bad)} at step {step}"
         last = self.manager.latest_checkpoint
-        if runtime.on_nonfinite == "stop" or last is None or self.rollbacks >= MAX_ROLLBACKS:
-            reason = "" if runtime.on_nonfinite == "stop" else (
-                " (no checkpoint to roll back to)" if last is None else
-                f" ({MAX_ROLLBACKS} roll-backs already)")
+        if runtime.on_nonfinite == "stop":
             raise StopTraining(
-                f"{what}{reason}. Nothing was saved after it; the last good checkpoint is "
+                f"{what}. Nothing was saved after it; the last good checkpoint is "
                 f"{last or 'none'}. Lower the learning rates, or use --on_nonfinite=rollback.",
                 NONFINITE_EXIT_CODE)
+        if self.rollbacks >= runtime.max_rollbacks:
+            raise StopTraining(
+                f"{what} after {self.rollbacks} roll-backs. Nothing was saved after it; the last "
+                f"good checkpoint is {last}. Lower the learning rates, or allow more with "
+                "--max_rollbacks or a smaller --rollback_lr_factor.", NONFINITE_EXIT_CODE)
         optimizers_in_use = (self.state.g_optimizer, self.state.d_optimizer)
         rates_in_use = [float(o.learning_rate) for o in optimizers_in_use]
         self.checkpoint.restore(last).assert_existing_objects_matched()
@@ -228,6 +230,8 @@ class Run:
         if step == 0:
             with self.writer.as_default(step=0):
                 tf.summary.text("flags", "```\n" + self.config.to_flagfile() + "```")
+            if runtime.on_nonfinite == "rollback" and self.manager.latest_checkpoint is None:
+                self.save_checkpoint(0)  # so that a divergence before the first one rolls back
         last_log_time, last_log_step, start_time, start_step = time.time(), step, time.time(), step
         window = []  # (metric means of one call, its iteration count) since the last log
         while step < num_steps:
@@ -235,7 +239,7 @@ class Run:
                 self.save_checkpoint(step)
                 self.writer.flush()
                 return TrainResult(step, self.last_train_metrics, self.last_eval,
-                                   self.stop_signal)
+                                   self.stop_signal, self.rollbacks)
             chunk_end = min(num_steps, step + runtime.steps_per_loop,
                             next_boundary(step, output.log_every),
                             next_boundary(step, output.sample_every),
@@ -267,14 +271,12 @@ class Run:
             if step % output.checkpoint_every == 0 or step == num_steps:
                 self.save_checkpoint(step)
         self.writer.flush()
-        return TrainResult(step, self.last_train_metrics, self.last_eval)
+        return TrainResult(step, self.last_train_metrics, self.last_eval,
+                           rollbacks=self.rollbacks)
 
 
-def prepare_logdir(logdir, config, restart=False):
-    """Checks the logdir can be written and that a checkpoint in it fits this run; archives the
-    old run first when `restart`. Raises StopTraining otherwise. Returns the config of the run
-    being resumed, or None."""
-    old = None
+def make_writable_logdir(logdir):
+    """Creates the logdir if needed and checks that files can be written in it."""
     if os.path.exists(logdir) and not os.path.isdir(logdir):
         raise StopTraining(f"--logdir={logdir} exists and is not a directory", 2)
     try:
@@ -285,12 +287,19 @@ def prepare_logdir(logdir, config, restart=False):
         os.remove(probe)
     except OSError as e:
         raise StopTraining(f"--logdir={logdir} is not writable: {e}", 2) from None
+
+
+def prepare_logdir(logdir, config, restart=False):
+    """Checks that a checkpoint in the logdir fits this run; archives the old run first when
+    `restart`. Raises StopTraining otherwise. Returns the config of the run being resumed, or
+    None."""
+    old = None
     has_checkpoint = tf.train.latest_checkpoint(rundir.checkpoint_dir(logdir)) is not None
     if has_checkpoint and restart:
         archive = os.path.join(logdir, time.strftime("archived-%Y%m%d-%H%M%S", time.gmtime()))
         os.makedirs(archive)
         for name in os.listdir(logdir):
-            if not name.startswith("archived-"):
+            if not name.startswith("archived-") and name != rundir.LOCK_FILE:
                 os.rename(os.path.join(logdir, name), os.path.join(archive, name))
         print(f"--restart: moved the previous run to {archive}; starting from step 0",
               flush=True)
@@ -314,7 +323,8 @@ def prepare_logdir(logdir, config, restart=False):
 def train(config, logdir, restart=False, handle_signals=False):
     """Runs (or resumes) a whole training in this process; returns a TrainResult.
 
-    Raises config.ConfigError for settings that cannot be trained, data.DataError for missing or
+    Holds the logdir's writer lock throughout (a second writer gets StopTraining). Raises
+    config.ConfigError for settings that cannot be trained, data.DataError for missing or
     damaged data, StopTraining (with an exit code) for a run that cannot go on, and OSError when
     a file cannot be written. With `handle_signals`, SIGINT and SIGTERM write a checkpoint and
     return (`stopped_by` names the signal); only the main thread can install the handlers.
@@ -322,27 +332,44 @@ def train(config, logdir, restart=False, handle_signals=False):
     config.validate()
     if config.runtime.deterministic:
         tf.config.experimental.enable_op_determinism()
-    previous = prepare_logdir(logdir, config, restart)
-    run = Run(config, logdir)
-    if run.restore() and previous:
-        run.apply_changed_learning_rates(previous)
-    if handle_signals and threading.current_thread() is threading.main_thread():
-        def on_signal(signum, frame):
-            run.stop_signal = signal.Signals(signum).name
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, on_signal)
-    return run.train()
+    make_writable_logdir(logdir)
+    lock = rundir.LogdirLock(logdir)
+    try:
+        stale = lock.acquire()
+    except rundir.LogdirLocked as e:
+        raise StopTraining(str(e), 2) from None
+    try:
+        if stale:
+            print(f"took over the writer lock of {logdir} from pid {stale.get('pid')} on host "
+                  f"{stale.get('host')}, which stopped without releasing it", flush=True)
+        previous = prepare_logdir(logdir, config, restart)
+        run = Run(config, logdir)
+        try:
+            restored = run.restore()
+        except rundir.CheckpointError as e:
+            raise StopTraining(f"{e}. Pass --restart to start over (the old run is kept)",
+                               2) from None
+        if restored and previous:
+            run.apply_changed_learning_rates(previous)
+        if handle_signals and threading.current_thread() is threading.main_thread():
+            def on_signal(signum, frame):
+                run.stop_signal = signal.Signals(signum).name
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, on_signal)
+        return run.train()
+    finally:
+        lock.release()
 
 
-def fail(lines, exit_code=2):
-    for line in lines:
-        print(f"gan.train: error: {line}", file=sys.stderr)
-    sys.exit(exit_code)
+PROGRAM = "gan.train"
+
+
+def fail(lines, exit_code=cli.USAGE_EXIT_CODE):
+    cli.fail(PROGRAM, lines, exit_code)
 
 
 def main(argv):
-    if len(argv) > 1:
-        fail([f"unexpected arguments: {' '.join(argv[1:])} (flags are written --name=value)"])
+    del argv  # cli.run refuses positional arguments
     try:
         config = config_lib.from_flags(FLAGS)
         result = train(config, FLAGS.logdir, FLAGS.restart, handle_signals=True)
@@ -359,8 +386,10 @@ def main(argv):
         print(f"stopped by signal {result.stopped_by} at step {result.step}; checkpoint saved, "
               "rerun the same command to resume.", flush=True)
         return
-    print(f"Done at step {result.step}; logdir {FLAGS.logdir}", flush=True)
+    rollbacks = (f" after {result.rollbacks} roll-back{'s' if result.rollbacks > 1 else ''}"
+                 if result.rollbacks else "")
+    print(f"Done at step {result.step}{rollbacks}; logdir {FLAGS.logdir}", flush=True)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, PROGRAM)

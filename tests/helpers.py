@@ -2,6 +2,7 @@
 leave behind."""
 
 import glob
+import importlib.util
 import os
 import subprocess
 import sys
@@ -10,6 +11,15 @@ import numpy as np
 import tensorflow as tf
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_benchmark():
+    """experiments/benchmark.py as a module (it is a script, not part of the package)."""
+    spec = importlib.util.spec_from_file_location(
+        "benchmark", os.path.join(REPO, "experiments", "benchmark.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_module(module, *args, timeout=600, check=True):

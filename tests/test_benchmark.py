@@ -1,8 +1,6 @@
 """The benchmark's analytic FLOP count against the matmuls XLA actually compiles for one iteration."""
 
-import importlib.util
 import math
-import os
 import re
 
 import pytest
@@ -10,16 +8,8 @@ import tensorflow as tf
 
 from gan import config as config_lib
 from gan import data, trainer
+from helpers import load_benchmark
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location(
-        "benchmark", os.path.join(REPO, "experiments", "benchmark.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%(\S+) = \w+\[([\d,]*)\]")

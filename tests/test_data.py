@@ -120,6 +120,7 @@ def test_corrupted_copy_in_data_dir_is_rejected(tmp_path):
 def test_fashion_not_found_lists_every_place_tried(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "DEBIAN_FASHION_DIR", str(tmp_path / "debian"))
     monkeypatch.setattr(data, "FASHION_MIRROR", "http://127.0.0.1:9/")  # nothing listens: fails fast
+    (tmp_path / "mine").mkdir()
     with pytest.raises(data.DataError) as error:
         data.locate_files("fashion_mnist", "train", data_dir=str(tmp_path / "mine"),
                           cache_dir=str(tmp_path / "cache"))

@@ -4,6 +4,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -236,3 +237,95 @@ def test_full_disk_gives_a_clear_error_and_keeps_the_last_checkpoint(tiny_disk):
     assert last is not None
     values = checkpoint_values(last)  # readable, complete
     assert values
+
+
+# --- one writer per logdir, damaged checkpoints, roll-back from step 0 ----------------------------
+
+def test_a_second_writer_is_refused_and_a_killed_writers_lock_is_taken_over(tmp_path):
+    logdir = str(tmp_path)
+    holder = start_training(logdir, "--num_steps=100000", "--steps_per_loop=10",
+                            "--checkpoint_every=20")
+    wait_for_line(holder, "step ")
+    second = run_module("gan.train", *SMALL, f"--logdir={logdir}", "--num_steps=10", check=False)
+    assert_clean_failure(second, f"pid {holder.pid} on host {socket.gethostname()}",
+                         "being written by another training")
+    assert holder.poll() is None  # the holder is untouched and still training
+
+    holder.kill()
+    holder.communicate()
+    checkpoint = tf.train.latest_checkpoint(os.path.join(logdir, "checkpoints"))
+    step = int(checkpoint.rsplit("-", 1)[1])
+    resumed = run_module("gan.train", *SMALL, f"--logdir={logdir}", f"--num_steps={step + 10}")
+    assert f"took over the writer lock of {logdir} from pid {holder.pid}" in resumed.stdout
+    assert f"Resumed from {checkpoint} at step {step}" in resumed.stdout
+    # A run that ends releases the lock: the next one says nothing about a takeover.
+    again = run_module("gan.train", *SMALL, f"--logdir={logdir}", f"--num_steps={step + 20}")
+    assert "took over" not in again.stdout and f"Done at step {step + 20}" in again.stdout
+
+
+@pytest.fixture(scope="module")
+def run_with_a_truncated_latest_checkpoint(tmp_path_factory):
+    """A run with checkpoints at steps 10 and 20, whose ckpt-20 data file was cut short."""
+    logdir = str(tmp_path_factory.mktemp("truncated"))
+    run_module("gan.train", *SMALL, f"--logdir={logdir}", "--num_steps=20",
+               "--checkpoint_every=10")
+    data_file = os.path.join(logdir, "checkpoints", "ckpt-20.data-00000-of-00001")
+    with open(data_file, "rb") as f:
+        payload = f.read()
+    with open(data_file, "wb") as f:
+        f.write(payload[:len(payload) // 3])
+    return logdir
+
+
+@pytest.mark.parametrize("module,args", [
+    ("gan.evaluate", ["--num_samples=10"]),
+    ("gan.sample", ["--output={tmp}/s.npy"]),
+    ("gan.export", ["--output={tmp}/export"]),
+])
+def test_readers_name_a_truncated_checkpoint_and_offer_the_ones_that_load(
+        run_with_a_truncated_latest_checkpoint, tmp_path, module, args):
+    logdir = run_with_a_truncated_latest_checkpoint
+    result = run_module(module, f"--logdir={logdir}", *[a.format(tmp=tmp_path) for a in args],
+                        check=False)
+    bad = os.path.join(logdir, "checkpoints", "ckpt-20")
+    good = os.path.join(logdir, "checkpoints", "ckpt-10")
+    assert_clean_failure(result, f"checkpoint {bad} cannot be read",
+                         f"checkpoints that load: {good}", "--checkpoint=")
+    assert len([line for line in result.stderr.splitlines()
+                if line.startswith(f"{module}: error:")]) == 1
+    offered = run_module(module, f"--logdir={logdir}", f"--checkpoint={good}",
+                         *[a.format(tmp=tmp_path) for a in args])
+    assert offered.returncode == 0
+
+
+def test_training_resumes_from_the_previous_checkpoint_when_the_latest_is_truncated(
+        run_with_a_truncated_latest_checkpoint, tmp_path):
+    logdir = str(tmp_path / "copy")
+    shutil.copytree(run_with_a_truncated_latest_checkpoint, logdir)
+    result = run_module("gan.train", *SMALL, f"--logdir={logdir}", "--num_steps=30",
+                        "--checkpoint_every=10")
+    assert "ckpt-20 cannot be read" in result.stdout and "resuming from the previous one" in (
+        result.stdout)
+    assert "at step 10" in result.stdout and "Done at step 30" in result.stdout
+    checkpoint_values(os.path.join(logdir, "checkpoints", "ckpt-30"))  # complete and readable
+
+
+def test_rollback_works_before_the_first_checkpoint(tmp_path):
+    """The seed's SGD at learning rate 0.3 diverges within the first 100 steps, before any
+    periodic checkpoint: the run rolls back to the checkpoint written at step 0."""
+    result = run_module("gan.train", "--flagfile=experiments/seed.flags", f"--logdir={tmp_path}",
+                        "--g_hidden=64,128", "--d_hidden=128,64", "--g_learning_rate=0.3",
+                        "--d_learning_rate=0.3", "--on_nonfinite=rollback", "--num_steps=300",
+                        "--eval_every=0")
+    assert "rolled back to" in result.stdout and "ckpt-0 (step 0)" in result.stdout
+    assert "Done at step 300 after" in result.stdout and "roll-back" in result.stdout
+    final = checkpoint_values(os.path.join(tmp_path, "checkpoints", "ckpt-300"))
+    assert all(np.all(np.isfinite(v)) for v in final.values() if v.dtype.kind == "f")
+
+
+def test_when_roll_backs_run_out_the_advice_is_not_the_flag_already_set(tmp_path):
+    result = run_module("gan.train", *SMALL, f"--logdir={tmp_path}", "--num_steps=60",
+                        "--d_optimizer=sgd", "--d_learning_rate=1e12", "--on_nonfinite=rollback",
+                        "--rollback_lr_factor=0.9", "--max_rollbacks=2", check=False)
+    assert_clean_failure(result, "after 2 roll-backs", "--max_rollbacks", exit_code=3)
+    assert "--on_nonfinite=rollback" not in result.stderr

@@ -1,0 +1,68 @@
+"""What every `python -m gan.*` entry point shares: a user's mistake is one line on stderr and exit
+code 2, never a traceback.
+
+    cli.run(main, "gan.sample")      # instead of app.run(main)
+
+Inside `main`, `cli.fail(program, lines)` reports invalid values; the exceptions that name a user's
+mistake (a missing run, a damaged checkpoint, bad data, an unwritable output) are turned into that
+line by `run` itself.
+"""
+
+import os
+import sys
+
+from absl import app, flags
+
+USAGE_EXIT_CODE = 2
+
+
+def fail(program, lines, exit_code=USAGE_EXIT_CODE):
+    for line in lines:
+        print(f"{program}: error: {line}", file=sys.stderr)
+    sys.exit(exit_code)
+
+
+def _parser(program):
+    def parse(argv):
+        try:
+            remaining = flags.FLAGS(argv)
+        except flags.Error as e:
+            fail(program, [str(e).splitlines()[0]])
+        if len(remaining) > 1:
+            fail(program, [f"unexpected arguments: {' '.join(remaining[1:])} (flags are written "
+                           "--name=value)"])
+        return remaining
+    return parse
+
+
+def user_errors():
+    """The exception types whose message reports a user's mistake."""
+    from gan import config, data, rundir
+    return (rundir.RunError, config.ConfigError, data.DataError)
+
+
+def run(main, program, argv=None):
+    """app.run(main) with one-line errors for bad flags and for the user's mistakes; argv
+    defaults to sys.argv."""
+    def guarded(argv):
+        try:
+            return main(argv)
+        except OSError as e:  # a missing run, an unwritable output, a full disk
+            fail(program, [f"{e.filename}: {e.strerror or e}" if e.filename else str(e)])
+        except user_errors() as e:
+            fail(program, str(e).splitlines()[:1])
+    app.run(guarded, argv=argv, flags_parser=_parser(program))
+
+
+def check_output_path(path, flag="output"):
+    """Creates the directory of an output file if needed; one line when that is impossible."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        return f"--{flag}={path} is a directory; expected a file path"
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as e:
+        return f"--{flag}={path}: cannot create its directory {directory}: {e.strerror or e}"
+    if not os.access(directory, os.W_OK):
+        return f"--{flag}={path}: its directory {directory} is not writable"
+    return None
