@@ -6,7 +6,8 @@ choices or range, and whether it is *structural*, i.e. fixes the checkpoint's va
 declarations alone come
   - the absl flags of `gan.train` (`define_flags`; flag name = group prefix + field name),
   - config.json (`to_flat` / `from_flat`, keyed by flag name, so flagfiles and JSON agree),
-  - the one-line validation messages (`RunConfig.errors`),
+  - the one-line validation messages (`RunConfig.value_errors`; `combination_errors` adds the
+    losses' rules about which settings go together),
   - the resume check (`structural_differences`).
 Adding a setting is adding one field. The penalty weights (--gp_weight, --r1_weight, ...) are
 made from `losses.PENALTIES`, so a new penalty needs no edit here either.

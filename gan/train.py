@@ -29,6 +29,7 @@ from gan import cli, data, evaluation, images, networks, rundir, trainer
 FLAGS = flags.FLAGS
 
 config_lib.define_flags(FLAGS)
+flags.adopt_module_key_flags(config_lib)  # so --help lists the run settings under gan.train
 flags.DEFINE_string("logdir", None, "Directory for events, samples and checkpoints; rerunning "
                     "with the same logdir resumes.")
 flags.DEFINE_boolean("restart", False, "Start over in a logdir that holds a previous run: the "

@@ -95,8 +95,8 @@ REPLAY_CASES = {
     "joint + inference BN, no XLA": (dict(d_update="joint", d_fake_batchnorm="inference"), False),
     "WGAN-GP + R1, joint": (dict(d_loss="wasserstein", g_loss="wasserstein",
                                  penalties=(("gp", 10.0), ("r1", 1.0))), True),
-    "R1 + R2 + DRAGAN, split": (dict(d_update="split", penalties=(
-        ("r1", 0.5), ("r2", 2.0), ("dragan", 1.0))), True),
+    "R1 + R2 + DRAGAN, split, no XLA": (dict(d_update="split", penalties=(
+        ("r1", 0.5), ("r2", 2.0), ("dragan", 1.0))), False),
     "lazy R1 every 2 (due at step 0)": (dict(penalties=(("r1", 3.0),), penalty_every=2), True),
     "WGAN with weight clipping, no XLA": (dict(d_loss="wasserstein", g_loss="wasserstein",
                                                weight_clip=0.02), False),
@@ -134,9 +134,9 @@ def test_lazy_penalty_is_skipped_between_due_steps():
                                    penalty_every=2)
     state = make_state()
     state.step.assign(1)
-    metrics = assert_trainer_matches_replay(state, images, config, jit=True)
+    metrics = assert_trainer_matches_replay(state, images, config, jit=False)
     assert float(metrics["penalty_r1"]) == 0.0
-    due = assert_trainer_matches_replay(state, images, config, jit=True)
+    due = assert_trainer_matches_replay(state, images, config, jit=False)
     assert float(due["penalty_r1"]) > 0
 
 
