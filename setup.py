@@ -18,5 +18,6 @@ setup(
         "tensorboard",
     ],
     # plots: experiments/plot_scalars.py draws the README's figures; training never needs it.
-    extras_require={"test": ["pytest"], "plots": ["matplotlib"]},
+    # pytest-xdist: the suite runs its many TensorFlow subprocesses on both cores (README).
+    extras_require={"test": ["pytest", "pytest-xdist"], "plots": ["matplotlib"]},
 )

@@ -13,6 +13,7 @@ parsed again for each, and the program's stderr is captured.
 import contextlib
 import importlib
 import io
+import itertools
 import json
 import os
 import random
@@ -39,13 +40,27 @@ class Places:
     """Paths that cannot serve: a missing one, one under a regular file, a directory that is no
     run, a regular file."""
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, run_logdir):
         self.workdir = workdir
+        self.damaged_checkpoint = self._damaged_copy(run_logdir)
         self.regular_file = os.path.join(workdir, "a-regular-file")
         with open(self.regular_file, "w") as f:
             f.write("not a directory\n")
         self.empty_dir = os.path.join(workdir, "an-empty-dir")
         os.makedirs(self.empty_dir, exist_ok=True)
+
+    def _damaged_copy(self, run_logdir):
+        """A copy of the run's latest checkpoint with its data file cut short."""
+        import tensorflow as tf
+        source = tf.train.latest_checkpoint(os.path.join(run_logdir, "checkpoints"))
+        target = os.path.join(self.workdir, "damaged", os.path.basename(source))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        for suffix in (".index", ".data-00000-of-00001"):
+            with open(source + suffix, "rb") as f:
+                payload = f.read()
+            with open(target + suffix, "wb") as f:
+                f.write(payload if suffix == ".index" else payload[:len(payload) // 2])
+        return target
 
     def missing(self, rng):
         return os.path.join(self.workdir, f"missing-{random_word(rng)}", random_word(rng))
@@ -149,7 +164,9 @@ def entry_point(name, places, run_logdir, rng):
             generators[flag.name] = generator
     if "logdir" in flags.FLAGS:
         generators["logdir"] = lambda: places.run_dir(rng)
-        generators["checkpoint"] = lambda: places.input_path(rng)
+        damaged_first = itertools.chain([places.damaged_checkpoint], iter(
+            lambda: rng.choice([places.input_path(rng), places.damaged_checkpoint]), None))
+        generators["checkpoint"] = lambda: next(damaged_first)
     if "data_dir" in flags.FLAGS:
         generators["data_dir"] = lambda: places.input_path(rng)
     # Each output flag's bad values: where nothing can be written, or a name it cannot take.
@@ -191,7 +208,7 @@ def main():
     from absl import flags, logging
     logging.set_verbosity(logging.ERROR)
     rng = random.Random(int(seed))
-    places = Places(workdir)
+    places = Places(workdir, run_logdir)
     program, call, base, generators = entry_point(name, places, run_logdir, rng)
     # At least one case per flag, however many flags the entry point grows.
     cases = make_cases(generators, max(int(num_cases), len(generators)), rng)

@@ -258,9 +258,10 @@ def test_a_second_writer_is_refused_and_a_killed_writers_lock_is_taken_over(tmp_
     resumed = run_module("gan.train", *SMALL, f"--logdir={logdir}", f"--num_steps={step + 10}")
     assert f"took over the writer lock of {logdir} from pid {holder.pid}" in resumed.stdout
     assert f"Resumed from {checkpoint} at step {step}" in resumed.stdout
-    # A run that ends releases the lock: the next one says nothing about a takeover.
-    again = run_module("gan.train", *SMALL, f"--logdir={logdir}", f"--num_steps={step + 20}")
-    assert "took over" not in again.stdout and f"Done at step {step + 20}" in again.stdout
+    # A run that ends releases the lock: its file is emptied, so the next run has nothing to
+    # take over.
+    with open(os.path.join(logdir, ".writer.lock")) as f:
+        assert f.read() == ""
 
 
 @pytest.fixture(scope="module")
@@ -277,25 +278,21 @@ def run_with_a_truncated_latest_checkpoint(tmp_path_factory):
     return logdir
 
 
-@pytest.mark.parametrize("module,args", [
-    ("gan.evaluate", ["--num_samples=10"]),
-    ("gan.sample", ["--output={tmp}/s.npy"]),
-    ("gan.export", ["--output={tmp}/export"]),
-])
-def test_readers_name_a_truncated_checkpoint_and_offer_the_ones_that_load(
-        run_with_a_truncated_latest_checkpoint, tmp_path, module, args):
+def test_a_truncated_checkpoint_is_named_with_the_ones_that_load(
+        run_with_a_truncated_latest_checkpoint, tmp_path):
+    """gan.sample as the readers' example; tests/test_fuzz.py gives every reader a damaged
+    --checkpoint too. The checkpoint offered then works."""
     logdir = run_with_a_truncated_latest_checkpoint
-    result = run_module(module, f"--logdir={logdir}", *[a.format(tmp=tmp_path) for a in args],
-                        check=False)
+    output = f"--output={tmp_path}/s.npy"
+    result = run_module("gan.sample", f"--logdir={logdir}", output, check=False)
     bad = os.path.join(logdir, "checkpoints", "ckpt-20")
     good = os.path.join(logdir, "checkpoints", "ckpt-10")
     assert_clean_failure(result, f"checkpoint {bad} cannot be read",
                          f"checkpoints that load: {good}", "--checkpoint=")
     assert len([line for line in result.stderr.splitlines()
-                if line.startswith(f"{module}: error:")]) == 1
-    offered = run_module(module, f"--logdir={logdir}", f"--checkpoint={good}",
-                         *[a.format(tmp=tmp_path) for a in args])
-    assert offered.returncode == 0
+                if line.startswith("gan.sample: error:")]) == 1
+    run_module("gan.sample", f"--logdir={logdir}", f"--checkpoint={good}", output)
+    assert np.load(f"{tmp_path}/s.npy").shape == (64, 28, 28)
 
 
 def test_training_resumes_from_the_previous_checkpoint_when_the_latest_is_truncated(
