@@ -159,14 +159,9 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    errors = []
-    if FLAGS.output:
-        errors.append(cli.check_output_path(FLAGS.output) or (
-            None if FLAGS.output.endswith(".npz") else
-            f"--output={FLAGS.output}: expected a file name ending in .npz"))
-    errors = [e for e in errors if e]
-    if errors:
-        cli.fail("gan.classifier", errors)
+    error = FLAGS.output and cli.check_output_path(FLAGS.output, (".npz",))
+    if error:
+        cli.fail("gan.classifier", [error])
     classifier, test_accuracy = train_classifier(FLAGS.dataset, FLAGS.epochs, seed=FLAGS.seed,
                                                  data_dir=FLAGS.data_dir)
     output = FLAGS.output or weights_path(FLAGS.dataset)

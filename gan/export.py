@@ -6,8 +6,6 @@ The SavedModel needs only TensorFlow to use:
 or through the serving signature: model.signatures["serving_default"](noise=...)["images"].
 """
 
-import os
-
 from absl import flags
 import tensorflow as tf
 
@@ -44,13 +42,9 @@ def export(generator, latent_dim, output):
 
 def main(argv):
     del argv
-    output = FLAGS.output
-    if os.path.exists(output) and not os.path.isdir(output):
-        cli.fail(PROGRAM, [f"--output={output} is a file; expected a directory for the "
-                           "SavedModel"])
-    error = cli.check_output_path(os.path.join(output, "saved_model.pb"))
+    error = cli.check_output_dir(FLAGS.output)
     if error:
-        cli.fail(PROGRAM, [error.replace(os.path.join(output, "saved_model.pb"), output, 1)])
+        cli.fail(PROGRAM, [error])
     config, state, path = rundir.load_run_from_flags()
     export(state.generator, config.model.latent_dim, FLAGS.output)
     print(f"exported the generator of {path} to {FLAGS.output}")

@@ -54,9 +54,8 @@ def latent_noise(latent_dim, num_samples, seed, interpolate=0, steps=10):
 
 
 def flag_errors():
-    if not FLAGS.output.endswith((".npy", ".png")):
-        return [f"--output={FLAGS.output}: expected a file name ending in .npy or .png"]
-    return [e for e in [cli.check_output_path(FLAGS.output)] if e]
+    error = cli.check_output_path(FLAGS.output, (".npy", ".png"))
+    return [error] if error else []
 
 
 def main(argv):

@@ -278,16 +278,9 @@ class Run:
 
 def make_writable_logdir(logdir):
     """Creates the logdir if needed and checks that files can be written in it."""
-    if os.path.exists(logdir) and not os.path.isdir(logdir):
-        raise StopTraining(f"--logdir={logdir} exists and is not a directory", 2)
-    try:
-        os.makedirs(logdir, exist_ok=True)
-        probe = os.path.join(logdir, f".write-test-{os.getpid()}")
-        with open(probe, "wb") as f:
-            f.write(b"ok")
-        os.remove(probe)
-    except OSError as e:
-        raise StopTraining(f"--logdir={logdir} is not writable: {e}", 2) from None
+    error = cli.check_output_dir(logdir, "logdir")
+    if error:
+        raise StopTraining(error, 2)
 
 
 def prepare_logdir(logdir, config, restart=False):
