@@ -38,6 +38,9 @@ CONFIGS = {
     "gan b256 (joint D step)": dict(batch_size=256, d_update="joint", d_fake_batchnorm="train"),
     "gan b32 (joint, no XLA)": dict(batch_size=32, d_update="joint", d_fake_batchnorm="train",
                                     jit_compile=False),
+    # experiments/dcgan.flags at batch 64, with and without XLA: what --jit_compile=auto rests on.
+    "dcgan w32 b64 (XLA)": dict(batch_size=64, flagfile="dcgan.flags", jit_compile=True),
+    "dcgan w32 b64 (no XLA)": dict(batch_size=64, flagfile="dcgan.flags", jit_compile=False),
 }
 KERAS = "Keras seed loop b32 (train_on_batch)"
 MATMULS = "b32 joint step's matmuls alone"
@@ -161,8 +164,12 @@ def gan_runner(settings):
     """A function n -> None that runs n iterations of a CONFIGS entry and waits for them."""
     from gan import config as config_lib
     from gan import data, trainer
-    config = seed_mlp_config(settings["batch_size"], settings["d_update"],
-                             settings["d_fake_batchnorm"])
+    if "flagfile" in settings:
+        config = config_lib.from_flagfile(os.path.join(REPO, "experiments", settings["flagfile"]),
+                                          batch_size=settings["batch_size"])
+    else:
+        config = seed_mlp_config(settings["batch_size"], settings["d_update"],
+                                 settings["d_fake_batchnorm"])
     state = config_lib.make_state(config)
     runner = trainer.Trainer(state, config_lib.trainer_config(config),
                              data.load("mnist", "train").images,
@@ -242,8 +249,10 @@ def run_worker(args):
         result = worker_gan(CONFIGS[args.worker], args.iterations, args.repetitions)
     result["peak_rss_mib"] = peak_rss_mib()  # before the FLOP count's imports, for Keras' sake
     if args.worker != "peak":
-        result["gflop_per_iteration"] = mlp_flops_per_iteration(
-            seed_mlp_config(row_batch_size(args.worker))) / 1e9
+        # The analytic count covers the MLP only; a convolutional row reports none.
+        result["gflop_per_iteration"] = float("nan") if "flagfile" in CONFIGS.get(
+            args.worker, {}) else mlp_flops_per_iteration(
+                seed_mlp_config(row_batch_size(args.worker))) / 1e9
     print(json.dumps(result))
 
 

@@ -62,12 +62,13 @@ UNIT_HALF_OPEN = Range(0, 1, high_inclusive=False)
 UNIT_OPEN = Range(0, 1, low_inclusive=False, high_inclusive=False)
 
 
-def setting(default, help, *, choices=None, valid=None, structural=False, note=None):
+def setting(default, help, *, choices=None, valid=None, structural=False, note=None, kind=None):
     """A field of the schema. `valid` is a Range for numbers; `note` adds to the expectation
-    printed when the value is invalid (e.g. "0 turns evaluation off")."""
+    printed when the value is invalid (e.g. "0 turns evaluation off"); `kind` is the value's type
+    when the default (None) does not tell it."""
     return dataclasses.field(default=default, metadata={
         "help": help, "choices": tuple(choices) if choices is not None else None,
-        "valid": valid, "structural": structural, "note": note})
+        "valid": valid, "structural": structural, "note": note, "kind": kind})
 
 
 # --- the groups -----------------------------------------------------------------------------------
@@ -83,16 +84,44 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    architecture: str = setting("mlp", "Generator/discriminator pair.",
-                                choices=sorted(networks.ARCHITECTURES), structural=True)
-    latent_dim: int = setting(100, "Size of the noise vector z ~ N(0, I).", valid=AT_LEAST_1,
+    architecture: str = setting("mlp", "Generator/discriminator pair: " + "; ".join(
+        f"{name}: {entry.help}" for name, entry in sorted(networks.ARCHITECTURES.items())) + ".",
+        choices=sorted(networks.ARCHITECTURES), structural=True)
+    latent_dim: int = setting(100, "Size of the noise vector z.", valid=AT_LEAST_1,
                               structural=True)
+    latent_distribution: str = setting("normal", "Law of z: normal N(0, I) or uniform "
+                                       "U(-1, 1)^d.", choices=networks.LATENT_DISTRIBUTIONS,
+                                       structural=True)
     g_hidden: tuple = setting((256, 512, 1024), "MLP generator hidden widths.", structural=True)
     d_hidden: tuple = setting((512, 256), "MLP discriminator hidden widths.", structural=True)
-    dcgan_width: int = setting(64, "DCGAN base channel count.", valid=AT_LEAST_1, structural=True)
-    bn_momentum: float = setting(0.8, "Generator BatchNorm moving-average momentum (the seed's "
-                                 "0.8).", valid=UNIT_CLOSED)
-    bn_epsilon: float = setting(1e-3, "Generator BatchNorm epsilon (Keras' 1e-3).", valid=POSITIVE)
+    dcgan_width: int = setting(64, "DCGAN generator's base channel count w (its layers have 4w "
+                               "and 2w channels).", valid=AT_LEAST_1, structural=True)
+    dcgan_d_width: int = setting(0, "DCGAN discriminator's base channel count (w and 2w "
+                                 "channels); 0 = --dcgan_width. D costs far less than G at the "
+                                 "same width (G's 4w-to-2w transposed convolution dominates), so "
+                                 "a wider D is cheap.", valid=NON_NEGATIVE,
+                                 note="0 = --dcgan_width", structural=True)
+    g_norm: str = setting("batch", "Generator normalization: batch, layer, spectral (every layer) "
+                          "or none.", choices=networks.NORMALIZATIONS, structural=True)
+    d_norm: str = setting("none", "Discriminator normalization: batch, layer, spectral (every "
+                          "layer, Miyato et al. 2018) or none.", choices=networks.NORMALIZATIONS,
+                          structural=True)
+    bn_momentum: Optional[float] = setting(
+        None, "BatchNorm moving-average momentum; default: the architecture's own (mlp 0.8, the "
+        "Keras tutorial's; dcgan 0.9, Radford et al.'s code).", valid=UNIT_CLOSED, kind=float)
+    bn_epsilon: float = setting(1e-3, "BatchNorm epsilon (Keras' 1e-3).", valid=POSITIVE)
+    conditional: bool = setting(False, "Class-conditional G and D: G(z, y), D(x, y), with y "
+                                "drawn with each real batch.", structural=True)
+    g_conditioning: str = setting("concat", "How a conditional G takes y: concat (one-hot y "
+                                  "concatenated with z, i.e. a learned label embedding).",
+                                  choices=networks.G_CONDITIONINGS, structural=True)
+    d_conditioning: str = setting("projection", "How a conditional D takes y: projection "
+                                  "(Miyato & Koyama 2018) or concat (one-hot y joined to the "
+                                  "input).", choices=networks.D_CONDITIONINGS, structural=True)
+    g_ema_decay: float = setting(0.0, "Keep an exponential moving average of G's weights with "
+                                 "this decay (e.g. 0.999; Yazici et al. 2019); samples, "
+                                 "evaluation and export then use it. 0 = off.",
+                                 valid=UNIT_HALF_OPEN)
 
 
 def _penalty_weight_fields():
@@ -190,7 +219,10 @@ class RuntimeConfig:
     steps_per_loop: int = setting(100, "Iterations per compiled call; logging, samples and "
                                   "checkpoints still happen at their exact steps.",
                                   valid=AT_LEAST_1)
-    jit_compile: bool = setting(True, "Compile the training loop with XLA.")
+    jit_compile: str = setting("auto", "Compile the training loop with XLA: true, false, or auto "
+                               "(the architecture's faster path: XLA for mlp, TensorFlow's own "
+                               "kernels for the convolutional dcgan, whose XLA CPU convolutions "
+                               "are many times slower).", choices=("auto", "true", "false"))
     deterministic: bool = setting(False, "Enable TensorFlow op determinism, so that the same seed "
                                   "gives bitwise-identical weights (slower on some ops).")
     on_nonfinite: str = setting("stop", "When a loss or gradient becomes NaN/inf: stop (keeping "
@@ -243,6 +275,8 @@ class Setting:
     def kind(self):
         """bool, int, float, str or tuple (a list of positive integers), from the default."""
         default = self.field.default
+        if self.field.metadata["kind"] is not None:
+            return self.field.metadata["kind"]
         return str if default is None else type(default)
 
 
@@ -280,6 +314,8 @@ def _check(setting_, value):
             return "a string"
         if meta["choices"] and value not in meta["choices"]:
             return f"one of {', '.join(meta['choices'])}"
+        return None
+    if value is None and setting_.default is None:
         return None
     if kind is int and not (isinstance(value, int) and not isinstance(value, bool)):
         return "an integer"
@@ -355,6 +391,8 @@ class RunConfig:
         groups = {group: {} for group in GROUPS}
         for name, value in flat.items():
             setting_ = SETTINGS[name]
+            if name == "jit_compile" and isinstance(value, bool):
+                value = str(value).lower()  # a boolean before "auto" existed (version 0.2)
             if setting_.kind is tuple and isinstance(value, list):
                 value = tuple(value)
             groups[setting_.group][setting_.field.name] = value
@@ -453,6 +491,11 @@ def structural_differences(old, new):
     lines = [f"{name}: checkpoint has {_json_repr(old_flat[name])}, this run has "
              f"{_json_repr(new_flat[name])}"
              for name in STRUCTURAL_SETTINGS if old_flat[name] != new_flat[name]]
+    if (old.model.g_ema_decay > 0) != (new.model.g_ema_decay > 0):
+        lines.append(f"g_ema_decay: checkpoint has {old.model.g_ema_decay!r}, this run has "
+                     f"{new.model.g_ema_decay!r}, which would "
+                     f"{'drop' if old.model.g_ema_decay > 0 else 'add'} the generator's moving "
+                     "average")
     for prefix in ("g", "d"):
         if old_flat[f"{prefix}_optimizer"] != new_flat[f"{prefix}_optimizer"]:
             continue
@@ -475,19 +518,33 @@ def _json_repr(value):
 def network_config(config):
     model = config.model
     return networks.NetworkConfig(
-        latent_dim=model.latent_dim, image_shape=data.IMAGE_SHAPE, g_hidden=model.g_hidden,
-        d_hidden=model.d_hidden, width=model.dcgan_width, bn_momentum=model.bn_momentum,
-        bn_epsilon=model.bn_epsilon)
+        latent_dim=model.latent_dim, latent_distribution=model.latent_distribution,
+        image_shape=data.IMAGE_SHAPE, g_hidden=model.g_hidden, d_hidden=model.d_hidden,
+        width=model.dcgan_width, d_width=model.dcgan_d_width or model.dcgan_width,
+        bn_momentum=model.bn_momentum, bn_epsilon=model.bn_epsilon,
+        g_norm=model.g_norm, d_norm=model.d_norm,
+        num_classes=data.NUM_CLASSES if model.conditional else 0,
+        g_conditioning=model.g_conditioning, d_conditioning=model.d_conditioning)
 
 
 def trainer_config(config):
     game = config.game
     return trainer.TrainerConfig(
         batch_size=config.schedule.batch_size, latent_dim=config.model.latent_dim,
+        latent_distribution=config.model.latent_distribution,
         d_loss=game.d_loss, g_loss=game.g_loss, label_smoothing=game.label_smoothing,
         penalties=tuple(sorted(penalty_weights(game).items())),
         penalty_every=game.penalty_every, weight_clip=game.weight_clip, d_steps=game.d_steps,
-        d_update=game.d_update, d_fake_batchnorm=game.d_fake_batchnorm)
+        d_update=game.d_update, d_fake_batchnorm=game.d_fake_batchnorm,
+        g_ema_decay=config.model.g_ema_decay)
+
+
+def jit_compile(config):
+    """Whether the training loop is compiled with XLA (--jit_compile, auto = the architecture's
+    faster path)."""
+    if config.runtime.jit_compile == "auto":
+        return networks.get_architecture(config.model.architecture).xla
+    return config.runtime.jit_compile == "true"
 
 
 def make_state(config):
@@ -496,5 +553,10 @@ def make_state(config):
     tf.random.set_seed(config.schedule.seed)
     generator, discriminator = networks.make_networks(config.model.architecture,
                                                       network_config(config))
+    generator_ema = None
+    if config.model.g_ema_decay > 0:
+        generator_ema = networks.make_generator(config.model.architecture,
+                                                network_config(config))
     return trainer.GANState(generator, discriminator, make_optimizer(config, "g"),
-                            make_optimizer(config, "d"), seed=config.schedule.seed)
+                            make_optimizer(config, "d"), seed=config.schedule.seed,
+                            generator_ema=generator_ema)

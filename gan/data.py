@@ -217,12 +217,16 @@ def load(name, split="train", data_dir=None, cache_dir=None):
     return Dataset(name, split, to_unit_range(images), labels.astype(np.int32))
 
 
-def sample_batch(images, batch_size, rng):
-    """Draws batch_size examples uniformly with replacement, in-graph, from a resident tensor.
+def sample_indices(num_examples, batch_size, rng):
+    """batch_size indices uniform in [0, num_examples), with replacement, from a tf.random.Generator.
 
     The seed draws np.random.randint(0, N, batch_size) the same way; doing it with the training
     state's tf.random.Generator keeps it inside compiled code and in the checkpoint.
     """
-    n = tf.shape(images, out_type=tf.int64)[0]
-    indices = rng.uniform([batch_size], minval=0, maxval=n, dtype=tf.int64)
-    return tf.gather(images, indices)
+    return rng.uniform([batch_size], minval=0, maxval=tf.cast(num_examples, tf.int64),
+                       dtype=tf.int64)
+
+
+def sample_batch(images, batch_size, rng):
+    """Draws batch_size examples uniformly with replacement, in-graph, from a resident tensor."""
+    return tf.gather(images, sample_indices(tf.shape(images, out_type=tf.int64)[0], batch_size, rng))

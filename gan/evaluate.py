@@ -33,6 +33,9 @@ def define_flags():
     flags.DEFINE_boolean("reference", False, "Print the real-data floor and noise ceiling for "
                          "--dataset instead of evaluating a run.")
     flags.DEFINE_enum("dataset", "mnist", list(data.DATASETS), "Dataset for --reference.")
+    flags.DEFINE_enum("generator", "auto", ["auto", "raw", "ema", "both"],
+                      "Which generator to measure: auto (G's moving average when the run keeps "
+                      "one, else G), raw (G itself), ema (the average), or both.")
 
 
 def reference_values(dataset, num_samples, data_dir=None):
@@ -67,11 +70,22 @@ def main(argv):
         output = FLAGS.output
     else:
         config, state, path = rundir.load_run_from_flags()
+        has_ema = config.model.g_ema_decay > 0
+        if FLAGS.generator in ("ema", "both") and not has_ema:
+            cli.fail(PROGRAM, [f"--generator={FLAGS.generator}: {FLAGS.logdir} keeps no moving "
+                               "average of G (trained with --g_ema_decay=0); expected auto or raw"])
+        which = {"auto": [None], "raw": ["raw"], "ema": ["ema"], "both": ["raw", "ema"]}[
+            FLAGS.generator]
         evaluator = evaluation.Evaluator(config.data.dataset, FLAGS.num_samples, FLAGS.data_dir)
-        results = evaluation.evaluate_state(evaluator, state, config, FLAGS.seed)
         step = int(state.step.numpy())
+        measured = []
+        for generator in which:
+            result = evaluation.evaluate_state(evaluator, state, FLAGS.seed, generator)
+            print(f"{path} (step {step}, {result['generator']} generator): "
+                  f"{evaluation.format_metrics(result)}")
+            measured.append(result)
+        results = measured[0] if len(measured) == 1 else {r["generator"]: r for r in measured}
         results.update(checkpoint=path, step=step, dataset=config.data.dataset)
-        print(f"{path} (step {step}): {evaluation.format_metrics(results)}")
         output = FLAGS.output or os.path.join(FLAGS.logdir, "eval", f"step_{step:06d}.json")
     if output:
         images.write_atomically(output, json.dumps(results, indent=2).encode())

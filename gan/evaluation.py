@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from gan import classifier as classifier_lib
-from gan import data, images, metrics
+from gan import data, images, metrics, networks
 
 NOISE_SALT = 7654321  # evaluation noise is its own stream, apart from training and sample grids
 
@@ -43,39 +43,63 @@ def _reference(dataset, data_dir):
 
 
 def compile_sampler(generator):
+    if generator.num_classes:
+        return tf.function(lambda z, labels: generator(z, training=False, labels=labels),
+                           jit_compile=True)
     return tf.function(lambda z: generator(z, training=False), jit_compile=True)
 
 
-def generate(generator, latent_dim, num_samples, seed=0, batch_size=1000, sampler=None):
-    """num_samples images in [-1, 1] from G in inference mode, with noise fixed by `seed`.
-    `sampler` is compile_sampler(generator), when the caller keeps one across calls."""
-    noise = tf.random.stateless_normal([num_samples, latent_dim], seed=[seed, NOISE_SALT])
+def balanced_labels(num_samples, num_classes):
+    """0, 1, ..., C-1, 0, 1, ...: every class equally often (to within one)."""
+    return np.arange(num_samples, dtype=np.int32) % num_classes
+
+
+def generate(generator, num_samples, seed=0, batch_size=1000, sampler=None, labels=None):
+    """num_samples images in [-1, 1] from G in inference mode, with noise fixed by `seed`. A
+    conditional G gets `labels` (default: balanced). `sampler` is compile_sampler(generator), when
+    the caller keeps one across calls."""
+    noise = networks.fixed_latent(num_samples, generator.latent_dim,
+                                  generator.latent_distribution, seed=[seed, NOISE_SALT])
     run = sampler or compile_sampler(generator)
-    return np.concatenate([run(noise[start:start + batch_size]).numpy()
+    if not generator.num_classes:
+        return np.concatenate([run(noise[start:start + batch_size]).numpy()
+                               for start in range(0, num_samples, batch_size)])
+    if labels is None:
+        labels = balanced_labels(num_samples, generator.num_classes)
+    return np.concatenate([run(noise[start:start + batch_size],
+                               tf.constant(labels[start:start + batch_size])).numpy()
                            for start in range(0, num_samples, batch_size)])
 
 
 class Evaluator:
     def __init__(self, dataset, num_samples=10000, data_dir=None, kid_subsets=100):
         self.dataset = dataset
+        self.data_dir = data_dir
         self.num_samples = num_samples
         self.kid_subsets = kid_subsets
-        self.classifier, reference = _reference(dataset, data_dir)
-        self.reference_mu, self.reference_sigma = metrics.gaussian_statistics(reference)
+        self.classifier, self.reference = _reference(dataset, data_dir)
+        self.reference_mu, self.reference_sigma = metrics.gaussian_statistics(self.reference)
         rng = np.random.default_rng(0)
-        subset = rng.choice(len(reference), min(num_samples, len(reference)), replace=False)
-        self.reference_subset = reference[subset]
+        subset = rng.choice(len(self.reference), min(num_samples, len(self.reference)),
+                            replace=False)
+        self.reference_subset = self.reference[subset]
+        self._class_statistics = None
         self._sampler = (None, None)  # (generator, its compiled sampler), kept between evaluations
 
-    def evaluate_images(self, images):
-        """Every metric for a set of images in [-1, 1], [N, 28, 28, 1]."""
+    def evaluate_images(self, images, labels=None):
+        """Every metric for a set of images in [-1, 1], [N, 28, 28, 1]. With the labels they were
+        generated for, also the conditional ones:
+          conditional_accuracy: the classifier's accuracy on them (how often G draws the class
+              it was asked for);
+          intra_fid: the mean over classes of the FID between the class's samples and the
+              class's training images (Miyato & Koyama 2018)."""
         features, probs = classifier_lib.predict(self.classifier, images)
         mu, sigma = metrics.gaussian_statistics(features)
         kid_mean, kid_std = metrics.kid(self.reference_subset, features,
                                         num_subsets=self.kid_subsets)
         precision, recall = metrics.precision_recall(self.reference_subset, features)
         histogram, covered, coverage_kl = metrics.class_coverage(probs)
-        return {
+        results = {
             "fid": metrics.frechet_distance(self.reference_mu, self.reference_sigma, mu, sigma),
             "kid": kid_mean,
             "kid_std": kid_std,
@@ -87,22 +111,47 @@ class Evaluator:
             "class_histogram": [float(h) for h in histogram],
             "num_samples": int(len(images)),
         }
+        if labels is not None:
+            labels = np.asarray(labels)
+            results["conditional_accuracy"] = float(np.mean(np.argmax(probs, axis=1) == labels))
+            results["intra_fid"] = self.intra_class_fid(features, labels)
+        return results
 
-    def evaluate_generator(self, generator, latent_dim, seed=0):
+    def intra_class_fid(self, features, labels):
+        if self._class_statistics is None:
+            reference_labels = data.load(self.dataset, "train", self.data_dir).labels
+            self._class_statistics = {
+                c: metrics.gaussian_statistics(self.reference[reference_labels == c])
+                for c in np.unique(reference_labels)}
+        distances = [metrics.frechet_distance(*self._class_statistics[c],
+                                              *metrics.gaussian_statistics(features[labels == c]))
+                     for c in np.unique(labels)]
+        return float(np.mean(distances))
+
+    def evaluate_generator(self, generator, seed=0):
         if self._sampler[0] is not generator:
             self._sampler = (generator, compile_sampler(generator))
-        return self.evaluate_images(generate(generator, latent_dim, self.num_samples, seed,
-                                             sampler=self._sampler[1]))
+        labels = (balanced_labels(self.num_samples, generator.num_classes)
+                  if generator.num_classes else None)
+        samples = generate(generator, self.num_samples, seed, sampler=self._sampler[1],
+                           labels=labels)
+        return self.evaluate_images(samples, labels)
 
 
-def evaluate_state(evaluator, state, config, seed=0):
-    """Metrics of a training state's generator (the run config gives its latent size)."""
-    return evaluator.evaluate_generator(state.generator, config.model.latent_dim, seed)
+def evaluate_state(evaluator, state, seed=0, which=None):
+    """Metrics of a training state's generator: `which` is "raw" (G), "ema" (its moving average)
+    or None (the one samples use: the average when on). results["generator"] says which."""
+    which = which or state.sampling_generator_name
+    generator = state.generator_ema if which == "ema" else state.generator
+    return dict(evaluator.evaluate_generator(generator, seed), generator=which)
 
 
+# Every evaluation's scalars, then those a conditional generator adds.
 SCALAR_METRICS = ("fid", "kid", "kid_std", "classifier_score", "precision", "recall",
                   "classes_covered", "coverage_kl")
+CONDITIONAL_METRICS = ("conditional_accuracy", "intra_fid")
 
 
 def format_metrics(results):
-    return "  ".join(f"{name} {results[name]:.4g}" for name in SCALAR_METRICS)
+    return "  ".join(f"{name} {results[name]:.4g}"
+                     for name in SCALAR_METRICS + CONDITIONAL_METRICS if name in results)

@@ -4,6 +4,11 @@ The SavedModel needs only TensorFlow to use:
     model = tf.saved_model.load(DIR)
     images = model.generate(tf.random.normal([16, model.latent_dim]))   # uint8 [16, 28, 28, 1]
 or through the serving signature: model.signatures["serving_default"](noise=...)["images"].
+A conditional generator takes the classes too (int32 [N]):
+    images = model.generate(noise, tf.constant([3] * 16))
+    model.signatures["serving_default"](noise=..., labels=...)["images"]
+The exported generator is G's moving average when the run keeps one (--g_ema_decay), else G.
+`model.num_classes` is 0 for an unconditional generator.
 """
 
 from absl import flags
@@ -17,25 +22,37 @@ FLAGS = flags.FLAGS
 
 
 class ExportedGenerator(tf.Module):
-    """noise [N, latent_dim] float32 -> uint8 images [N, H, W, C], G in inference mode."""
+    """noise [N, latent_dim] float32 (and, if conditional, labels [N] int32) -> uint8 images
+    [N, H, W, C], G in inference mode."""
 
     def __init__(self, generator, latent_dim):
         super().__init__(name="exported_generator")
         self.generator = generator
         self.latent_dim = tf.Variable(latent_dim, trainable=False, name="latent_dim")
-        self.generate = tf.function(
-            self._generate, input_signature=[tf.TensorSpec([None, latent_dim], tf.float32)])
+        self.num_classes = tf.Variable(generator.num_classes, trainable=False, name="num_classes")
+        noise = tf.TensorSpec([None, latent_dim], tf.float32, name="noise")
+        if generator.num_classes:
+            self.generate = tf.function(
+                self._generate, input_signature=[noise, tf.TensorSpec([None], tf.int32,
+                                                                      name="labels")])
+        else:
+            self.generate = tf.function(self._generate, input_signature=[noise])
 
-    def _generate(self, noise):
-        images = self.generator(noise, training=False)
+    def _generate(self, noise, labels=None):
+        images = self.generator(noise, training=False, labels=labels)
         return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0, 255), tf.uint8)
 
 
 def export(generator, latent_dim, output):
     module = ExportedGenerator(generator, latent_dim)
-    signature = tf.function(lambda noise: {"images": module.generate(noise)},
-                            input_signature=[tf.TensorSpec([None, latent_dim], tf.float32,
-                                                           name="noise")])
+    noise = tf.TensorSpec([None, latent_dim], tf.float32, name="noise")
+    if generator.num_classes:
+        signature = tf.function(
+            lambda noise, labels: {"images": module.generate(noise, labels)},
+            input_signature=[noise, tf.TensorSpec([None], tf.int32, name="labels")])
+    else:
+        signature = tf.function(lambda noise: {"images": module.generate(noise)},
+                                input_signature=[noise])
     tf.saved_model.save(module, output, signatures={"serving_default": signature})
     return module
 
@@ -46,8 +63,8 @@ def main(argv):
     if error:
         cli.fail(PROGRAM, [error])
     config, state, path = rundir.load_run_from_flags()
-    export(state.generator, config.model.latent_dim, FLAGS.output)
-    print(f"exported the generator of {path} to {FLAGS.output}")
+    export(state.sampling_generator, config.model.latent_dim, FLAGS.output)
+    print(f"exported the {state.sampling_generator_name} generator of {path} to {FLAGS.output}")
 
 
 def define_flags():

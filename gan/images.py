@@ -44,3 +44,8 @@ def write_png(path, image_uint8):
     """Writes an [H, W, C] uint8 image as PNG."""
     write_atomically(path, tf.io.encode_png(image_uint8).numpy())
 
+
+
+def row_labels(rows, cols, num_classes):
+    """Class labels for a rows x cols grid of a conditional G: row r is class r mod num_classes."""
+    return np.repeat(np.arange(rows, dtype=np.int32) % num_classes, cols)

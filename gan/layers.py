@@ -50,7 +50,11 @@ class Dense(tf.Module):
     def __call__(self, x):
         if self.input_size is None:
             self._build(int(x.shape[-1]))
-        y = tf.matmul(x, self.kernel)
+        return self.apply_kernel(x, self.kernel)
+
+    def apply_kernel(self, x, kernel):
+        """The layer with `kernel` in place of its own (SpectralNorm passes W / sigma)."""
+        y = tf.matmul(x, kernel)
         if self.use_bias:
             y = tf.nn.bias_add(y, self.bias)
         return y
@@ -105,6 +109,111 @@ class BatchNorm(tf.Module):
         # at two elementwise passes over x.
         multiplier = self.scale * tf.math.rsqrt(variance + self.epsilon)
         return x * multiplier + (self.offset - mean * multiplier)
+
+
+class LayerNorm(tf.Module):
+    """Layer normalisation (Ba et al. 2016): each example normalised over all its axes but the batch,
+        y = scale * (x - mean_x) / sqrt(var_x + epsilon) + offset,
+    with scale and offset per channel (the last axis), as compare_gan's `layer_norm` does for conv
+    features. No batch statistics: an example's output depends on itself alone, and training and
+    inference behave the same.
+    """
+
+    def __init__(self, epsilon=1e-5, num_features=None, name=None):
+        super().__init__(name=name)
+        if epsilon <= 0:
+            raise ValueError(f"LayerNorm epsilon must be positive, got {epsilon}")
+        self.epsilon = float(epsilon)
+        self.num_features = None
+        if num_features is not None:
+            self._build(int(num_features))
+
+    @tf.Module.with_name_scope
+    def _build(self, num_features):
+        self.num_features = num_features
+        self.scale = tf.Variable(tf.ones([num_features]), name="scale")
+        self.offset = tf.Variable(tf.zeros([num_features]), name="offset")
+
+    def __call__(self, x, training=False):
+        del training  # the same in training and inference
+        if self.num_features is None:
+            self._build(int(x.shape[-1]))
+        axes = list(range(1, len(x.shape)))
+        mean, variance = tf.nn.moments(x, axes=axes, keepdims=True)
+        return (x - mean) * tf.math.rsqrt(variance + self.epsilon) * self.scale + self.offset
+
+
+def _l2_normalize(x, epsilon):
+    return x * tf.math.rsqrt(tf.reduce_sum(tf.square(x)) + epsilon)
+
+
+class SpectralNorm(tf.Module):
+    """Spectral normalisation (Miyato et al. 2018, "Spectral Normalization for GANs", Algorithm 1):
+    the wrapped layer runs with W / sigma(W), sigma the largest singular value of its kernel seen as a
+    matrix [-1, last axis] (for a convolution: [k * k * C_in, C_out]).
+
+    sigma is estimated by power iteration with a vector u kept between calls in a non-trainable
+    variable (so checkpoints hold it): v = normalize(u W^T), u' = normalize(v W), sigma = v W u'^T.
+    Every call with training=True does one iteration and stores u'; gradients flow through sigma but
+    not through u and v, as in the paper. With training=False, u is read and left unchanged.
+
+    Wraps any layer with a `kernel` and `apply_kernel(x, kernel)`: Dense, Conv2D, Conv2DTranspose,
+    Embedding.
+    """
+
+    def __init__(self, layer, epsilon=1e-12, name=None):
+        super().__init__(name=name)
+        self.layer = layer
+        self.epsilon = float(epsilon)
+        self.u = None
+        if getattr(layer, "kernel", None) is not None:
+            self._build()
+
+    @tf.Module.with_name_scope
+    def _build(self):
+        out_dim = int(self.layer.kernel.shape[-1])
+        self.u = tf.Variable(_l2_normalize(tf.random.normal([1, out_dim]), self.epsilon),
+                             trainable=False, name="u")
+
+    def _matrix(self):
+        return tf.reshape(self.layer.kernel, [-1, int(self.layer.kernel.shape[-1])])
+
+    def sigma(self, update=False):
+        """The power-iteration estimate of sigma(W); update=True stores the new u."""
+        w = self._matrix()
+        v = tf.stop_gradient(_l2_normalize(tf.matmul(self.u, w, transpose_b=True), self.epsilon))
+        u = tf.stop_gradient(_l2_normalize(tf.matmul(v, w), self.epsilon))
+        if update:
+            self.u.assign(u)
+        return tf.reduce_sum(tf.matmul(v, w) * u)
+
+    def __call__(self, x, training=False):
+        if self.u is None:
+            self.layer(x)  # builds a lazily sized layer (eagerly, see networks.build)
+            self._build()
+        return self.layer.apply_kernel(x, self.layer.kernel / self.sigma(update=training))
+
+
+class Embedding(tf.Module):
+    """A lookup table: labels [B] int -> rows of a [num_classes, dim] table, Glorot-uniform.
+    A label outside [0, num_classes) gives a row of zeros."""
+
+    def __init__(self, num_classes, dim, name=None):
+        super().__init__(name=name)
+        if num_classes <= 0 or dim <= 0:
+            raise ValueError(f"Embedding sizes must be positive, got {num_classes} x {dim}")
+        self.num_classes, self.dim = int(num_classes), int(dim)
+        with self.name_scope:
+            self.kernel = tf.Variable(glorot_uniform([self.num_classes, self.dim],
+                                                     self.num_classes, self.dim), name="kernel")
+
+    def __call__(self, labels):
+        return self.apply_kernel(labels, self.kernel)
+
+    def apply_kernel(self, labels, kernel):
+        # one_hot @ table rather than a gather: the gradient is then a dense tensor, which every
+        # optimizer here takes (a gather's is IndexedSlices), at no real cost for a few classes.
+        return tf.matmul(tf.one_hot(labels, self.num_classes, dtype=kernel.dtype), kernel)
 
 
 class Dropout(tf.Module):
@@ -197,7 +306,11 @@ class _Convolution(tf.Module):
     def __call__(self, x):
         if self.input_channels is None:
             self._build(int(x.shape[-1]))
-        y = self._convolve(x)
+        return self.apply_kernel(x, self.kernel)
+
+    def apply_kernel(self, x, kernel):
+        """The layer with `kernel` in place of its own (SpectralNorm passes W / sigma)."""
+        y = self._convolve(x, kernel)
         if self.use_bias:
             y = tf.nn.bias_add(y, self.bias)
         return y
@@ -209,8 +322,8 @@ class Conv2D(_Convolution):
     def _kernel_shape(self, input_channels):
         return [self.kernel_size, self.kernel_size, input_channels, self.filters]
 
-    def _convolve(self, x):
-        return tf.nn.conv2d(x, self.kernel, strides=self.stride, padding=self.padding)
+    def _convolve(self, x, kernel):
+        return tf.nn.conv2d(x, kernel, strides=self.stride, padding=self.padding)
 
 
 class Conv2DTranspose(_Convolution):
@@ -223,10 +336,10 @@ class Conv2DTranspose(_Convolution):
     def _kernel_shape(self, input_channels):
         return [self.kernel_size, self.kernel_size, self.filters, input_channels]
 
-    def _convolve(self, x):
+    def _convolve(self, x, kernel):
         height, width = int(x.shape[1]), int(x.shape[2])
         out_h = conv_transpose_output_size(height, self.kernel_size, self.stride, self.padding)
         out_w = conv_transpose_output_size(width, self.kernel_size, self.stride, self.padding)
         output_shape = tf.stack([tf.shape(x)[0], out_h, out_w, self.filters])
-        return tf.nn.conv2d_transpose(x, self.kernel, output_shape, strides=self.stride,
+        return tf.nn.conv2d_transpose(x, kernel, output_shape, strides=self.stride,
                                       padding=self.padding)

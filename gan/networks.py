@@ -1,182 +1,390 @@
 """Generators and discriminators, chosen by name from a registry.
 
 Contract shared by every network, which is what lets the trainer stay generic:
-  generator(z, training) -> images in [-1, 1], shape [B, H, W, C]
-  discriminator(images, training) -> logits, shape [B]  (the sigmoid lives in the losses)
+  generator(z, training, labels=None) -> images in [-1, 1], shape [B, H, W, C]
+  discriminator(images, training, labels=None) -> logits, shape [B]  (the sigmoid lives in the losses)
+  generator.latent_dim, generator.latent_distribution: the law of z (see `draw_latent`).
+  network.num_classes: 0 for an unconditional network; else `labels` (int [B]) is required.
   discriminator.per_example: True when each logit depends on its own image alone (no batch
       statistics); the trainer then runs D once on real and fake stacked, which is faster.
+
+Normalization is chosen per network (`g_norm`, `d_norm`): batch (Ioffe & Szegedy 2015), layer (Ba et
+al. 2016), spectral (Miyato et al. 2018: every linear/conv layer of that network, its output layer and
+the projection embedding included) or none. Batch and layer norm sit on the hidden layers: G's
+output layer and D's first and last layers are never normalized (Radford et al. 2016's rule).
+
+Conditioning (num_classes > 0):
+  G, "concat": z is concatenated with the one-hot label. G's first layer then adds a learned
+      per-class vector (its rows for the one-hot part), which is exactly a label embedding
+      concatenated with z (Mirza & Osindero 2014).
+  D, "concat": the one-hot label is concatenated with D's input: to the flattened image (MLP), or as
+      constant image planes (DCGAN).
+  D, "projection" (Miyato & Koyama 2018, eq. 3): logit = psi(phi(x)) + <embed(y), phi(x)>, phi(x)
+      D's last features before its output layer.
+
 To add an architecture, write the two classes here and register them; nothing else changes.
 """
 
 import dataclasses
 import math
+from typing import Callable, Optional
 
 import tensorflow as tf
 
 from gan import layers
 
+NORMALIZATIONS = ("batch", "layer", "spectral", "none")
+G_CONDITIONINGS = ("concat",)
+D_CONDITIONINGS = ("projection", "concat")
+LATENT_DISTRIBUTIONS = ("normal", "uniform")
 
-class MLPGenerator(tf.Module):
-    """The seed's generator: z -> [Dense -> LeakyReLU(0.2) -> BatchNorm] x len(hidden) -> Dense -> tanh.
 
-    With the defaults (hidden 256, 512, 1024; momentum 0.8; 28x28x1) it has 1,489,936 trainable
+# --- the law of z -------------------------------------------------------------------------------
+
+def draw_latent(rng, count, latent_dim, distribution="normal"):
+    """z for training, from a tf.random.Generator: N(0, I) or U(-1, 1)^d."""
+    if distribution == "normal":
+        return rng.normal([count, latent_dim])
+    return rng.uniform([count, latent_dim], -1.0, 1.0)
+
+
+def fixed_latent(count, latent_dim, distribution, seed):
+    """z fixed by a [2] integer seed (sample grids, evaluation): the same seed, the same noise."""
+    if distribution == "normal":
+        return tf.random.stateless_normal([count, latent_dim], seed=seed)
+    return tf.random.stateless_uniform([count, latent_dim], seed=seed, minval=-1.0, maxval=1.0)
+
+
+# --- building blocks ------------------------------------------------------------------------------
+
+def _linear(layer, norm):
+    """The layer, wrapped in spectral normalization when its network uses it."""
+    return layers.SpectralNorm(layer) if norm == "spectral" else layer
+
+
+def _apply(layer, x, training):
+    """Runs a linear/conv layer; a spectrally normalized one needs `training` (power iteration)."""
+    return layer(x, training) if isinstance(layer, layers.SpectralNorm) else layer(x)
+
+
+def _feature_norm(norm, num_features, bn_momentum, bn_epsilon):
+    """The hidden-layer normalizer of a network (None for spectral or none)."""
+    if norm == "batch":
+        return layers.BatchNorm(bn_momentum, bn_epsilon, num_features=num_features)
+    if norm == "layer":
+        return layers.LayerNorm(num_features=num_features)
+    return None
+
+
+def _normalize(norm_layer, x, training):
+    return x if norm_layer is None else norm_layer(x, training)
+
+
+def _check_choice(what, value, choices):
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r}; valid choices: {', '.join(choices)}")
+
+
+class _Conditional(tf.Module):
+    """What every network shares: its class count and the check that labels come when needed."""
+
+    num_classes = 0
+
+    def _labels(self, labels, batch_like):
+        if not self.num_classes:
+            if labels is not None:
+                raise ValueError(f"{self.name} is unconditional but was given labels")
+            return None
+        if labels is None:
+            raise ValueError(f"{self.name} is conditional ({self.num_classes} classes) and needs "
+                             "labels")
+        return tf.one_hot(labels, self.num_classes, dtype=batch_like.dtype)
+
+
+class _Discriminator(_Conditional):
+    """Projection and concat conditioning on top of phi(x), D's last features."""
+
+    def _make_head(self, num_features, num_classes, conditioning, norm, lazy_output=False):
+        self.num_classes = int(num_classes)
+        self.conditioning = conditioning
+        # lazy_output sizes the output layer on first call, after the layers below it (the order in
+        # which the initial weights are drawn, which a seeded run's reproducibility depends on).
+        self.output_layer = _linear(
+            layers.Dense(1, input_size=None if lazy_output else num_features), norm)
+        if self.num_classes and conditioning == "projection":
+            self.embed = _linear(layers.Embedding(self.num_classes, num_features), norm)
+
+    def _head(self, features, training, labels):
+        logits = tf.squeeze(_apply(self.output_layer, features, training), axis=-1)
+        if self.num_classes and self.conditioning == "projection":
+            logits += tf.reduce_sum(_apply(self.embed, labels, training) * features, axis=-1)
+        return logits
+
+    @property
+    def per_example(self):
+        """No batch statistics: the trainer may stack real and fake in one batch."""
+        return self.norm != "batch"
+
+
+# --- MLP ------------------------------------------------------------------------------------------
+
+class MLPGenerator(_Conditional):
+    """The seed's generator: z -> [Dense -> LeakyReLU(0.2) -> norm] x len(hidden) -> Dense -> tanh.
+
+    The seed's order (activation, then BatchNorm) is kept for every normalization. With the
+    defaults (hidden 256, 512, 1024; batch norm, momentum 0.8; 28x28x1) it has 1,489,936 trainable
     parameters plus 3,584 moving statistics, as the Keras tutorial's model.
     """
 
     def __init__(self, latent_dim=100, hidden=(256, 512, 1024), image_shape=(28, 28, 1),
-                 leaky_slope=0.2, bn_momentum=0.8, bn_epsilon=1e-3, name="generator"):
+                 leaky_slope=0.2, bn_momentum=0.8, bn_epsilon=1e-3, norm="batch", num_classes=0,
+                 latent_distribution="normal", name="generator"):
         super().__init__(name=name)
+        _check_choice("normalization", norm, NORMALIZATIONS)
         self.latent_dim = int(latent_dim)
+        self.latent_distribution = latent_distribution
+        self.num_classes = int(num_classes)
         self.image_shape = tuple(int(d) for d in image_shape)
         self.leaky_slope = leaky_slope
+        self.norm = norm
         with self.name_scope:
             self.dense_layers = []
             self.norm_layers = []
-            fan_in = self.latent_dim
+            fan_in = self.latent_dim + self.num_classes
             for width in hidden:
-                self.dense_layers.append(layers.Dense(width, input_size=fan_in))
-                self.norm_layers.append(
-                    layers.BatchNorm(bn_momentum, bn_epsilon, num_features=width))
+                self.dense_layers.append(_linear(layers.Dense(width, input_size=fan_in), norm))
+                self.norm_layers.append(_feature_norm(norm, width, bn_momentum, bn_epsilon))
                 fan_in = width
-            self.output_layer = layers.Dense(math.prod(self.image_shape), input_size=fan_in)
+            self.output_layer = _linear(
+                layers.Dense(math.prod(self.image_shape), input_size=fan_in), norm)
             self.reshape = layers.Reshape(self.image_shape)
 
-    def __call__(self, z, training):
-        h = z
+    def __call__(self, z, training, labels=None):
+        one_hot = self._labels(labels, z)
+        h = z if one_hot is None else tf.concat([z, one_hot], axis=-1)
         for dense, norm in zip(self.dense_layers, self.norm_layers):
-            h = norm(layers.leaky_relu(dense(h), self.leaky_slope), training)
-        return self.reshape(tf.tanh(self.output_layer(h)))
+            h = _normalize(norm, layers.leaky_relu(_apply(dense, h, training), self.leaky_slope),
+                           training)
+        return self.reshape(tf.tanh(_apply(self.output_layer, h, training)))
 
 
-class MLPDiscriminator(tf.Module):
-    """The seed's discriminator: flatten -> [Dense -> LeakyReLU(0.2)] x len(hidden) -> Dense 1 (logit).
+class MLPDiscriminator(_Discriminator):
+    """The seed's discriminator: flatten -> [Dense -> norm -> LeakyReLU(0.2)] x len(hidden) -> Dense 1.
 
-    With the defaults (hidden 512, 256; 28x28x1) it has 533,505 parameters.
+    With the defaults (hidden 512, 256; no normalization; 28x28x1) it has 533,505 parameters. The
+    first hidden layer is never batch/layer normalized (Radford et al. 2016).
     """
 
-    per_example = True  # no batch statistics: the trainer may stack real and fake in one batch
-
-    def __init__(self, hidden=(512, 256), image_shape=(28, 28, 1), leaky_slope=0.2,
+    def __init__(self, hidden=(512, 256), image_shape=(28, 28, 1), leaky_slope=0.2, norm="none",
+                 bn_momentum=0.99, bn_epsilon=1e-3, num_classes=0, conditioning="projection",
                  name="discriminator"):
         super().__init__(name=name)
+        _check_choice("normalization", norm, NORMALIZATIONS)
+        _check_choice("D conditioning", conditioning, D_CONDITIONINGS)
         self.image_shape = tuple(int(d) for d in image_shape)
         self.leaky_slope = leaky_slope
+        self.norm = norm
         with self.name_scope:
             self.flatten = layers.Flatten()
             self.dense_layers = []
+            self.norm_layers = []
             fan_in = math.prod(self.image_shape)
-            for width in hidden:
-                self.dense_layers.append(layers.Dense(width, input_size=fan_in))
+            if num_classes and conditioning == "concat":
+                fan_in += num_classes
+            for i, width in enumerate(hidden):
+                self.dense_layers.append(_linear(layers.Dense(width, input_size=fan_in), norm))
+                self.norm_layers.append(
+                    _feature_norm(norm, width, bn_momentum, bn_epsilon) if i > 0 else None)
                 fan_in = width
-            self.output_layer = layers.Dense(1, input_size=fan_in)
+            self._make_head(fan_in, num_classes, conditioning, norm)
 
-    def __call__(self, images, training):
-        del training  # no layer here behaves differently in training
+    def __call__(self, images, training, labels=None):
+        one_hot = self._labels(labels, images)
         h = self.flatten(images)
-        for dense in self.dense_layers:
-            h = layers.leaky_relu(dense(h), self.leaky_slope)
-        return tf.squeeze(self.output_layer(h), axis=-1)
+        if one_hot is not None and self.conditioning == "concat":
+            h = tf.concat([h, one_hot], axis=-1)
+        for dense, norm in zip(self.dense_layers, self.norm_layers):
+            h = layers.leaky_relu(_normalize(norm, _apply(dense, h, training), training),
+                                  self.leaky_slope)
+        return self._head(h, training, labels)
 
 
-class DCGANGenerator(tf.Module):
+# --- DCGAN ----------------------------------------------------------------------------------------
+
+class DCGANGenerator(_Conditional):
     """DCGAN generator (Radford et al. 2016) for 28x28 images.
 
-    z -> Dense(7*7*4w) -> BN -> ReLU -> ConvT(2w, 5, stride 2) -> BN -> ReLU
-      -> ConvT(C, 5, stride 2) -> tanh.   (w = `width`, default 64)
+    z -> Dense(7*7*4w) -> norm -> ReLU -> ConvT(2w, 5, stride 2) -> norm -> ReLU
+      -> ConvT(C, 5, stride 2) -> tanh.   (w = `width`)
     """
 
     def __init__(self, latent_dim=100, width=64, image_shape=(28, 28, 1), bn_momentum=0.9,
-                 bn_epsilon=1e-3, name="generator"):
+                 bn_epsilon=1e-3, norm="batch", num_classes=0, latent_distribution="normal",
+                 name="generator"):
         super().__init__(name=name)
+        _check_choice("normalization", norm, NORMALIZATIONS)
         self.latent_dim = int(latent_dim)
+        self.latent_distribution = latent_distribution
+        self.num_classes = int(num_classes)
         self.image_shape = tuple(int(d) for d in image_shape)
+        self.norm = norm
         height, width_px, channels = self.image_shape
         if height % 4 or width_px % 4:
             raise ValueError(f"DCGAN needs image sides divisible by 4, got {self.image_shape}")
         self.base_shape = (height // 4, width_px // 4, 4 * width)
+        # A bias right before batch/layer norm is cancelled by its mean subtraction.
+        bias = norm not in ("batch", "layer")
         with self.name_scope:
-            self.project = layers.Dense(math.prod(self.base_shape), input_size=self.latent_dim,
-                                        use_bias=False)
-            self.norm0 = layers.BatchNorm(bn_momentum, bn_epsilon, num_features=self.base_shape[-1])
-            self.up1 = layers.Conv2DTranspose(2 * width, 5, stride=2, use_bias=False)
-            self.norm1 = layers.BatchNorm(bn_momentum, bn_epsilon, num_features=2 * width)
-            self.up2 = layers.Conv2DTranspose(channels, 5, stride=2)
+            self.project = _linear(layers.Dense(math.prod(self.base_shape),
+                                                input_size=self.latent_dim + self.num_classes,
+                                                use_bias=bias), norm)
+            self.norm0 = _feature_norm(norm, self.base_shape[-1], bn_momentum, bn_epsilon)
+            self.up1 = _linear(layers.Conv2DTranspose(2 * width, 5, stride=2, use_bias=bias), norm)
+            self.norm1 = _feature_norm(norm, 2 * width, bn_momentum, bn_epsilon)
+            self.up2 = _linear(layers.Conv2DTranspose(channels, 5, stride=2), norm)
 
-    def __call__(self, z, training):
-        h = tf.reshape(self.project(z), (-1,) + self.base_shape)
-        h = tf.nn.relu(self.norm0(h, training))
-        h = tf.nn.relu(self.norm1(self.up1(h), training))
-        return tf.tanh(self.up2(h))
+    def __call__(self, z, training, labels=None):
+        one_hot = self._labels(labels, z)
+        h = z if one_hot is None else tf.concat([z, one_hot], axis=-1)
+        h = tf.reshape(_apply(self.project, h, training), (-1,) + self.base_shape)
+        h = tf.nn.relu(_normalize(self.norm0, h, training))
+        h = tf.nn.relu(_normalize(self.norm1, _apply(self.up1, h, training), training))
+        return tf.tanh(_apply(self.up2, h, training))
 
 
-class DCGANDiscriminator(tf.Module):
-    """DCGAN discriminator: Conv(w, 5, s2) -> LReLU -> Conv(2w, 5, s2) -> LReLU -> flatten -> Dense 1."""
+class DCGANDiscriminator(_Discriminator):
+    """DCGAN discriminator: Conv(w, 5, s2) -> LReLU -> Conv(2w, 5, s2) -> norm -> LReLU -> flatten
+    -> Dense 1. The first conv is never batch/layer normalized (Radford et al. 2016)."""
 
-    per_example = True  # no batch statistics: the trainer may stack real and fake in one batch
-
-    def __init__(self, width=64, image_shape=(28, 28, 1), leaky_slope=0.2, name="discriminator"):
+    def __init__(self, width=64, image_shape=(28, 28, 1), leaky_slope=0.2, norm="none",
+                 bn_momentum=0.9, bn_epsilon=1e-3, num_classes=0, conditioning="projection",
+                 name="discriminator"):
         super().__init__(name=name)
+        _check_choice("normalization", norm, NORMALIZATIONS)
+        _check_choice("D conditioning", conditioning, D_CONDITIONINGS)
         self.image_shape = tuple(int(d) for d in image_shape)
         self.leaky_slope = leaky_slope
+        self.norm = norm
+        height, width_px, _ = self.image_shape
+        features = -(-height // 4) * -(-width_px // 4) * 2 * width
         with self.name_scope:
-            self.conv1 = layers.Conv2D(width, 5, stride=2)
-            self.conv2 = layers.Conv2D(2 * width, 5, stride=2)
+            self.conv1 = _linear(layers.Conv2D(width, 5, stride=2), norm)
+            self.conv2 = _linear(layers.Conv2D(2 * width, 5, stride=2,
+                                               use_bias=norm not in ("batch", "layer")), norm)
+            self.norm2 = _feature_norm(norm, 2 * width, bn_momentum, bn_epsilon)
             self.flatten = layers.Flatten()
-            self.output_layer = layers.Dense(1)
+            self._make_head(features, num_classes, conditioning, norm, lazy_output=True)
 
-    def __call__(self, images, training):
-        del training
-        h = layers.leaky_relu(self.conv1(images), self.leaky_slope)
-        h = layers.leaky_relu(self.conv2(h), self.leaky_slope)
-        return tf.squeeze(self.output_layer(self.flatten(h)), axis=-1)
+    def __call__(self, images, training, labels=None):
+        one_hot = self._labels(labels, images)
+        h = images
+        if one_hot is not None and self.conditioning == "concat":
+            planes = tf.ones_like(images[..., :1]) * one_hot[:, None, None, :]
+            h = tf.concat([h, planes], axis=-1)
+        h = layers.leaky_relu(_apply(self.conv1, h, training), self.leaky_slope)
+        h = _normalize(self.norm2, _apply(self.conv2, h, training), training)
+        h = self.flatten(layers.leaky_relu(h, self.leaky_slope))
+        return self._head(h, training, labels)
 
+
+# --- the registry ---------------------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
 class NetworkConfig:
-    """Sizes of a generator/discriminator pair; each architecture reads the fields it uses."""
+    """Sizes and choices of a generator/discriminator pair; each architecture reads what it uses.
+    bn_momentum None = the architecture's own default."""
     latent_dim: int = 100
+    latent_distribution: str = "normal"
     image_shape: tuple = (28, 28, 1)
     g_hidden: tuple = (256, 512, 1024)  # mlp
     d_hidden: tuple = (512, 256)  # mlp
-    width: int = 64  # dcgan
-    bn_momentum: float = 0.8
+    width: int = 64  # dcgan generator
+    d_width: int = 64  # dcgan discriminator
+    bn_momentum: Optional[float] = None
     bn_epsilon: float = 1e-3
+    g_norm: str = "batch"
+    d_norm: str = "none"
+    num_classes: int = 0
+    g_conditioning: str = "concat"
+    d_conditioning: str = "projection"
 
 
-def _make_mlp(config):
+def _make_mlp(config, momentum):
     return (MLPGenerator(config.latent_dim, config.g_hidden, config.image_shape,
-                         bn_momentum=config.bn_momentum, bn_epsilon=config.bn_epsilon),
-            MLPDiscriminator(config.d_hidden, config.image_shape))
+                         bn_momentum=momentum, bn_epsilon=config.bn_epsilon, norm=config.g_norm,
+                         num_classes=config.num_classes,
+                         latent_distribution=config.latent_distribution),
+            MLPDiscriminator(config.d_hidden, config.image_shape, norm=config.d_norm,
+                             bn_momentum=momentum, bn_epsilon=config.bn_epsilon,
+                             num_classes=config.num_classes, conditioning=config.d_conditioning))
 
 
-def _make_dcgan(config):
+def _make_dcgan(config, momentum):
     return (DCGANGenerator(config.latent_dim, config.width, config.image_shape,
-                           bn_momentum=config.bn_momentum, bn_epsilon=config.bn_epsilon),
-            DCGANDiscriminator(config.width, config.image_shape))
+                           bn_momentum=momentum, bn_epsilon=config.bn_epsilon, norm=config.g_norm,
+                           num_classes=config.num_classes,
+                           latent_distribution=config.latent_distribution),
+            DCGANDiscriminator(config.d_width, config.image_shape, norm=config.d_norm,
+                               bn_momentum=momentum, bn_epsilon=config.bn_epsilon,
+                               num_classes=config.num_classes,
+                               conditioning=config.d_conditioning))
 
 
-# Architecture name -> function(NetworkConfig) returning (generator, discriminator).
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """make(NetworkConfig, bn_momentum) -> (generator, discriminator); bn_momentum: the default
+    when the config leaves it None; xla: whether its training loop runs faster under XLA on CPU
+    (what --jit_compile=auto follows; XLA's CPU convolutions and their gradients are many times
+    slower than TensorFlow's own kernels, see experiments/benchmark.py)."""
+    make: Callable
+    bn_momentum: float
+    xla: bool
+    help: str
+
+
 ARCHITECTURES = {
-    "mlp": _make_mlp,
-    "dcgan": _make_dcgan,
+    "mlp": Architecture(_make_mlp, 0.8, True,
+                        "the seed's MLPs (BatchNorm momentum 0.8, the Keras tutorial's)"),
+    "dcgan": Architecture(_make_dcgan, 0.9, False,
+                          "DCGAN (Radford et al. 2016; BatchNorm momentum 0.9, its code's decay)"),
 }
+
+
+def get_architecture(name):
+    if name not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {name!r}; valid choices: "
+                         f"{', '.join(sorted(ARCHITECTURES))}")
+    return ARCHITECTURES[name]
 
 
 def make_networks(architecture, config=NetworkConfig()):
     """Builds (generator, discriminator) by architecture name, with every variable created."""
-    if architecture not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {architecture!r}; valid choices: "
-                         f"{', '.join(sorted(ARCHITECTURES))}")
-    generator, discriminator = ARCHITECTURES[architecture](config)
-    build(generator, discriminator, config.latent_dim)
+    entry = get_architecture(architecture)
+    momentum = entry.bn_momentum if config.bn_momentum is None else config.bn_momentum
+    generator, discriminator = entry.make(config, momentum)
+    build(generator, discriminator)
     return generator, discriminator
 
 
-def build(generator, discriminator, latent_dim):
+def make_generator(architecture, config=NetworkConfig()):
+    """A generator alone (e.g. the EMA copy), built."""
+    entry = get_architecture(architecture)
+    momentum = entry.bn_momentum if config.bn_momentum is None else config.bn_momentum
+    generator, _ = entry.make(config, momentum)
+    generator(tf.zeros([2, generator.latent_dim]), training=False,
+              labels=_build_labels(generator))
+    return generator
+
+
+def _build_labels(network):
+    return tf.zeros([2], tf.int32) if network.num_classes else None
+
+
+def build(generator, discriminator):
     """Runs each network once eagerly so that lazily created variables exist before tracing."""
-    z = tf.zeros([2, latent_dim])
-    images = generator(z, training=False)
-    discriminator(images, training=False)
+    z = tf.zeros([2, generator.latent_dim])
+    images = generator(z, training=False, labels=_build_labels(generator))
+    discriminator(images, training=False, labels=_build_labels(discriminator))
 
 
 def count_parameters(module, trainable=True):

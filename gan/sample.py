@@ -6,6 +6,10 @@ r"""Draws samples from a trained generator.
       a PNG grid
   python -m gan.sample --logdir=runs/seed --interpolate=8 --output=walk.png
       8 rows, each a spherical interpolation between two random latent vectors
+  python -m gan.sample --logdir=runs/cond_dcgan --label=7 --output=sevens.png
+      a conditional generator's samples of one class (default: one class per grid row)
+
+Samples come from G's moving average when the run keeps one (--g_ema_decay), else from G.
 """
 
 import io
@@ -32,6 +36,9 @@ def define_flags():
                          "interpolations (--interpolation_steps images each) instead.",
                          lower_bound=0)
     flags.DEFINE_integer("interpolation_steps", 10, "Images per interpolation row.", lower_bound=2)
+    flags.DEFINE_integer("label", None, "Class of every sample, for a conditional generator; "
+                         "default: row r of a grid (or of an interpolation) is class r mod the "
+                         "number of classes.", lower_bound=0)
     flags.mark_flags_as_required(["logdir", "output"])
 
 
@@ -44,11 +51,16 @@ def slerp(a, b, t):
     return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / sin_omega
 
 
-def latent_noise(latent_dim, num_samples, seed, interpolate=0, steps=10):
+def latent_noise(latent_dim, num_samples, seed, interpolate=0, steps=10, distribution="normal"):
     rng = np.random.default_rng(seed)
+
+    def draw(shape):
+        if distribution == "normal":
+            return rng.standard_normal(shape)
+        return rng.uniform(-1.0, 1.0, shape)
     if not interpolate:
-        return rng.standard_normal((num_samples, latent_dim)).astype(np.float32)
-    ends = rng.standard_normal((2, interpolate, 1, latent_dim))
+        return draw((num_samples, latent_dim)).astype(np.float32)
+    ends = draw((2, interpolate, 1, latent_dim))
     t = np.linspace(0, 1, steps)[None, :, None]
     return slerp(ends[0], ends[1], t).reshape(-1, latent_dim).astype(np.float32)
 
@@ -65,20 +77,34 @@ def main(argv):
         cli.fail(PROGRAM, errors)
     output = FLAGS.output
     config, state, _ = rundir.load_run_from_flags()
+    generator = state.sampling_generator
+    if FLAGS.label is not None and not generator.num_classes:
+        cli.fail(PROGRAM, [f"--label={FLAGS.label}: {FLAGS.logdir} holds an unconditional "
+                           "generator; expected no --label (or a run trained with "
+                           "--conditional)"])
+    if FLAGS.label is not None and FLAGS.label >= generator.num_classes:
+        cli.fail(PROGRAM, [f"--label={FLAGS.label}: expected a class in [0, "
+                           f"{generator.num_classes - 1}]"])
     noise = latent_noise(config.model.latent_dim, FLAGS.num_samples, FLAGS.seed, FLAGS.interpolate,
-                         FLAGS.interpolation_steps)
-    samples = images.to_uint8(state.generator(tf.constant(noise), training=False).numpy())
+                         FLAGS.interpolation_steps, config.model.latent_distribution)
+    if FLAGS.interpolate:
+        rows, cols = FLAGS.interpolate, FLAGS.interpolation_steps
+    else:
+        cols = math.ceil(math.sqrt(len(noise)))
+        rows = math.ceil(len(noise) / cols)
+    labels = None
+    if generator.num_classes:
+        labels = (np.full(len(noise), FLAGS.label, np.int32) if FLAGS.label is not None
+                  else images.row_labels(rows, cols, generator.num_classes)[:len(noise)])
+        labels = tf.constant(labels)
+    samples = images.to_uint8(
+        generator(tf.constant(noise), training=False, labels=labels).numpy())
     if output.endswith(".npy"):
         array = samples[..., 0] if samples.shape[-1] == 1 else samples
         buffer = io.BytesIO()
         np.save(buffer, array)
         images.write_atomically(output, buffer.getvalue())
     else:
-        if FLAGS.interpolate:
-            rows, cols = FLAGS.interpolate, FLAGS.interpolation_steps
-        else:
-            cols = math.ceil(math.sqrt(len(samples)))
-            rows = math.ceil(len(samples) / cols)
         images.write_png(output, images.make_grid(samples, rows, cols))
     print(f"wrote {len(samples)} samples to {output}")
 

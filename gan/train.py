@@ -43,12 +43,19 @@ AFTER_WRITE_FAILURE = ("The last complete checkpoint is intact; free space (or f
 
 
 def fixed_noise(config, count):
-    return tf.random.stateless_normal([count, config.model.latent_dim],
-                                      seed=[config.schedule.seed, SAMPLE_NOISE_SALT])
+    return networks.fixed_latent(count, config.model.latent_dim, config.model.latent_distribution,
+                                 seed=[config.schedule.seed, SAMPLE_NOISE_SALT])
+
+
+def grid_labels(generator, grid_size):
+    """A conditional G's labels for a grid: row r shows class r mod num_classes (None otherwise)."""
+    if not generator.num_classes:
+        return None
+    return tf.constant(images.row_labels(grid_size, grid_size, generator.num_classes))
 
 
 def sample_grid(generator, noise, grid_size):
-    samples = generator(noise, training=False)
+    samples = generator(noise, training=False, labels=grid_labels(generator, grid_size))
     return images.make_grid(images.to_uint8(samples.numpy()), grid_size, grid_size)
 
 
@@ -109,10 +116,13 @@ class Run:
                                f"{config.data.dataset}; expected at most that many", 2)
         self.state = config_lib.make_state(config)
         print(f"generator: {networks.count_parameters(self.state.generator):,} parameters; "
-              f"discriminator: {networks.count_parameters(self.state.discriminator):,}",
-              flush=True)
+              f"discriminator: {networks.count_parameters(self.state.discriminator):,}; "
+              f"XLA {'on' if config_lib.jit_compile(config) else 'off'}"
+              + ("; samples and evaluation use G's moving average"
+                 if config.model.g_ema_decay > 0 else ""), flush=True)
         self.trainer = trainer.Trainer(self.state, config_lib.trainer_config(config),
-                                       dataset.images, jit_compile=config.runtime.jit_compile)
+                                       dataset.images, dataset.labels,
+                                       jit_compile=config_lib.jit_compile(config))
         self.checkpoint = tf.train.Checkpoint(state=self.state)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, rundir.checkpoint_dir(logdir),
@@ -159,7 +169,7 @@ class Run:
                                f"{AFTER_WRITE_FAILURE}") from None
 
     def write_samples(self, step):
-        grid = sample_grid(self.state.generator, self.noise, self.config.output.grid_size)
+        grid = sample_grid(self.state.sampling_generator, self.noise, self.config.output.grid_size)
         images.write_png(os.path.join(self.logdir, "samples", f"step_{step:06d}.png"), grid)
         with self.writer.as_default(step=step):
             tf.summary.image("samples", grid[None])
@@ -173,17 +183,19 @@ class Run:
             tf.summary.scalar("perf/steps_per_sec", steps_per_sec)
 
     def evaluate(self, step):
-        results = evaluation.evaluate_state(self.evaluator, self.state, self.config)
+        results = evaluation.evaluate_state(self.evaluator, self.state)
         with self.writer.as_default(step=step):
-            for name in evaluation.SCALAR_METRICS:
-                tf.summary.scalar(f"eval/{name}", results[name])
+            for name in evaluation.SCALAR_METRICS + evaluation.CONDITIONAL_METRICS:
+                if name in results:
+                    tf.summary.scalar(f"eval/{name}", results[name])
         best = rundir.read_best(self.logdir)
         if best is None or results["fid"] < best["fid"]:
             path = self.best_manager.save(checkpoint_number=step)
             rundir.write_best(self.logdir, {"step": step, "fid": results["fid"],
                                             "checkpoint": os.path.basename(path)})
         self.last_eval = dict(results, step=step)
-        print(f"eval at step {step}: {evaluation.format_metrics(results)}", flush=True)
+        print(f"eval at step {step} ({results['generator']} generator): "
+              f"{evaluation.format_metrics(results)}", flush=True)
 
     def handle_nonfinite(self, metrics):
         """Stops (the default) or rolls back to the last checkpoint with lower learning rates."""

@@ -13,6 +13,13 @@ One iteration = `d_steps` discriminator updates, then one generator update:
   G update: one step on g_loss(D(G(z')), D(x')) with fresh noise z' (and, for the relativistic
       losses only, a fresh real batch x'), G in training mode.
 
+Conditional networks (num_classes > 0): every real batch comes with its labels, and the fakes of an
+update take the labels of a real batch (D's step: the batch D sees, so each penalty compares images of
+the same classes; G's step: a fresh draw), so generated classes follow the data's class frequencies.
+
+With `g_ema_decay` > 0, after every G update the state's `generator_ema` moves towards G (see
+`update_ema`); training itself never reads it.
+
 The fake batch that D sees comes from G in training mode ("train") or with BatchNorm using its moving
 averages ("inference", what the seed's `generator.predict` does).
 
@@ -28,7 +35,7 @@ import operator
 
 import tensorflow as tf
 
-from gan import data, losses
+from gan import data, losses, networks
 
 D_UPDATES = ("joint", "split")
 FAKE_BATCHNORM_MODES = ("train", "inference")
@@ -41,6 +48,7 @@ class TrainerConfig:
     only, weighted k times as much (lazy regularization)."""
     batch_size: int = 64
     latent_dim: int = 100
+    latent_distribution: str = "normal"
     d_loss: str = "minimax"
     g_loss: str = "non_saturating"
     label_smoothing: float = 0.0
@@ -50,6 +58,7 @@ class TrainerConfig:
     d_steps: int = 1
     d_update: str = "joint"
     d_fake_batchnorm: str = "train"
+    g_ema_decay: float = 0.0
 
     def __post_init__(self):
         losses.get_d_loss(self.d_loss)
@@ -64,6 +73,11 @@ class TrainerConfig:
         if self.d_fake_batchnorm not in FAKE_BATCHNORM_MODES:
             raise ValueError(f"unknown d_fake_batchnorm {self.d_fake_batchnorm!r}; valid "
                              f"choices: {', '.join(FAKE_BATCHNORM_MODES)}")
+        if self.latent_distribution not in networks.LATENT_DISTRIBUTIONS:
+            raise ValueError(f"unknown latent_distribution {self.latent_distribution!r}; valid "
+                             f"choices: {', '.join(networks.LATENT_DISTRIBUTIONS)}")
+        if not 0.0 <= self.g_ema_decay < 1.0:
+            raise ValueError(f"g_ema_decay must be in [0, 1), got {self.g_ema_decay}")
         if min(self.batch_size, self.d_steps, self.latent_dim, self.penalty_every) < 1:
             raise ValueError("batch_size, d_steps, latent_dim and penalty_every must be >= 1")
         errors, _ = losses.combination_problems(
@@ -73,11 +87,40 @@ class TrainerConfig:
             raise ValueError("; ".join(errors))
 
 
-class GANState(tf.Module):
-    """Everything a checkpoint must hold: both networks, both optimizers, the step and the RNG."""
+def update_ema(average, source, decay):
+    """One step of G's exponential moving average (Yazici et al. 2019, "The Unusual Effectiveness
+    of Averaging in GAN Training", eq. 2):  theta_ema <- decay * theta_ema + (1 - decay) * theta
+    for every trainable variable. The non-trainable ones (BatchNorm's moving statistics, spectral
+    norm's u) are copied, not averaged: they describe G's current activations, and an average
+    of past statistics matches no network."""
+    for ema, value in zip(average.trainable_variables, source.trainable_variables):
+        ema.assign(decay * ema + (1.0 - decay) * value)
+    for ema, value in zip(_non_trainable(average), _non_trainable(source)):
+        ema.assign(value)
 
-    def __init__(self, generator, discriminator, g_optimizer, d_optimizer, seed):
+
+def copy_weights(target, source):
+    for destination, value in zip(target.variables, source.variables):
+        destination.assign(value)
+
+
+def _non_trainable(module):
+    return [v for v in module.variables if not v.trainable]
+
+
+class GANState(tf.Module):
+    """Everything a checkpoint must hold: both networks, both optimizers, the step, the RNG and,
+    when on, G's moving average (which starts as a copy of G)."""
+
+    def __init__(self, generator, discriminator, g_optimizer, d_optimizer, seed,
+                 generator_ema=None):
         super().__init__(name="gan_state")
+        if generator_ema is not None:
+            shapes = [v.shape for v in generator.variables]
+            if [v.shape for v in generator_ema.variables] != shapes:
+                raise ValueError("generator_ema must be a generator of the same architecture")
+            copy_weights(generator_ema, generator)
+            self.generator_ema = generator_ema
         self.generator = generator
         self.discriminator = discriminator
         self.g_optimizer = g_optimizer
@@ -87,6 +130,15 @@ class GANState(tf.Module):
         self.rng = tf.random.Generator.from_seed(seed)
         g_optimizer.build(generator.trainable_variables)
         d_optimizer.build(discriminator.trainable_variables)
+
+    @property
+    def sampling_generator(self):
+        """The generator that samples, evaluation and export use: the moving average when on."""
+        return getattr(self, "generator_ema", None) or self.generator
+
+    @property
+    def sampling_generator_name(self):
+        return "ema" if getattr(self, "generator_ema", None) is not None else "raw"
 
 
 def _accuracy(logits, real):
@@ -102,10 +154,16 @@ def _sum(values):
 class Trainer:
     """Compiles and runs training iterations over a GANState."""
 
-    def __init__(self, state, config, images, jit_compile=True):
+    def __init__(self, state, config, images, labels=None, jit_compile=True):
         self.state = state
         self.config = config
         self.images = tf.convert_to_tensor(images)
+        self.conditional = state.generator.num_classes > 0
+        if self.conditional and labels is None:
+            raise ValueError("a conditional GAN needs the training labels")
+        self.labels = tf.convert_to_tensor(labels) if self.conditional else None
+        if config.g_ema_decay > 0 and getattr(state, "generator_ema", None) is None:
+            raise ValueError("g_ema_decay > 0 needs a state made with a generator_ema")
         self.d_loss = losses.get_d_loss(config.d_loss, config.label_smoothing)
         self.g_loss = losses.get_g_loss(config.g_loss)
         self.penalties = [(name, weight, losses.PENALTIES[name])
@@ -164,14 +222,29 @@ class Trainer:
             losses.clip_weights(d.trainable_variables, self.config.weight_clip)
         return extras, tf.linalg.global_norm(grads)
 
-    def _penalties(self, penalties, real, fake):
+    def _discriminator(self, labels):
+        """D as a function of (images, training), conditioned on `labels` when conditional."""
+        d = self.state.discriminator
+        if labels is None:
+            return d
+        return lambda images, training: d(images, training=training, labels=labels)
+
+    def _real_batch(self, images):
+        """(a real batch, its labels or None)."""
+        state, batch = self.state, self.config.batch_size
+        if not self.conditional:
+            return data.sample_batch(images, batch, state.rng), None
+        indices = data.sample_indices(tf.shape(images, out_type=tf.int64)[0], batch, state.rng)
+        return tf.gather(images, indices), tf.gather(self.labels, indices)
+
+    def _penalties(self, penalties, real, fake, labels):
         """(the weighted sum to add to D's loss, or None; {"penalty_<name>": value}).
 
         Lazily (penalty_every = k > 1) a penalty is computed on every k-th iteration only, as k
         times its value, and is 0 in between: its mean over k iterations is the mean of the
         values computed, and its weighted sum is what the loss gets.
         """
-        d, rng, every = self.state.discriminator, self.state.rng, self.config.penalty_every
+        d, rng, every = self._discriminator(labels), self.state.rng, self.config.penalty_every
         values = {}
         for name, _, penalty in penalties:
             def compute(function=penalty.function):
@@ -188,7 +261,7 @@ class Trainer:
         weighted = _sum([weight * values[f"penalty_{name}"] for name, weight, _ in penalties])
         return weighted, values
 
-    def _discriminate_both(self, real, fake):
+    def _discriminate_both(self, real, fake, labels):
         """D's logits on the real and the fake batch, in training mode.
 
         A discriminator whose logits depend on each example alone (`per_example = True`: no batch
@@ -198,29 +271,31 @@ class Trainer:
         """
         d = self.state.discriminator
         if not getattr(d, "per_example", False):
-            return d(real, training=True), d(fake, training=True)
-        logits = d(tf.concat([real, fake], axis=0), training=True)
+            conditioned = self._discriminator(labels)
+            return conditioned(real, training=True), conditioned(fake, training=True)
+        both = None if labels is None else tf.concat([labels, labels], axis=0)
+        logits = self._discriminator(both)(tf.concat([real, fake], axis=0), training=True)
         return logits[:self.config.batch_size], logits[self.config.batch_size:]
 
-    def _d_update(self, real, fake):
+    def _d_update(self, real, fake, labels):
         """One D update (joint, or the seed's two split steps); returns (loss parts, penalty
         values, real logits, fake logits, gradient norm)."""
         if self.config.d_update == "joint":
             def joint_loss():
-                real_logits, fake_logits = self._discriminate_both(real, fake)
+                real_logits, fake_logits = self._discriminate_both(real, fake, labels)
                 parts = self.d_loss(real_logits, fake_logits)
-                penalty, penalty_values = self._penalties(self.penalties, real, fake)
+                penalty, penalty_values = self._penalties(self.penalties, real, fake, labels)
                 loss = _sum(list(parts.values()) + ([penalty] if penalty is not None else []))
                 return loss, (parts, penalty_values, real_logits, fake_logits)
             return self._d_step(joint_loss)
 
-        d = self.state.discriminator
+        d = self._discriminator(labels)
 
         def half_step(images, term, penalties):
             def loss_fn():
                 logits = d(images, training=True)
                 loss = term(logits)
-                penalty, penalty_values = self._penalties(penalties, real, fake)
+                penalty, penalty_values = self._penalties(penalties, real, fake, labels)
                 total = loss if penalty is None else loss + penalty
                 return total, (loss, logits, penalty_values)
             return self._d_step(loss_fn)
@@ -238,24 +313,29 @@ class Trainer:
         batch = config.batch_size
         fake_in_training = config.d_fake_batchnorm == "train"
         for _ in range(config.d_steps):
-            real = data.sample_batch(images, batch, state.rng)
-            z = state.rng.normal([batch, config.latent_dim])
-            fake = tf.stop_gradient(g(z, training=fake_in_training))
+            real, labels = self._real_batch(images)
+            z = networks.draw_latent(state.rng, batch, config.latent_dim,
+                                     config.latent_distribution)
+            fake = tf.stop_gradient(g(z, training=fake_in_training, labels=labels))
             (parts, penalty_values, real_logits, fake_logits), d_grad_norm = self._d_update(
-                real, fake)
+                real, fake, labels)
 
-        z = state.rng.normal([batch, config.latent_dim])
-        if self.g_loss.needs_real_logits:
-            g_real = data.sample_batch(images, batch, state.rng)
+        z = networks.draw_latent(state.rng, batch, config.latent_dim, config.latent_distribution)
+        g_labels = None
+        if self.g_loss.needs_real_logits or self.conditional:
+            g_real, g_labels = self._real_batch(images)
         with tf.GradientTape() as tape:
+            fake = g(z, training=True, labels=g_labels)
             if self.g_loss.needs_real_logits:
-                g_real_logits, g_fake_logits = self._discriminate_both(
-                    g_real, g(z, training=True))
+                g_real_logits, g_fake_logits = self._discriminate_both(g_real, fake, g_labels)
             else:
-                g_real_logits, g_fake_logits = None, d(g(z, training=True), training=True)
+                g_real_logits = None
+                g_fake_logits = self._discriminator(g_labels)(fake, training=True)
             g_loss = self.g_loss(g_fake_logits, g_real_logits)
         *g_grads, logit_grads = tape.gradient(g_loss, g.trainable_variables + (g_fake_logits,))
         state.g_optimizer.apply(g_grads, g.trainable_variables)
+        if config.g_ema_decay > 0:
+            update_ema(state.generator_ema, g, config.g_ema_decay)
         state.step.assign_add(1)
 
         real_logit, fake_logit = tf.reduce_mean(real_logits), tf.reduce_mean(fake_logits)

@@ -100,7 +100,8 @@ def test_invalid_values_get_one_line_each_naming_the_flag():
     with pytest.raises(config.ConfigError) as error:
         config.RunConfig().replace(batch_size=0, g_learning_rate=-1.0, d_beta1=1.0,
                                    g_hidden=("64", "x"), d_loss="bce", gp_weight=-1.0,
-                                   penalty_every=0, label_smoothing=1.0, jit_compile="yes")
+                                   penalty_every=0, label_smoothing=1.0, deterministic="yes",
+                                   jit_compile="yes")
     assert sorted(error.value.lines) == sorted([
         "--batch_size=0: expected an integer >= 1",
         "--g_learning_rate=-1.0: expected a value > 0",
@@ -110,7 +111,8 @@ def test_invalid_values_get_one_line_each_naming_the_flag():
         "--gp_weight=-1.0: expected a value >= 0",
         "--penalty_every=0: expected an integer >= 1",
         "--label_smoothing=1.0: expected a value in [0, 1)",
-        "--jit_compile=yes: expected true or false",
+        "--deterministic=yes: expected true or false",
+        "--jit_compile=yes: expected one of auto, true, false",
     ])
     with pytest.raises(config.ConfigError, match="--eval_every=-1: expected an integer >= 0 "
                                                  r"\(0 turns evaluation off\)"):
@@ -136,8 +138,9 @@ def test_known_broken_combinations_are_refused_unless_allowed():
 
 def test_structural_settings_come_from_the_schema():
     assert set(config.STRUCTURAL_SETTINGS) == {
-        "dataset", "architecture", "latent_dim", "g_hidden", "d_hidden", "dcgan_width",
-        "g_optimizer", "d_optimizer"}
+        "dataset", "architecture", "latent_dim", "latent_distribution", "g_hidden", "d_hidden",
+        "dcgan_width", "dcgan_d_width", "g_norm", "d_norm", "conditional", "g_conditioning",
+        "d_conditioning", "g_optimizer", "d_optimizer"}
     base = config.RunConfig()
     assert config.structural_differences(base, base.replace(
         g_learning_rate=1e-3, d_loss="hinge", g_loss="hinge", gp_weight=1.0, num_steps=5)) == []
@@ -147,6 +150,26 @@ def test_structural_settings_come_from_the_schema():
     sgd = base.replace(g_optimizer="sgd", g_momentum=0.9)
     assert config.structural_differences(sgd, sgd.replace(g_momentum=0.5)) == []
     assert "['velocity'] to []" in config.structural_differences(sgd, sgd.replace(g_momentum=0.0))[0]
+    # G's moving average may change its decay, but not appear or disappear.
+    ema = base.replace(g_ema_decay=0.999)
+    assert config.structural_differences(ema, ema.replace(g_ema_decay=0.99)) == []
+    assert config.structural_differences(base, ema) == [
+        "g_ema_decay: checkpoint has 0.0, this run has 0.999, which would add the generator's "
+        "moving average"]
+
+
+def test_architecture_defaults_and_older_configs():
+    """bn_momentum and jit_compile default to the architecture's own; a config.json of version
+    0.2 (jit_compile a boolean) still loads."""
+    mlp, dcgan = config.RunConfig(), config.RunConfig().replace(architecture="dcgan")
+    assert mlp.model.bn_momentum is None
+    assert config.jit_compile(mlp) and not config.jit_compile(dcgan)
+    assert config.jit_compile(dcgan.replace(jit_compile="true"))
+    flat = mlp.to_flat()
+    flat["jit_compile"] = False
+    assert config.RunConfig.from_flat(flat).runtime.jit_compile == "false"
+    with pytest.raises(config.ConfigError, match="--bn_momentum=1.5: expected a value in"):
+        mlp.replace(bn_momentum=1.5)
 
 
 def test_train_runs_in_process_without_flags(tmp_path):

@@ -71,6 +71,10 @@ def test_evaluate_reproduces_the_training_time_numbers_and_writes_json(evaluated
     best = run_module("gan.evaluate", f"--logdir={evaluated_run}", "--checkpoint=best",
                       "--num_samples=1000")
     assert "best_checkpoint" in best.stdout
+    # This run keeps no moving average of G, so there is none to measure.
+    refused = run_module("gan.evaluate", f"--logdir={evaluated_run}", "--generator=ema",
+                         check=False)
+    assert refused.returncode == 2 and "--generator=ema:" in refused.stderr
 
 
 def test_reference_floor_is_far_below_the_noise_ceiling(tmp_path):

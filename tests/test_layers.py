@@ -187,3 +187,79 @@ def test_bad_arguments_raise_clear_errors():
         layers.BatchNorm(momentum=1.5)
     with pytest.raises(ValueError, match="Dropout rate"):
         layers.Dropout(1.0)
+
+
+@pytest.mark.parametrize("shape", [(5, 12), (3, 4, 4, 6)])
+def test_layer_norm_matches_numpy(mode, shape):
+    rng = np.random.default_rng(0)
+    x = rng.normal(2.0, 3.0, shape).astype(np.float32)
+    norm = layers.LayerNorm(epsilon=1e-5, num_features=shape[-1])
+    scale = rng.normal(size=shape[-1]).astype(np.float32)
+    offset = rng.normal(size=shape[-1]).astype(np.float32)
+    norm.scale.assign(scale)
+    norm.offset.assign(offset)
+    axes = tuple(range(1, len(shape)))
+    mean = x.mean(axis=axes, keepdims=True)
+    variance = x.var(axis=axes, keepdims=True)
+    expected = (x - mean) / np.sqrt(variance + 1e-5) * scale + offset
+    got = run_in(mode, lambda t: norm(t, training=True), tf.constant(x))
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-4, atol=1e-4)
+    # Per example: one example's output does not depend on the rest of the batch.
+    alone = run_in(mode, lambda t: norm(t, training=True), tf.constant(x[:1]))
+    np.testing.assert_allclose(alone.numpy(), expected[:1], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("make_layer,input_shape", [
+    (lambda: layers.Dense(7), (4, 13)),
+    (lambda: layers.Conv2D(6, 3, stride=2), (2, 8, 8, 5)),
+    (lambda: layers.Conv2DTranspose(4, 5, stride=2), (2, 4, 4, 9)),
+])
+def test_spectral_norm_estimate_converges_to_the_largest_singular_value(make_layer, input_shape):
+    """After enough training calls (one power iteration each) sigma is NumPy's largest singular
+    value of the kernel as a [-1, out] matrix, and the layer's output is that of W / sigma."""
+    tf.random.set_seed(0)
+    sn = layers.SpectralNorm(make_layer())
+    x = tf.random.normal(input_shape)
+    sn(x, training=True)
+    kernel = sn.layer.kernel.numpy()
+    sigma = np.linalg.svd(kernel.reshape(-1, kernel.shape[-1]), compute_uv=False)[0]
+    step = tf.function(lambda t: sn(t, training=True), jit_compile=True)
+    for _ in range(200):
+        step(x)
+    np.testing.assert_allclose(float(sn.sigma()), sigma, rtol=1e-4)
+    expected = sn.layer.apply_kernel(x, sn.layer.kernel / sigma)
+    np.testing.assert_allclose(sn(x, training=False).numpy(), expected.numpy(), rtol=1e-3,
+                               atol=1e-5)
+
+
+def test_spectral_norm_updates_u_in_training_only_and_passes_gradients_through_sigma():
+    tf.random.set_seed(1)
+    sn = layers.SpectralNorm(layers.Dense(3, input_size=5))
+    x = tf.random.normal([4, 5])
+    u0 = sn.u.numpy().copy()
+    sn(x, training=False)
+    np.testing.assert_array_equal(sn.u.numpy(), u0)
+    sn(x, training=True)
+    assert not np.allclose(sn.u.numpy(), u0)
+    assert not sn.u.trainable
+    # d/dW of sum(x W / sigma(W)) differs from that of x W / sigma with sigma held constant.
+    with tf.GradientTape() as tape:
+        y = tf.reduce_sum(sn(x, training=False))
+    full = tape.gradient(y, sn.layer.kernel)
+    sigma = tf.constant(float(sn.sigma()))
+    with tf.GradientTape() as tape:
+        y = tf.reduce_sum(sn.layer.apply_kernel(x, sn.layer.kernel / sigma))
+    frozen = tape.gradient(y, sn.layer.kernel)
+    assert np.abs(full.numpy() - frozen.numpy()).max() > 1e-4
+
+
+def test_embedding_rows_and_dense_gradient(mode):
+    table = layers.Embedding(4, 3)
+    labels = tf.constant([2, 0, 2], tf.int32)
+    got = run_in(mode, table, labels)
+    np.testing.assert_array_equal(got.numpy(), table.kernel.numpy()[[2, 0, 2]])
+    with tf.GradientTape() as tape:
+        total = tf.reduce_sum(table(labels))
+    gradient = tape.gradient(total, table.kernel)
+    assert isinstance(gradient, tf.Tensor)  # dense, which every optimizer here takes
+    np.testing.assert_array_equal(gradient.numpy()[:, 0], [1, 0, 2, 0])

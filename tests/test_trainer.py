@@ -7,11 +7,24 @@ import tensorflow as tf
 from gan import data, layers, losses, networks, optimizers, trainer
 
 
-def make_state(seed=0):
+def make_state(seed=0, architecture="mlp", ema=False, **network_settings):
     tf.random.set_seed(seed)
-    g, d = networks.make_networks("mlp", networks.NetworkConfig(latent_dim=8, g_hidden=(16, 32),
-                                                                d_hidden=(32, 16)))
-    return trainer.GANState(g, d, optimizers.SGD(0.05), optimizers.SGD(0.05), seed=seed)
+    network_config = networks.NetworkConfig(latent_dim=8, g_hidden=(16, 32), d_hidden=(32, 16),
+                                            width=4, **network_settings)
+    g, d = networks.make_networks(architecture, network_config)
+    g_ema = networks.make_generator(architecture, network_config) if ema else None
+    return trainer.GANState(g, d, optimizers.SGD(0.05), optimizers.SGD(0.05), seed=seed,
+                            generator_ema=g_ema)
+
+
+# Name -> make_state's arguments, for the networks the replay also covers.
+NETWORKS = {
+    "mlp": {},
+    "dcgan, SN in D, LN in G": dict(architecture="dcgan", d_norm="spectral", g_norm="layer"),
+    "conditional mlp, projection D, BN in D": dict(num_classes=10, d_norm="batch"),
+    "conditional dcgan, concat D, SN in D": dict(architecture="dcgan", num_classes=10,
+                                                 d_conditioning="concat", d_norm="spectral"),
+}
 
 
 def snapshot(module):
@@ -30,17 +43,43 @@ def sgd_step(loss_fn, variables, lr=0.05):
         v.assign_sub(lr * g)
 
 
-def replay_iteration(state, rng, images, config, lazy_factor=1.0):
+def real_batch(images, labels, batch, rng):
+    """(images, labels or None) of one draw, as the trainer draws them."""
+    indices = data.sample_indices(tf.shape(images, out_type=tf.int64)[0], batch, rng)
+    return tf.gather(images, indices), None if labels is None else tf.gather(labels, indices)
+
+
+def replay_iteration(state, rng, images, config, lazy_factor=1.0, labels=None):
     """One iteration written out step by step from the losses and penalties registries, drawing
     from `rng`, a copy of the state's RNG, in the order the trainer draws. `lazy_factor`: what
-    the penalties are multiplied by at this step (k when due every k steps, else 0)."""
-    g, d = state.generator, state.discriminator
+    the penalties are multiplied by at this step (k when due every k steps, else 0). A
+    conditional state gets the training `labels`: fakes take the labels of the real batch."""
+    g, network = state.generator, state.discriminator
     d_loss = losses.get_d_loss(config.d_loss, config.label_smoothing)
     g_loss = losses.get_g_loss(config.g_loss)
     batch, latent = config.batch_size, config.latent_dim
-    real = data.sample_batch(images, batch, rng)
+    real, y = real_batch(images, labels, batch, rng)
+
+    def d(x, training, labels=None):
+        return network(x, training, labels=y if labels is None else labels)
+    if labels is None:
+        d = network
     z = rng.normal([batch, latent])
-    fake = g(z, training=config.d_fake_batchnorm == "train")
+    fake = g(z, training=config.d_fake_batchnorm == "train", labels=y)
+
+    def on(images, labels):
+        """D in training mode (an unconditional D is called without labels, as the trainer does)."""
+        return network(images, True) if labels is None else network(images, True, labels=labels)
+
+    def d_on_both(real, fake, y=y):
+        # Spectral norm takes one power-iteration step per training call, so where the trainer
+        # runs D once on [real; fake] the replay must too; elsewhere two calls in the trainer's
+        # order (which BatchNorm's moving averages see) give the same.
+        if getattr(network, "norm", None) != "spectral":
+            return on(real, y), on(fake, y)
+        both = network(tf.concat([real, fake], 0), True,
+                       labels=None if y is None else tf.concat([y, y], 0))
+        return both[:batch], both[batch:]
 
     def penalties(uses_fake):
         terms = [weight * lazy_factor * losses.PENALTIES[name].function(d, real, fake, rng)
@@ -48,19 +87,29 @@ def replay_iteration(state, rng, images, config, lazy_factor=1.0):
                  if uses_fake is None or losses.PENALTIES[name].uses_fake == uses_fake]
         return sum(terms) if terms and lazy_factor else 0.0
 
-    d_vars = d.trainable_variables
+    d_vars = network.trainable_variables
     if config.d_update == "split":
         sgd_step(lambda: d_loss.real_term(d(real, True)) + penalties(False), d_vars)
         clip(d_vars, config.weight_clip)
         sgd_step(lambda: d_loss.fake_term(d(fake, True)) + penalties(True), d_vars)
     else:
-        sgd_step(lambda: sum(d_loss(d(real, True), d(fake, True)).values()) + penalties(None),
+        sgd_step(lambda: sum(d_loss(*d_on_both(real, fake)).values()) + penalties(None),
                  d_vars)
     clip(d_vars, config.weight_clip)
     z2 = rng.normal([batch, latent])
-    real2 = data.sample_batch(images, batch, rng) if g_loss.needs_real_logits else None
-    sgd_step(lambda: g_loss(d(g(z2, True), True), None if real2 is None else d(real2, True)),
-             g.trainable_variables)
+    real2, y2 = None, None
+    if g_loss.needs_real_logits or labels is not None:
+        real2, y2 = real_batch(images, labels, batch, rng)
+    if not g_loss.needs_real_logits:
+        real2 = None
+
+    def g_objective():
+        fake2 = g(z2, True, labels=y2)
+        if real2 is None:
+            return g_loss(on(fake2, y2))
+        real_logits, fake_logits = d_on_both(real2, fake2, y2)
+        return g_loss(fake_logits, real_logits)
+    sgd_step(g_objective, g.trainable_variables)
 
 
 def clip(variables, limit):
@@ -69,18 +118,19 @@ def clip(variables, limit):
             v.assign(tf.clip_by_value(v, -limit, limit))
 
 
-def assert_trainer_matches_replay(state, images, config, jit):
+def assert_trainer_matches_replay(state, images, config, jit, labels=None):
     start_g, start_d = snapshot(state.generator), snapshot(state.discriminator)
     # XLA draws other random numbers than the TF kernels do, so the replay compiles as the trainer.
     rng = tf.random.Generator.from_state(state.rng.state.numpy(), state.rng.algorithm)
     due = int(state.step.numpy()) % config.penalty_every == 0
     tf.function(replay_iteration, jit_compile=jit)(state, rng, images, config,
-                                                   float(config.penalty_every) if due else 0.0)
+                                                   float(config.penalty_every) if due else 0.0,
+                                                   labels)
     expected_g, expected_d = snapshot(state.generator), snapshot(state.discriminator)
     restore(state.generator, start_g)
     restore(state.discriminator, start_d)
 
-    metrics = trainer.Trainer(state, config, images, jit_compile=jit).run(1)
+    metrics = trainer.Trainer(state, config, images, labels, jit_compile=jit).run(1)
     for got, want in zip(snapshot(state.generator) + snapshot(state.discriminator),
                          expected_g + expected_d):
         np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-6)
@@ -124,6 +174,60 @@ def test_iteration_matches_hand_written_replay(case):
             config.weight_clip)
     for name, _ in config.penalties:
         assert float(metrics[f"penalty_{name}"]) > 0
+
+
+NETWORK_CASES = {
+    "dcgan, SN in D, LN in G; WGAN-GP": ("dcgan, SN in D, LN in G", dict(
+        d_loss="wasserstein", g_loss="wasserstein", penalties=(("gp", 10.0),)), False),
+    "conditional mlp, BN in D; R1, split": ("conditional mlp, projection D, BN in D", dict(
+        d_update="split", penalties=(("r1", 1.0),)), True),
+    "conditional mlp; RaGAN + R2": ("conditional mlp, projection D, BN in D", dict(
+        d_loss="relativistic_average", g_loss="relativistic_average",
+        penalties=(("r2", 1.0),)), False),
+    "conditional dcgan, concat D, SN; hinge": ("conditional dcgan, concat D, SN in D", dict(
+        d_loss="hinge", g_loss="hinge"), False),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NETWORK_CASES))
+def test_iteration_matches_replay_for_dcgan_and_conditional_networks(case):
+    """Spectral norm's power iteration, layer norm and the labels of conditional networks take the
+    same path in the trainer and in the replay (per_example stacking included)."""
+    network, settings, jit = NETWORK_CASES[case]
+    dataset = data.load("mnist", "test")
+    images = tf.constant(dataset.images[:512])
+    state = make_state(**NETWORKS[network])
+    labels = tf.constant(dataset.labels[:512]) if state.generator.num_classes else None
+    config = trainer.TrainerConfig(batch_size=16, latent_dim=8, **settings)
+    metrics = assert_trainer_matches_replay(state, images, config, jit, labels)
+    assert bool(metrics["all_finite"])
+    sn_vectors = [v for v in state.discriminator.variables if v.name.endswith("u:0")]
+    assert bool(sn_vectors) == (state.discriminator.norm == "spectral")
+
+
+def test_ema_follows_its_closed_form_and_starts_as_a_copy_of_g():
+    """theta_ema after n updates = decay^n theta_0 + (1 - decay) sum_k decay^(n-k) theta_k, with
+    theta_k G's trainable weights after update k; moving statistics are G's own."""
+    images = tf.constant(data.load("mnist", "test").images[:256])
+    decay = 0.9
+    state = make_state(ema=True)
+    for ema, value in zip(state.generator_ema.variables, state.generator.variables):
+        np.testing.assert_array_equal(ema.numpy(), value.numpy())
+    expected = [v.numpy().astype(np.float64) for v in state.generator.trainable_variables]
+    runner = trainer.Trainer(state, trainer.TrainerConfig(batch_size=8, latent_dim=8,
+                                                          g_ema_decay=decay), images)
+    for _ in range(4):
+        runner.run(1)
+        expected = [decay * e + (1 - decay) * v.numpy()
+                    for e, v in zip(expected, state.generator.trainable_variables)]
+    for got, want in zip(state.generator_ema.trainable_variables, expected):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-7)
+    moving = [v for v in state.generator.variables if not v.trainable]
+    for got, want in zip([v for v in state.generator_ema.variables if not v.trainable], moving):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    assert state.sampling_generator is state.generator_ema
+    assert any(np.abs(g.numpy() - e.numpy()).max() > 1e-6 for g, e in zip(
+        state.generator.trainable_variables, state.generator_ema.trainable_variables))
 
 
 def test_lazy_penalty_is_skipped_between_due_steps():
