@@ -1,6 +1,6 @@
 """Conditional models and G's moving average, end to end on real MNIST: training, evaluation
 (conditional accuracy, intra-class FID, either generator), gan.sample --label, the SavedModel's
-labels, and exact resume with the moving average in the checkpoint."""
+labels. (Exact resume with the moving average in the checkpoint: tests/test_train.py.)"""
 
 import json
 import os
@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from gan import classifier, data, evaluation, sample
-from helpers import assert_same_weights, read_png, run_module, scalar_events
+from helpers import read_png, run_module, scalar_events
 
 
 def test_conditional_metrics_on_real_images_with_true_and_shuffled_labels():
@@ -85,19 +85,3 @@ def test_label_errors_name_the_flag(conditional_run, tmp_path):
                         f"--output={tmp_path / 'x.npy'}", check=False)
     assert result.returncode == 2
     assert "--label=10: expected a class in [0, 9]" in result.stderr
-
-
-def test_resume_keeps_the_moving_average_exact(tmp_path):
-    """A conditional run with G's moving average, stopped and resumed, ends with the same weights
-    (the average included) as an uninterrupted one."""
-    common = ["--flagfile=experiments/mnist_mlp.flags", "--deterministic", "--conditional",
-              "--g_ema_decay=0.9", "--batch_size=16", "--g_hidden=16,32", "--d_hidden=32,16",
-              "--log_every=10", "--sample_every=20", "--checkpoint_every=10", "--eval_every=0"]
-    straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
-    run_module("gan.train", *common, f"--logdir={straight}", "--num_steps=20")
-    run_module("gan.train", *common, f"--logdir={resumed}", "--num_steps=10")
-    run_module("gan.train", *common, f"--logdir={resumed}", "--num_steps=20")
-    path = os.path.join("checkpoints", "ckpt-20")
-    assert_same_weights(os.path.join(straight, path), os.path.join(resumed, path))
-    names = tf.train.list_variables(os.path.join(straight, path))
-    assert any("generator_ema" in name for name, _ in names)
