@@ -1,5 +1,6 @@
 """End-to-end: `python -m gan.train` as a user runs it, on the real MNIST."""
 
+import glob
 import json
 import os
 
@@ -8,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from gan import data, losses, optimizers, rundir
-from helpers import assert_same_weights, read_png, run_module, scalar_events
+from helpers import REPO, assert_same_weights, read_png, run_module, scalar_events
 
 # Every loss logs these; the minimax D adds PROBABILITY_SCALARS, a penalty its penalty_<name>.
 EXPECTED_SCALARS = ["train/d_loss", "train/d_loss_real", "train/d_loss_fake", "train/g_loss",
@@ -139,3 +140,23 @@ def test_hinge_with_a_lazy_penalty_logs_logits_not_probabilities(tmp_path):
     with open(os.path.join(logdir, "config.json")) as f:
         saved = json.load(f)
     assert saved["d_loss"] == "hinge" and saved["r2_weight"] == 0.1 and saved["penalty_every"] == 4
+
+
+def test_every_flagfile_loads_and_the_dcgan_ones_train(tmp_path):
+    """Each flagfile of experiments/ is a valid run; the DCGAN ones (shrunk to width 4) train a
+    few steps end to end, grids and evaluation included."""
+    from gan import config, train
+    flagfiles = sorted(glob.glob(os.path.join(REPO, "experiments", "*.flags")))
+    assert len(flagfiles) >= 13
+    for path in flagfiles:
+        loaded = config.from_flagfile(path)
+        name = os.path.basename(path)[:-len(".flags")]
+        assert loaded.data.dataset == ("fashion_mnist" if name.startswith("fashion") else "mnist")
+        if "dcgan" not in name or name.startswith("fashion"):
+            continue
+        small = loaded.replace(dcgan_width=4, batch_size=8, num_steps=4, log_every=2,
+                               sample_every=4, checkpoint_every=4, eval_every=4,
+                               eval_num_samples=100)
+        result = train.train(small, str(tmp_path / name))
+        assert result.step == 4 and result.eval_metrics["fid"] > 0
+        assert ("conditional_accuracy" in result.eval_metrics) == loaded.model.conditional
