@@ -16,9 +16,12 @@ import tensorflow as tf
 from gan import data
 from helpers import REPO, assert_same_weights, checkpoint_values, run_module, scalar_events
 
-# Small networks keep each subprocess quick; the code paths are the full ones.
+# Small networks keep each subprocess quick; the code paths are the full ones. XLA is off: in
+# runs this short its compilation is most of the time (a quarter of the test file's), and the
+# compiled path is covered by the trainer's replays and tests/test_train.py's resume test.
 SMALL = ["--flagfile=experiments/mnist_mlp.flags", "--g_hidden=64,128", "--d_hidden=128,64",
-         "--batch_size=16", "--eval_every=0", "--log_every=10", "--sample_every=1000"]
+         "--batch_size=16", "--eval_every=0", "--log_every=10", "--sample_every=1000",
+         "--jit_compile=false"]
 
 
 def assert_clean_failure(result, *fragments, exit_code=2):
