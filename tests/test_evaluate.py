@@ -113,12 +113,20 @@ def test_sample_writes_uint8_npy_and_png(sampled):
     assert read_png(sampled["walk.png"]).shape == (3 * 29 + 1, 6 * 29 + 1, 1)
 
 
-def test_slerp_keeps_endpoints_and_norm_profile():
+def test_slerp_follows_the_great_circle_at_constant_speed():
+    """Between endpoints of equal norm r, every point of the path has norm r and its angle to the
+    start grows linearly, t * omega (Shoemake 1985): the whole profile, not just the endpoints."""
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(1, 50)), rng.normal(size=(1, 50))
-    path = sample.slerp(a, b, np.linspace(0, 1, 5)[:, None])
+    b *= np.linalg.norm(a) / np.linalg.norm(b)
+    t = np.linspace(0, 1, 9)[:, None]
+    path = sample.slerp(a, b, t)
     np.testing.assert_allclose(path[0], a[0])
     np.testing.assert_allclose(path[-1], b[0])
+    np.testing.assert_allclose(np.linalg.norm(path, axis=1), np.linalg.norm(a), rtol=1e-10)
+    omega = np.arccos(np.sum(a * b) / np.sum(a * a))
+    angles = np.arccos(np.clip(path @ a[0] / np.sum(a * a), -1, 1))
+    np.testing.assert_allclose(angles, t[:, 0] * omega, atol=1e-7)
 
 
 def test_export_round_trip_with_tensorflow_only(evaluated_run, sampled, tmp_path):

@@ -140,5 +140,6 @@ def test_sizes_are_configurable():
 
 
 def test_unknown_architecture_lists_choices():
-    with pytest.raises(ValueError, match="valid choices: dcgan, mlp"):
+    choices = ", ".join(sorted(networks.ARCHITECTURES))
+    with pytest.raises(ValueError, match=f"valid choices: {choices}"):
         networks.make_networks("resnet")
