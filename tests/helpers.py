@@ -12,6 +12,13 @@ import tensorflow as tf
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# Small networks keep each subprocess quick; the code paths are the full ones. XLA is off: in
+# runs this short its compilation is most of the time (a quarter of the test file's), and the
+# compiled path is covered by the trainer's replays and tests/test_train.py's resume test.
+SMALL = ["--flagfile=experiments/mnist_mlp.flags", "--g_hidden=64,128", "--d_hidden=128,64",
+         "--batch_size=16", "--eval_every=0", "--log_every=10", "--sample_every=1000",
+         "--jit_compile=false"]
+
 
 def load_benchmark():
     """experiments/benchmark.py as a module (it is a script, not part of the package)."""
@@ -68,3 +75,10 @@ def assert_same_weights(path_a, path_b):
     assert a.keys() == b.keys()
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def assert_clean_failure(result, *fragments, exit_code=2):
+    assert result.returncode == exit_code, (result.returncode, result.stderr[-3000:])
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    for fragment in fragments:
+        assert fragment in result.stderr, (fragment, result.stderr[-3000:])

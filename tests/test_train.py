@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan import data, losses, optimizers, rundir
+from gan import losses, optimizers, rundir
 from helpers import REPO, assert_same_weights, read_png, run_module, scalar_events
 
 # Every loss logs these; the minimax D adds PROBABILITY_SCALARS, a penalty its penalty_<name>.

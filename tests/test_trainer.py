@@ -60,10 +60,9 @@ def replay_iteration(state, rng, images, config, lazy_factor=1.0, labels=None):
     batch, latent = config.batch_size, config.latent_dim
     real, y = real_batch(images, labels, batch, rng)
 
-    def d(x, training, labels=None):
+    def conditioned(x, training, labels=None):
         return network(x, training, labels=y if labels is None else labels)
-    if labels is None:
-        d = network
+    d = network if labels is None else conditioned
     z = rng.normal([batch, latent])
     fake = g(z, training=config.d_fake_batchnorm == "train", labels=y)
 
