@@ -357,20 +357,24 @@ def get_architecture(name):
     return ARCHITECTURES[name]
 
 
-def make_networks(architecture, config=NetworkConfig()):
-    """Builds (generator, discriminator) by architecture name, with every variable created."""
+def _make(architecture, config):
+    """(generator, discriminator) of an architecture, unbuilt, with its own BatchNorm momentum
+    unless the config sets one."""
     entry = get_architecture(architecture)
     momentum = entry.bn_momentum if config.bn_momentum is None else config.bn_momentum
-    generator, discriminator = entry.make(config, momentum)
+    return entry.make(config, momentum)
+
+
+def make_networks(architecture, config=NetworkConfig()):
+    """Builds (generator, discriminator) by architecture name, with every variable created."""
+    generator, discriminator = _make(architecture, config)
     build(generator, discriminator)
     return generator, discriminator
 
 
 def make_generator(architecture, config=NetworkConfig()):
     """A generator alone (e.g. the EMA copy), built."""
-    entry = get_architecture(architecture)
-    momentum = entry.bn_momentum if config.bn_momentum is None else config.bn_momentum
-    generator, _ = entry.make(config, momentum)
+    generator, _ = _make(architecture, config)
     generator(tf.zeros([2, generator.latent_dim]), training=False,
               labels=_build_labels(generator))
     return generator
