@@ -4,6 +4,8 @@ Restores the latest checkpoint of the run (or --checkpoint=PATH, or --checkpoint
 --num_samples images, prints FID, KID, classifier score, precision/recall and class coverage against
 the training set, and writes them as JSON (default <logdir>/eval/step_NNNNNN.json).
 
+`python -m gan.evaluate --samples=FILE.npy --output=FILE.json` scores any uint8 [N, 28, 28]
+samples (e.g. another implementation's) with the same metrics.
 `python -m gan.evaluate --reference --dataset=mnist` prints the reference values instead: the real
 test set (the floor a perfect generator would reach) and uniform noise (a ceiling).
 """
@@ -32,7 +34,11 @@ def define_flags():
     flags.DEFINE_string("data_dir", None, "Directory with the dataset's IDX files.")
     flags.DEFINE_boolean("reference", False, "Print the real-data floor and noise ceiling for "
                          "--dataset instead of evaluating a run.")
-    flags.DEFINE_enum("dataset", "mnist", list(data.DATASETS), "Dataset for --reference.")
+    flags.DEFINE_enum("dataset", "mnist", list(data.DATASETS), "Dataset for --reference and "
+                      "--samples.")
+    flags.DEFINE_string("samples", None, "Score these samples instead of a run: a .npy file of "
+                        "uint8 images [N, 28, 28] (or [N, 28, 28, 1]), e.g. another "
+                        "implementation's, against --dataset's training set.")
     flags.DEFINE_enum("generator", "auto", ["auto", "raw", "ema", "both"],
                       "Which generator to measure: auto (G's moving average when the run keeps "
                       "one, else G), raw (G itself), ema (the average), or both.")
@@ -47,14 +53,37 @@ def reference_values(dataset, num_samples, data_dir=None):
             "uniform_noise": evaluator.evaluate_images(noise)}
 
 
+def load_samples(path):
+    """uint8 [N, 28, 28, 1] images from a .npy file; RunError naming the file otherwise."""
+    try:
+        samples = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise rundir.RunError(f"--samples={path}: no such file") from None
+    except (OSError, ValueError) as e:
+        raise rundir.RunError(f"--samples={path}: not a readable .npy array ({e})") from None
+    if samples.ndim == 4 and samples.shape[-1] == 1:
+        samples = samples[..., 0]
+    if samples.dtype != np.uint8 or samples.ndim != 3 or samples.shape[1:] != (28, 28):
+        raise rundir.RunError(f"--samples={path}: expected uint8 images [N, 28, 28], found "
+                              f"{samples.dtype} {list(samples.shape)}")
+    if len(samples) < MIN_SAMPLES:
+        raise rundir.RunError(f"--samples={path}: expected at least {MIN_SAMPLES} images, found "
+                              f"{len(samples)}")
+    return samples[..., None]
+
+
 def flag_errors():
     errors = []
     if FLAGS.data_dir and not os.path.isdir(FLAGS.data_dir):
         errors.append(f"--data_dir={FLAGS.data_dir}: no such directory")
     if FLAGS.output:
         errors.append(cli.check_output_path(FLAGS.output))
-    if not FLAGS.reference and not FLAGS.logdir:
-        errors.append("--logdir is required (or --reference)")
+    if FLAGS.samples and (FLAGS.reference or FLAGS.logdir):
+        errors.append("--samples scores a file on its own; drop --logdir and --reference")
+    elif FLAGS.samples and not FLAGS.output:
+        errors.append("--samples needs --output=FILE.json for the results")
+    if not FLAGS.reference and not FLAGS.logdir and not FLAGS.samples:
+        errors.append("--logdir is required (or --samples or --reference)")
     return [e for e in errors if e]
 
 
@@ -63,7 +92,15 @@ def main(argv):
     errors = flag_errors()
     if errors:
         cli.fail(PROGRAM, errors)
-    if FLAGS.reference:
+    if FLAGS.samples:
+        samples = load_samples(FLAGS.samples)
+        evaluator = evaluation.Evaluator(FLAGS.dataset, len(samples), FLAGS.data_dir)
+        results = evaluator.evaluate_images(samples.astype(np.float32) / 127.5 - 1.0)
+        print(f"{FLAGS.samples} ({len(samples)} samples, against {FLAGS.dataset}): "
+              f"{evaluation.format_metrics(results)}")
+        results.update(samples=FLAGS.samples, dataset=FLAGS.dataset)
+        output = FLAGS.output
+    elif FLAGS.reference:
         results = reference_values(FLAGS.dataset, FLAGS.num_samples, FLAGS.data_dir)
         for name, values in results.items():
             print(f"{FLAGS.dataset} {name}: {evaluation.format_metrics(values)}")

@@ -119,7 +119,7 @@ class CheckpointError(RunError):
     checkpoints of the run that do load."""
 
 
-def _step_of(path):
+def step_of(path):
     match = re.search(r"ckpt-(\d+)$", path)
     return int(match.group(1)) if match else -1
 
@@ -131,7 +131,7 @@ def checkpoint_paths(logdir, include_best=True):
         folders.append(os.path.join(logdir, BEST_CHECKPOINT_SUBDIR))
     paths = [index[:-len(".index")] for folder in folders
              for index in glob.glob(os.path.join(folder, "ckpt-*.index"))]
-    return sorted(paths, key=_step_of, reverse=True)
+    return sorted(paths, key=step_of, reverse=True)
 
 
 def checkpoint_problem(path):
@@ -172,7 +172,7 @@ def restore(state, logdir, checkpoint=None, fall_back=False):
         return path
     if fall_back and checkpoint is None:
         for older in checkpoint_paths(logdir, include_best=False):
-            if _step_of(older) < _step_of(path) and checkpoint_problem(older) is None:
+            if step_of(older) < step_of(path) and checkpoint_problem(older) is None:
                 print(f"checkpoint {path} cannot be read ({problem}); resuming from the previous "
                       f"one, {older}", flush=True)
                 _restore_into(state, older)
@@ -200,9 +200,9 @@ class LogdirLock:
     `acquire` returns so the takeover can be said. Readers take no lock.
     """
 
-    def __init__(self, logdir):
+    def __init__(self, logdir, lock_file=LOCK_FILE):
         self.logdir = logdir
-        self.path = os.path.join(logdir, LOCK_FILE)
+        self.path = os.path.join(logdir, lock_file)
         self._fd = None
 
     @staticmethod

@@ -24,7 +24,7 @@ from absl import flags
 import tensorflow as tf
 
 from gan import config as config_lib
-from gan import cli, data, evaluation, images, networks, rundir, trainer
+from gan import cli, data, evaluation, events, images, networks, rundir, trainer
 
 FLAGS = flags.FLAGS
 
@@ -127,7 +127,7 @@ class Run:
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, rundir.checkpoint_dir(logdir),
             max_to_keep=output.keep_checkpoints, step_counter=self.state.step)
-        self.writer = tf.summary.create_file_writer(logdir)
+        self.writer = None  # opened by `restore`, once the events a resume repeats are purged
         self.noise = fixed_noise(config, output.grid_size ** 2)
         self.evaluator = None
         if output.eval_every > 0:
@@ -143,9 +143,22 @@ class Run:
 
     def restore(self):
         path = rundir.restore(self.state, self.logdir, fall_back=True)
+        step = int(self.state.step.numpy())
         if path:
-            print(f"Resumed from {path} at step {int(self.state.step.numpy())}", flush=True)
+            print(f"Resumed from {path} at step {step}", flush=True)
+        # What a killed process logged after its last checkpoint is about to be logged again.
+        # Step 0 stays: it holds what precedes training (and a study's HParams record).
+        self.purge_events_after(step)
         return path
+
+    def purge_events_after(self, step):
+        if self.writer is not None:
+            self.writer.close()  # it holds nothing past `step`; reopened below as a new file
+        removed = events.purge_after(self.logdir, step)
+        self.writer = tf.summary.create_file_writer(self.logdir)
+        if removed:
+            print(f"removed {removed} TensorBoard records past step {step}, which this run "
+                  "logs again", flush=True)
 
     def apply_changed_learning_rates(self, previous):
         """The checkpoint holds each optimizer's current learning rate (lowered by roll-backs);
@@ -223,6 +236,7 @@ class Run:
         self.checkpoint.restore(last).assert_existing_objects_matched()
         self.rollbacks += 1
         restored_step = int(self.state.step.numpy())
+        self.purge_events_after(restored_step)
         lines = []
         # Lower the rates that diverged, not the older ones the checkpoint holds.
         for optimizer, rate in zip(optimizers_in_use, rates_in_use):
@@ -231,7 +245,8 @@ class Run:
         message = (f"{what}: rolled back to {last} (step {restored_step}); "
                    + "; ".join(lines))
         print(message, flush=True)
-        with self.writer.as_default(step=step):
+        # At the step it went back to: a later roll-back to an earlier step would purge it.
+        with self.writer.as_default(step=restored_step):
             tf.summary.text("rollback", message)
         return restored_step
 

@@ -62,6 +62,14 @@ def scalar_events(logdir):
     return scalars
 
 
+def summary_records(logdir):
+    """(tag, step) of every summary record in the logdir's event files, repeats included."""
+    return [(value.tag, event.step)
+            for path in glob.glob(os.path.join(logdir, "events.out.tfevents.*"))
+            for event in tf.compat.v1.train.summary_iterator(path)
+            for value in event.summary.value]
+
+
 def checkpoint_values(path):
     """{variable name: array} of a checkpoint's training state (path prefix); leaves out the
     bookkeeping of how many saves the process made."""

@@ -8,7 +8,8 @@ import pytest
 import tensorflow as tf
 
 from gan import data
-from helpers import SMALL, assert_clean_failure, checkpoint_values, run_module, scalar_events
+from helpers import (SMALL, assert_clean_failure, checkpoint_values, run_module, scalar_events,
+                     summary_records)
 
 def test_every_bad_flag_gets_its_own_line_before_any_work(tmp_path):
     result = run_module("gan.train", *SMALL, f"--logdir={tmp_path / 'run'}", "--batch_size=0",
@@ -173,6 +174,11 @@ def test_training_resumes_from_the_previous_checkpoint_when_the_latest_is_trunca
         result.stdout)
     assert "at step 10" in result.stdout and "Done at step 30" in result.stdout
     checkpoint_values(os.path.join(logdir, "checkpoints", "ckpt-30"))  # complete and readable
+    # Steps 11-20 were logged before the resume and again after it; TensorBoard sees them once.
+    assert "removed" in result.stdout and "past step 10" in result.stdout
+    records = summary_records(logdir)
+    assert len(records) == len(set(records))
+    assert sorted(step for tag, step in records if tag == "train/d_loss") == [10, 20, 30]
 
 
 def test_rollback_works_before_the_first_checkpoint(tmp_path):

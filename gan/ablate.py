@@ -1,0 +1,533 @@
+r"""Ablation studies as one command:
+
+    python -m gan.ablate --study=experiments/ablations/seed_quirks.toml --root=runs/seed_quirks
+
+A study file (TOML) names a base flagfile, the axes to sweep, the seeds and any settings every
+run shares:
+
+    description = "What the tutorial's choices cost."
+    base = "../seed.flags"              # relative to the study file
+    seeds = [0, 1, 2]
+
+    [settings]                          # applied to every run, e.g. the step budget
+    num_steps = 10000
+
+    [axes]
+    d_update = ["split", "joint"]       # a flag and its values
+
+    [axes.optimizer.sgd]                # named variants: each a set of flags
+    g_optimizer = "sgd"
+    g_learning_rate = 0.01
+    [axes.optimizer.adam]
+    g_optimizer = "adam"
+    g_learning_rate = 2e-4
+
+The runs are the cartesian product of the axes, times the seeds. Each trains in its own logdir,
+<root>/<axis>=<value>,...,seed=<n>, as a `python -m gan.train` process (so a crash or divergence
+is that run's, not the study's), with a lock per run so two runners never train the same one.
+A finished or diverged run is skipped when the study is run again; an interrupted one resumes
+from its checkpoint. Then the results go to the root (see `gan.ablation_report`): results.csv,
+results.md, mosaic.png, fid.png and the TensorBoard HParams configuration.
+
+Beyond one machine: `--print_commands` prints one shell command per run and `--launcher=slurm`
+writes a Slurm job array of them; each is `gan.ablate --only=<run>`, and `--report_only`
+collects the results afterwards.
+"""
+
+import ctypes
+import dataclasses
+import functools
+import hashlib
+import itertools
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent import futures
+
+from absl import flags
+
+from gan import cli, rundir
+from gan import config as config_lib
+
+PROGRAM = "gan.ablate"
+STATUS_FILE = "ablate_status.json"
+RUN_FLAGFILE = "run.flags"
+TRAIN_LOG = "train.log"
+RUNNER_LOCK = ".ablate.lock"
+# Final states: a rerun of the study does not train these again (unless the run's settings
+# changed). "interrupted" and "crashed" runs are retried, resuming from their checkpoints.
+FINAL_STATES = ("done", "diverged")
+
+FLAGS = flags.FLAGS
+
+
+class StudyError(ValueError):
+    """A study file that cannot be used; the message names the file and what is wrong."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Axis:
+    name: str
+    # (label, {flag: value}) per choice; a flag axis has one flag per choice, named by the axis.
+    choices: tuple
+    is_flag: bool
+
+    def hparam_value(self, label):
+        """The value TensorBoard's HParams dashboard shows: the flag's own value for a flag axis
+        (numbers stay numbers, so they sort), the variant's name otherwise."""
+        if self.is_flag:
+            value = dict(self.choices)[label][self.name]
+            if isinstance(value, (bool, int, float, str)):
+                return value
+        return label
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+    path: str
+    name: str
+    description: str
+    base: str
+    seeds: tuple
+    settings: dict
+    axes: tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedRun:
+    name: str  # its directory under the root
+    config_name: str  # the same without the seed: the row of the results table
+    choices: tuple  # (axis name, label) per axis
+    seed: int
+    config: config_lib.RunConfig
+    hparams: tuple = ()  # (axis name, the value TensorBoard's HParams dashboard shows) per axis
+
+
+def _read_toml(path):
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        try:
+            import tomli as tomllib
+        except ImportError:
+            raise StudyError(f"{path}: reading a study file needs Python >= 3.11 (tomllib) or "
+                             "`pip install tomli`") from None
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise StudyError(f"--study={path}: no such file") from None
+    except OSError as e:
+        raise StudyError(f"--study={path}: cannot be read: {e.strerror or e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise StudyError(f"{path}: not valid TOML: {e}") from None
+
+
+def _label(value):
+    """A value as a piece of a directory name."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return "-".join(_label(v) for v in value)
+    return str(value).replace("/", "-").replace(",", "-").replace("=", "-")
+
+
+def _as_setting(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _check_names(path, where, values):
+    unknown = [name for name in values if name not in config_lib.SETTINGS]
+    if unknown:
+        raise StudyError(f"{path}: {where}: unknown flag {', '.join(map(repr, unknown))} "
+                         "(expected gan.train's flag names, without the dashes)")
+
+
+def load_study(path):
+    """The Study in a TOML file; StudyError names the file and the problem."""
+    raw = _read_toml(path)
+    known = {"description", "base", "seeds", "settings", "axes"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise StudyError(f"{path}: unknown key {', '.join(map(repr, unknown))}; expected "
+                         f"{', '.join(sorted(known))}")
+    if not isinstance(raw.get("base"), str):
+        raise StudyError(f"{path}: 'base' must name the base flagfile (a path relative to the "
+                         "study file)")
+    base = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)), raw["base"]))
+    if not os.path.isfile(base):
+        raise StudyError(f"{path}: base flagfile {base} not found")
+    seeds = raw.get("seeds", [0])
+    if (not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds)
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+        raise StudyError(f"{path}: 'seeds' must be a list of distinct integers, found {seeds!r}")
+    settings = raw.get("settings", {})
+    if not isinstance(settings, dict):
+        raise StudyError(f"{path}: [settings] must be a table of flag = value")
+    _check_names(path, "[settings]", settings)
+    axes = []
+    for name, spec in raw.get("axes", {}).items():
+        if isinstance(spec, list):
+            _check_names(path, f"axis {name!r}", [name])
+            if not spec:
+                raise StudyError(f"{path}: axis {name!r} has no values")
+            choices = tuple((_label(v), {name: _as_setting(v)}) for v in spec)
+            is_flag = True
+        elif isinstance(spec, dict) and spec and all(isinstance(v, dict) for v in spec.values()):
+            for label, variant in spec.items():
+                _check_names(path, f"axis {name!r}, variant {label!r}", variant)
+            choices = tuple((_label(label), {k: _as_setting(v) for k, v in variant.items()})
+                            for label, variant in spec.items())
+            is_flag = False
+        else:
+            raise StudyError(f"{path}: axis {name!r} must be a list of values of the flag "
+                             f"--{name}, or tables of named variants ([axes.{name}.<variant>])")
+        labels = [label for label, _ in choices]
+        if len(set(labels)) != len(labels):
+            raise StudyError(f"{path}: axis {name!r} has two choices named alike: {labels}")
+        axes.append(Axis(name, choices, is_flag))
+    name = os.path.splitext(os.path.basename(path))[0]
+    return Study(path, name, str(raw.get("description", "")).strip(), base, tuple(seeds),
+                 {k: _as_setting(v) for k, v in settings.items()}, tuple(axes))
+
+
+def plan(study):
+    """Every run of the study, each with its validated RunConfig, in the order they run:
+    seed-major, so that a study stopped early has every configuration at its first seed."""
+    try:
+        base = config_lib.from_flagfile(study.base)
+    except flags.Error as e:
+        raise StudyError(f"{study.path}: base flagfile {study.base}: "
+                         f"{str(e).splitlines()[0]}") from None
+    except config_lib.ConfigError as e:
+        raise StudyError(f"{study.path}: base flagfile {study.base}: {e.lines[0]}") from None
+    try:
+        base = base.replace(**study.settings)
+    except config_lib.ConfigError as e:
+        raise StudyError(f"{study.path}: [settings]: {e.lines[0]}") from None
+    runs = []
+    for seed in study.seeds:
+        for combination in itertools.product(*(axis.choices for axis in study.axes)):
+            overrides, parts = {}, []
+            for axis, (label, values) in zip(study.axes, combination):
+                overrides.update(values)
+                parts.append(f"{axis.name}={label}")
+            config_name = ",".join(parts) or "base"
+            try:
+                config = base.replace(**overrides, seed=seed).validate()
+            except config_lib.ConfigError as e:
+                raise StudyError(f"{study.path}: {config_name}: {e.lines[0]}") from None
+            name = ",".join(parts + [f"seed={seed}"])
+            labels = [label for label, _ in combination]
+            runs.append(PlannedRun(
+                name, config_name, tuple(zip((a.name for a in study.axes), labels)), seed,
+                config, tuple((a.name, a.hparam_value(label))
+                              for a, label in zip(study.axes, labels))))
+    return runs
+
+
+# --- running one run --------------------------------------------------------------------------------
+
+def read_status(run_dir):
+    path = os.path.join(run_dir, STATUS_FILE)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def write_status(run_dir, status):
+    from gan import images
+    images.write_atomically(os.path.join(run_dir, STATUS_FILE),
+                            json.dumps(status, indent=2, sort_keys=True).encode())
+
+
+def flags_digest(config):
+    return hashlib.sha256(config.to_flagfile().encode()).hexdigest()[:16]
+
+
+def is_finished(run_dir, config):
+    status = read_status(run_dir)
+    return status.get("status") in FINAL_STATES and status.get("flags_digest") == flags_digest(
+        config)
+
+
+def _die_with_parent():
+    """In the child, before exec: the kernel sends it SIGTERM when the runner dies, even by
+    SIGKILL, so that gan.train checkpoints and stops instead of training on unsupervised (and
+    holding the run's lock against the next runner)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: an orphaned training just runs to its end
+
+
+def thread_environment(threads):
+    """Environment variables that cap one training's TensorFlow (and oneDNN) threads."""
+    env = dict(os.environ)
+    if threads:
+        env.update(TF_NUM_INTRAOP_THREADS=str(threads), TF_NUM_INTEROP_THREADS=str(threads),
+                   OMP_NUM_THREADS=str(threads))
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _last_error(log_path):
+    """The last line gan.train wrote about its failure."""
+    try:
+        with open(log_path, errors="replace") as f:
+            lines = f.read()[-20000:].splitlines()
+    except OSError:
+        return ""
+    errors = [line.split("error: ", 1)[1] for line in lines if "gan.train: error: " in line]
+    if errors:
+        return errors[-1]
+    return next((line for line in reversed(lines) if line.strip()), "")
+
+
+def current_state(run_dir):
+    """The run's status; "running" only while a runner holds the run (else the runner that
+    wrote it was killed, and the run is interrupted)."""
+    state = read_status(run_dir).get("status", "not run")
+    if state == "running":
+        lock = rundir.LogdirLock(run_dir, RUNNER_LOCK)
+        try:
+            lock.acquire()
+        except rundir.LogdirLocked:
+            return state
+        lock.release()
+        return "interrupted"
+    return state
+
+
+def checkpoint_step(run_dir):
+    import tensorflow as tf
+    latest = tf.train.latest_checkpoint(rundir.checkpoint_dir(run_dir))
+    return rundir.step_of(latest) if latest else 0
+
+
+class Runner:
+    """Trains the planned runs in `root`, `parallel` at a time."""
+
+    def __init__(self, root, parallel=1, threads=None, python=sys.executable,
+                 echo=functools.partial(print, flush=True)):
+        self.root = root
+        self.parallel = parallel
+        cores = os.cpu_count() or 1
+        self.threads = threads or max(1, cores // parallel)
+        self.python = python
+        self.echo = echo
+        self.stopping = False
+        self._children = set()
+        self._lock = threading.Lock()
+
+    def command(self, run):
+        run_dir = os.path.join(self.root, run.name)
+        return [self.python, "-m", "gan.train", f"--flagfile={os.path.join(run_dir, RUN_FLAGFILE)}",
+                f"--logdir={run_dir}"]
+
+    def run_one(self, run):
+        """Trains (or resumes) one run unless it is finished or another runner holds it;
+        returns its status record."""
+        run_dir = os.path.join(self.root, run.name)
+        os.makedirs(run_dir, exist_ok=True)
+        lock = rundir.LogdirLock(run_dir, RUNNER_LOCK)
+        try:
+            lock.acquire()
+        except rundir.LogdirLocked:
+            return {"status": "busy", "reason": "another runner is training it"}
+        try:
+            if is_finished(run_dir, run.config):
+                return dict(read_status(run_dir), skipped=True)
+            return self._train(run, run_dir)
+        finally:
+            lock.release()
+
+    def _train(self, run, run_dir):
+        from gan import ablation_report
+        from gan import images
+        previous = read_status(run_dir)
+        images.write_atomically(os.path.join(run_dir, RUN_FLAGFILE),
+                                run.config.to_flagfile().encode())
+        if not previous.get("hparams_written"):
+            ablation_report.write_run_hparams(run_dir, run)
+        write_status(run_dir, dict(previous, status="running", hparams_written=True,
+                                   flags_digest=flags_digest(run.config)))
+        start = time.time()
+        with open(os.path.join(run_dir, TRAIN_LOG), "a") as log:
+            log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}: "
+                      f"{shlex.join(self.command(run))}\n")
+            log.flush()
+            with self._lock:
+                if self.stopping:
+                    return {"status": "interrupted", "reason": "the runner was stopped"}
+                child = subprocess.Popen(self.command(run), stdout=log, stderr=subprocess.STDOUT,
+                                         env=thread_environment(self.threads),
+                                         preexec_fn=_die_with_parent)
+                self._children.add(child)
+            returncode = child.wait()
+            with self._lock:
+                self._children.discard(child)
+        seconds = time.time() - start
+        step = checkpoint_step(run_dir)
+        num_steps = run.config.schedule.num_steps
+        if returncode == 0 and step >= num_steps:
+            state, reason = "done", ""
+        elif returncode == 0 or returncode < 0:
+            state = "interrupted"
+            reason = (f"stopped at step {step}" if returncode == 0
+                      else f"killed by {signal.Signals(-returncode).name} at step {step}")
+        elif returncode == 3:  # gan.train's exit code for a non-finite loss or gradient
+            state, reason = "diverged", _last_error(os.path.join(run_dir, TRAIN_LOG))
+        else:
+            state = "crashed"
+            reason = f"exit code {returncode}: {_last_error(os.path.join(run_dir, TRAIN_LOG))}"
+        status = {
+            "status": state, "reason": reason, "step": step,
+            "wall_seconds": previous.get("wall_seconds", 0.0) + seconds,
+            "flags_digest": flags_digest(run.config), "hparams_written": True,
+            "attempts": previous.get("attempts", 0) + 1, "threads": self.threads,
+        }
+        write_status(run_dir, status)
+        return status
+
+    def stop(self):
+        """Asks every training to checkpoint and stop (they then exit by themselves)."""
+        with self._lock:
+            self.stopping = True
+            for child in self._children:
+                child.send_signal(signal.SIGTERM)
+
+    def run_all(self, runs):
+        """Runs the study; returns {run name: status}."""
+        results = {}
+        total = len(runs)
+        with futures.ThreadPoolExecutor(self.parallel) as pool:
+            pending = {pool.submit(self.run_one, run): run for run in runs}
+            for done_count, future in enumerate(futures.as_completed(pending), 1):
+                run = pending[future]
+                status = future.result()
+                results[run.name] = status
+                if status.get("skipped"):
+                    what = f"{status['status']} already, skipped"
+                elif status["status"] == "done":
+                    what = f"done in {status['wall_seconds']:.0f} s"
+                else:
+                    what = f"{status['status']}: {status.get('reason', '')}"
+                self.echo(f"[{done_count}/{total}] {run.name}: {what}")
+        return results
+
+
+# --- launchers ---------------------------------------------------------------------------------------
+
+def run_commands(study_path, root, runs, python="python"):
+    """One shell command per run, each independent and resumable."""
+    return [shlex.join([python, "-m", "gan.ablate", f"--study={study_path}", f"--root={root}",
+                        f"--only={run.name}"]) for run in runs]
+
+
+def slurm_script(study, root, runs, cpus_per_task=2):
+    """A Slurm job-array script with one task per run; its last task's output names the command
+    that collects the results."""
+    commands = run_commands(os.path.abspath(study.path), os.path.abspath(root), runs)
+    lines = [
+        "#!/usr/bin/env bash",
+        f"#SBATCH --job-name=gan-{study.name}",
+        f"#SBATCH --array=0-{len(runs) - 1}",
+        f"#SBATCH --cpus-per-task={cpus_per_task}",
+        f"#SBATCH --output={os.path.abspath(root)}/slurm-%A_%a.out",
+        "# One task per run of the study; every run is independent and resumes if resubmitted.",
+        "# When all are done: python -m gan.ablate --study=... --root=... --report_only",
+        "set -euo pipefail",
+        f"cd {shlex.quote(os.getcwd())}",
+        "commands=(",
+        *[f"  {shlex.quote(command)}" for command in commands],
+        ")",
+        'eval "${commands[$SLURM_ARRAY_TASK_ID]}"',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# --- the command line ----------------------------------------------------------------------------
+
+def define_flags():
+    flags.DEFINE_string("study", None, "Study file (TOML), e.g. "
+                        "experiments/ablations/seed_quirks.toml.")
+    flags.DEFINE_string("root", None, "Directory for the study's runs and results; default "
+                        "runs/<study name>.")
+    flags.DEFINE_integer("parallel", 1, "Runs trained at the same time, each with its "
+                         "TensorFlow threads capped to cores/parallel.", lower_bound=1)
+    flags.DEFINE_integer("threads_per_run", None, "TensorFlow threads per run; default "
+                         "cores/--parallel.", lower_bound=1)
+    flags.DEFINE_string("only", None, "Train just this run (its directory name), e.g. as one "
+                        "task of a job array; no report.")
+    flags.DEFINE_boolean("report_only", False, "Train nothing: collect the results of the runs "
+                         "there are.")
+    flags.DEFINE_boolean("print_commands", False, "Print one shell command per run (for any "
+                         "scheduler) and exit.")
+    flags.DEFINE_enum("launcher", "local", ["local", "slurm"], "local: train here; slurm: "
+                      "write <root>/slurm_array.sh, a job array with one task per run, and exit.")
+    flags.mark_flag_as_required("study")
+
+
+def main(argv):
+    del argv
+    try:
+        study = load_study(FLAGS.study)
+        runs = plan(study)
+    except StudyError as e:
+        cli.fail(PROGRAM, str(e).splitlines()[:1])
+    root = FLAGS.root or os.path.join("runs", study.name)
+    error = cli.check_output_dir(root, "root")
+    if error:
+        cli.fail(PROGRAM, [error])
+    if FLAGS.only:
+        selected = [run for run in runs if run.name == FLAGS.only]
+        if not selected:
+            cli.fail(PROGRAM, [f"--only={FLAGS.only}: not a run of {study.path}; its runs are "
+                               f"{', '.join(run.name for run in runs[:4])}"
+                               + (", ..." if len(runs) > 4 else "")])
+        runs = selected
+    if FLAGS.print_commands:
+        print("\n".join(run_commands(FLAGS.study, root, runs)))
+        return
+    if FLAGS.launcher == "slurm":
+        path = os.path.join(root, "slurm_array.sh")
+        from gan import images
+        images.write_atomically(path, slurm_script(study, root, runs).encode())
+        os.chmod(path, 0o755)
+        print(f"wrote {path}: a job array of {len(runs)} runs; submit it with `sbatch {path}`, "
+              f"then collect the results with --report_only")
+        return
+    runner = Runner(root, FLAGS.parallel, FLAGS.threads_per_run)
+    if not FLAGS.report_only:
+        def on_signal(signum, frame):
+            print(f"{signal.Signals(signum).name}: asking the trainings to checkpoint and stop",
+                  flush=True)
+            runner.stop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, on_signal)
+        print(f"{study.name}: {len(runs)} runs in {root}, {runner.parallel} at a time with "
+              f"{runner.threads} TensorFlow thread(s) each", flush=True)
+        runner.run_all(runs)
+        if runner.stopping:
+            print("stopped; rerun the same command to resume the study", flush=True)
+            sys.exit(1)
+    if FLAGS.only:
+        return
+    from gan import ablation_report
+    for line in ablation_report.write_report(study, root, runs, " ".join(
+            shlex.quote(a) for a in ["python", "-m", PROGRAM] + sys.argv[1:])):
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    define_flags()
+    cli.run(main, PROGRAM)

@@ -1,0 +1,399 @@
+"""The results of an ablation study (`gan.ablate`), written to its root:
+
+- results.csv: one row per run: every swept setting, the seed, the status, the final and best FID,
+  the final KID, classifier score, precision, recall and classes covered, steps, wall time, steps/s;
+- results.md: one row per configuration, mean +- sd over seeds with a 95% confidence interval and
+  n, sorted by FID, and in words which differences lie within seed noise;
+- mosaic.png: one row per configuration (in the table's order), samples of the first seed's final
+  generator from one fixed noise batch;
+- fid.png: FID against steps per configuration, the mean over seeds with a min-max band (needs
+  matplotlib: `pip install -e .[plots]`);
+- TensorBoard HParams: the study's configuration at the root, each run's values in its logdir, so
+  `tensorboard --logdir=<root>` compares the runs in the HParams dashboard.
+"""
+
+import csv
+import io
+import math
+import os
+
+import numpy as np
+
+from gan import events, rundir
+
+# Final metrics per run, as gan.train's evaluations log them (eval/<name>).
+METRICS = ("fid", "kid", "classifier_score", "precision", "recall", "classes_covered")
+CONDITIONAL_METRICS = ("conditional_accuracy", "intra_fid")
+MOSAIC_SAMPLES = 10
+MOSAIC_NOISE_SEED = (2024, 11)
+
+
+# --- statistics ----------------------------------------------------------------------------------
+
+def _t_cdf(x, df):
+    """P(T <= x) for Student's t with df degrees of freedom, x >= 0: 1/2 plus Simpson's rule
+    on the density."""
+    if x <= 0:
+        return 0.5
+    n = 4000  # even
+    t = np.linspace(0.0, x, n + 1)
+    log_norm = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+    density = np.exp(log_norm - (df + 1) / 2 * np.log1p(t * t / df))
+    weights = np.ones(n + 1)
+    weights[1:-1:2], weights[2:-1:2] = 4, 2
+    return 0.5 + float(np.sum(weights * density)) * (x / n) / 3
+
+
+def t_quantile(p, df):
+    """The p-quantile (p >= 0.5) of Student's t with df > 0 degrees of freedom (df may be
+    fractional, as Welch's is), by bisection on the CDF."""
+    lo, hi = 0.0, 1.0
+    while _t_cdf(hi, df) < p:
+        hi *= 2
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _t_cdf(mid, df) < p else (lo, mid)
+    return (lo + hi) / 2
+
+
+def mean_interval(values):
+    """(mean, sample sd, half-width of the 95% t confidence interval of the mean); sd and the
+    half-width are None for fewer than 2 values."""
+    values = np.asarray(values, np.float64)
+    if len(values) < 2:
+        return float(values.mean()), None, None
+    sd = float(values.std(ddof=1))
+    return float(values.mean()), sd, t_quantile(0.975, len(values) - 1) * sd / math.sqrt(
+        len(values))
+
+
+def welch_interval(a, b):
+    """(mean(a) - mean(b), and the 95% confidence interval of that difference by Welch's t), for
+    samples of at least 2 values each."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    difference = float(a.mean() - b.mean())
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return difference, difference, difference
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    half = t_quantile(0.975, df) * se
+    return difference, difference - half, difference + half
+
+
+# --- collecting ----------------------------------------------------------------------------------
+
+def run_row(study, run, root):
+    """The CSV row of one run, from its status file and its TensorBoard events."""
+    from gan import ablate
+    run_dir = os.path.join(root, run.name)
+    status = ablate.read_status(run_dir)
+    row = {"run": run.name, "config": run.config_name, **dict(run.choices), "seed": run.seed,
+           "status": ablate.current_state(run_dir) if os.path.isdir(run_dir) else "not run",
+           "reason": status.get("reason", ""),
+           "steps": status.get("step", 0),
+           "wall_seconds": round(status["wall_seconds"], 1) if "wall_seconds" in status else ""}
+    scalars = events.read_scalars(run_dir, "eval/") if os.path.isdir(run_dir) else {}
+    fid = scalars.get("eval/fid", [])
+    row["fid_curve"] = fid
+    final_step = fid[-1][0] if fid else None
+    row["fid_final"] = fid[-1][1] if fid else ""
+    row["fid_best"] = min(v for _, v in fid) if fid else ""
+    row["eval_step"] = final_step if fid else ""
+    for name in METRICS[1:] + CONDITIONAL_METRICS:
+        series = dict(scalars.get(f"eval/{name}", []))
+        row[name] = series.get(final_step, "") if fid else ""
+    speed = events.read_scalars(run_dir, "perf/steps_per_sec").get("perf/steps_per_sec", []) \
+        if os.path.isdir(run_dir) else []
+    row["steps_per_sec"] = round(float(np.mean([v for _, v in speed])), 2) if speed else ""
+    return row
+
+
+def csv_columns(study, rows):
+    columns = ["run", "config", *[axis.name for axis in study.axes], "seed", "status", "reason",
+               "steps", "eval_step", "fid_final", "fid_best", *METRICS[1:]]
+    columns += [m for m in CONDITIONAL_METRICS if any(row.get(m) != "" for row in rows)]
+    return columns + ["wall_seconds", "steps_per_sec"]
+
+
+def write_csv(path, study, rows):
+    from gan import images
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, csv_columns(study, rows), extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row)
+    images.write_atomically(path, buffer.getvalue().encode())
+
+
+def group_by_config(rows):
+    """{config name: [rows of its runs]}, in the study's order."""
+    groups = {}
+    for row in rows:
+        groups.setdefault(row["config"], []).append(row)
+    return groups
+
+
+def _finished_values(group, name):
+    return [row[name] for row in group if row["status"] == "done" and row[name] != ""]
+
+
+def config_summaries(rows):
+    """One summary per configuration, sorted by mean final FID (those without any FID last)."""
+    summaries = []
+    for config_name, group in group_by_config(rows).items():
+        fids = _finished_values(group, "fid_final")
+        summary = {"config": config_name, "runs": len(group), "fids": fids,
+                   "states": [row["status"] for row in group]}
+        for name in ("fid_final", "fid_best") + METRICS[1:] + CONDITIONAL_METRICS + (
+                "steps_per_sec",):
+            values = _finished_values(group, name)
+            summary[name] = mean_interval(values) if values else None
+        summaries.append(summary)
+    return sorted(summaries, key=lambda s: (s["fid_final"] is None,
+                                            s["fid_final"][0] if s["fid_final"] else 0))
+
+
+# --- results.md -----------------------------------------------------------------------------------
+
+def _mean_sd(summary_value, digits):
+    if summary_value is None:
+        return "–"
+    mean, sd, _ = summary_value
+    return f"{mean:.{digits}f}" if sd is None else f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+
+def _interval(summary_value, digits=1):
+    if summary_value is None or summary_value[2] is None:
+        return "–"
+    mean, _, half = summary_value
+    return f"[{mean - half:.{digits}f}, {mean + half:.{digits}f}]"
+
+
+def _states(summary):
+    counts = {}
+    for state in summary["states"]:
+        counts[state] = counts.get(state, 0) + 1
+    return ", ".join(f"{n} {state}" for state, n in counts.items())
+
+
+def noise_statements(summaries):
+    """Sentences comparing every configuration with the best one, by Welch's 95% interval of the
+    difference in mean final FID."""
+    measured = [s for s in summaries if s["fid_final"] is not None]
+    if not measured:
+        return ["No run has a final FID yet."]
+    best = next((s for s in measured if len(s["fids"]) >= 2), None)
+    if best is None:
+        return ["Every configuration has a single finished seed, so seed noise cannot be "
+                "estimated: no difference below can be called real."]
+    lines = [f"Best mean final FID: **{best['config']}**, {_mean_sd(best['fid_final'], 1)} "
+             f"(n = {len(best['fids'])}). Each other configuration against it (difference of "
+             "means, Welch's 95% confidence interval):"]
+    for summary in measured:
+        if summary is best:
+            continue
+        if len(summary["fids"]) < 2:
+            lines.append(f"- {summary['config']}: n = {len(summary['fids'])}, no seed-noise "
+                         "estimate.")
+            continue
+        difference, lo, hi = welch_interval(summary["fids"], best["fids"])
+        verdict = ("within seed noise of the best" if lo <= 0 <= hi
+                   else "worse than the best beyond seed noise")
+        lines.append(f"- {summary['config']}: {difference:+.1f} [{lo:+.1f}, {hi:+.1f}], "
+                     f"{verdict}.")
+    unmeasured = [s["config"] for s in summaries if s["fid_final"] is None]
+    if unmeasured:
+        lines.append(f"- No finished run with a FID: {', '.join(unmeasured)}.")
+    lines.append("")
+    lines.append("With many configurations some intervals exclude zero by chance (about 1 in "
+                 "20 at 95%); read a difference as real when it is large against the sd too.")
+    return lines
+
+
+def results_markdown(study, rows, summaries, command):
+    conditional = any(s["conditional_accuracy"] is not None for s in summaries)
+    axes = "; ".join(f"{axis.name} ∈ {{{', '.join(label for label, _ in axis.choices)}}}"
+                     for axis in study.axes) or "none"
+    settings = ", ".join(f"{k}={v}" for k, v in study.settings.items()) or "none"
+    finished = [row for row in rows if row["status"] == "done"]
+    wall = sum(row["wall_seconds"] for row in rows if row["wall_seconds"] != "")
+    lines = [f"# Study `{study.name}`", ""]
+    if study.description:
+        lines += [study.description, ""]
+    lines += [
+        f"- Command: `{command}`",
+        f"- Base flagfile: `{os.path.relpath(study.base)}`; shared settings: {settings}",
+        f"- Axes: {axes}; seeds: {', '.join(map(str, study.seeds))}",
+        f"- Runs: {len(rows)}, of which {len(finished)} finished; training wall time summed over "
+        f"runs: {wall / 60:.1f} min",
+        "",
+        "Final metrics at each run's last evaluation; mean ± sd over the finished seeds, 95% "
+        "confidence interval of the mean FID (Student's t), sorted by mean final FID. "
+        "Samples: `mosaic.png` (rows in this order); FID over training: `fid.png`.",
+        "",
+    ]
+    header = ["config", "n", "FID", "FID 95% CI", "best FID", "KID", "score", "precision",
+              "recall", "classes"]
+    if conditional:
+        header += ["cond. acc.", "intra-FID"]
+    header += ["steps/s", "runs"]
+    lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for s in summaries:
+        cells = [f"`{s['config']}`", str(len(s["fids"])), _mean_sd(s["fid_final"], 1),
+                 _interval(s["fid_final"]), _mean_sd(s["fid_best"], 1), _mean_sd(s["kid"], 2),
+                 _mean_sd(s["classifier_score"], 2), _mean_sd(s["precision"], 3),
+                 _mean_sd(s["recall"], 3), _mean_sd(s["classes_covered"], 1)]
+        if conditional:
+            cells += [_mean_sd(s["conditional_accuracy"], 3), _mean_sd(s["intra_fid"], 1)]
+        cells += [_mean_sd(s["steps_per_sec"], 1), _states(s)]
+        lines.append("| " + " | ".join(cells) + " |")
+    failures = [row for row in rows if row["status"] not in ("done", "not run")]
+    if failures:
+        lines += ["", "Runs that did not finish:"]
+        lines += [f"- `{row['run']}`: {row['status']} at step {row['steps']}"
+                  + (f": {row['reason']}" if row["reason"] else "") for row in failures]
+    lines += ["", "## Within seed noise?", ""] + noise_statements(summaries)
+    return "\n".join(lines) + "\n"
+
+
+# --- pictures --------------------------------------------------------------------------------------
+
+def write_mosaic(path, root, summaries, runs):
+    """One row per configuration: MOSAIC_SAMPLES samples of its first finished seed's generator
+    (its moving average when it keeps one) from the same fixed noise. Returns the configurations
+    drawn."""
+    import tensorflow as tf
+    from gan import images, networks
+    by_config = {}
+    for run in sorted(runs, key=lambda r: r.seed):
+        run_dir = os.path.join(root, run.name)
+        if rundir_done(run_dir):
+            by_config.setdefault(run.config_name, run_dir)
+    drawn, rows = [], []
+    for summary in summaries:
+        run_dir = by_config.get(summary["config"])
+        if run_dir is None:
+            continue
+        _, state, _ = rundir.load_run(run_dir)
+        generator = state.sampling_generator
+        noise = networks.fixed_latent(MOSAIC_SAMPLES, generator.latent_dim,
+                                      generator.latent_distribution, seed=MOSAIC_NOISE_SEED)
+        labels = (tf.constant(np.arange(MOSAIC_SAMPLES, dtype=np.int32) % generator.num_classes)
+                  if generator.num_classes else None)
+        rows.append(images.to_uint8(generator(noise, training=False, labels=labels).numpy()))
+        drawn.append(summary["config"])
+    if rows:
+        grid = images.make_grid(np.concatenate(rows), len(rows), MOSAIC_SAMPLES)
+        images.write_png(path, grid)
+    return drawn
+
+
+def rundir_done(run_dir):
+    from gan import ablate
+    return ablate.read_status(run_dir).get("status") == "done"
+
+
+def write_fid_plot(path, study, rows, summaries):
+    """FID against steps, one line per configuration (mean over its finished seeds) with a
+    min-max band. Returns False when matplotlib is not installed."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        from matplotlib import pyplot as plt
+    except ImportError:
+        return False
+    groups = group_by_config(rows)
+    figure, ax = plt.subplots(figsize=(8, 5), dpi=100)
+    for summary in summaries:
+        curves = [dict(row["fid_curve"]) for row in groups[summary["config"]]
+                  if row["status"] == "done" and row["fid_curve"]]
+        if not curves:
+            continue
+        steps = sorted(set.intersection(*(set(c) for c in curves)))
+        values = np.array([[c[s] for s in steps] for c in curves])
+        line, = ax.plot(steps, values.mean(axis=0), marker="o", markersize=3,
+                        label=f"{summary['config']} (n={len(curves)})")
+        if len(curves) > 1:
+            ax.fill_between(steps, values.min(axis=0), values.max(axis=0),
+                            color=line.get_color(), alpha=0.15)
+    ax.set_xlabel("step")
+    ax.set_ylabel("FID (classifier features)")
+    ax.set_yscale("log")
+    ax.set_title(f"{study.name}: FID during training, mean over seeds, band = min-max")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    from gan import images
+    images.write_atomically(path, buffer.getvalue())
+    return True
+
+
+# --- TensorBoard HParams --------------------------------------------------------------------------
+
+def _hparams(study):
+    from tensorboard.plugins.hparams import api as hp
+    result = []
+    for axis in study.axes:
+        values = [axis.hparam_value(label) for label, _ in axis.choices]
+        result.append(hp.HParam(axis.name, hp.Discrete(values)))
+    result.append(hp.HParam("seed", hp.Discrete(list(study.seeds))))
+    return result
+
+
+def write_hparams_config(root, study):
+    """The study's HParams configuration, in an event file at the root (replacing an earlier
+    one)."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hp
+    folder = root
+    for path in events.event_files(folder):  # only the runner writes events at the root
+        os.remove(path)
+    metrics = [hp.Metric(f"eval/{name}", display_name=name) for name in METRICS
+               + CONDITIONAL_METRICS]
+    metrics.append(hp.Metric("perf/steps_per_sec", display_name="steps/s"))
+    writer = tf.summary.create_file_writer(folder)
+    with writer.as_default():
+        hp.hparams_config(hparams=_hparams(study), metrics=metrics)
+    writer.close()
+    return folder
+
+
+def write_run_hparams(run_dir, run):
+    """The run's values of the swept settings, in its own logdir (step 0, which a resumed
+    training never purges)."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hp
+    writer = tf.summary.create_file_writer(run_dir)
+    with writer.as_default(step=0):
+        hp.hparams({**dict(run.hparams), "seed": run.seed}, trial_id=run.name)
+    writer.close()
+
+
+# --- everything ----------------------------------------------------------------------------------
+
+def write_report(study, root, runs, command):
+    """Writes every result file; returns the lines to print."""
+    rows = [run_row(study, run, root) for run in runs]
+    summaries = config_summaries(rows)
+    lines = []
+    write_csv(os.path.join(root, "results.csv"), study, rows)
+    lines.append(f"wrote {os.path.join(root, 'results.csv')} ({len(rows)} runs)")
+    markdown = results_markdown(study, rows, summaries, command)
+    from gan import images
+    images.write_atomically(os.path.join(root, "results.md"), markdown.encode())
+    lines.append(f"wrote {os.path.join(root, 'results.md')}")
+    drawn = write_mosaic(os.path.join(root, "mosaic.png"), root, summaries, runs)
+    if drawn:
+        lines.append(f"wrote {os.path.join(root, 'mosaic.png')} (rows: {', '.join(drawn)})")
+    if write_fid_plot(os.path.join(root, "fid.png"), study, rows, summaries):
+        lines.append(f"wrote {os.path.join(root, 'fid.png')}")
+    else:
+        lines.append("fid.png skipped: matplotlib is not installed (pip install -e .[plots])")
+    write_hparams_config(root, study)
+    lines.append(f"wrote the HParams configuration; compare the runs with "
+                 f"`tensorboard --logdir={root}` (HPARAMS tab)")
+    return lines

@@ -1,0 +1,273 @@
+"""The ablation runner, `python -m gan.ablate`, as a user runs it: a tiny study on real MNIST
+(2 variants x 2 seeds, one variant diverging), killed mid-study and resumed, rerun, reported; its
+launchers; its study-file errors; the statistics behind its table."""
+
+import csv
+import glob
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gan import ablate, ablation_report, networks, rundir
+from helpers import REPO, assert_clean_failure, read_png, run_module, summary_records
+
+TINY_STUDY = """
+description = "A tiny study: Adam against an SGD discriminator that diverges at once."
+base = "{base}"
+seeds = [0, 1]
+
+[settings]
+g_hidden = [32, 64]
+d_hidden = [64, 32]
+batch_size = 16
+num_steps = 40
+eval_every = 20
+eval_num_samples = 200
+log_every = 10
+sample_every = 20
+checkpoint_every = 10
+steps_per_loop = 5
+jit_compile = "false"
+
+[axes.d]
+adam = {{ d_learning_rate = 2e-4 }}
+diverging_sgd = {{ d_optimizer = "sgd", d_learning_rate = 1e12 }}
+"""
+RUN_NAMES = ["d=adam,seed=0", "d=diverging_sgd,seed=0", "d=adam,seed=1",
+             "d=diverging_sgd,seed=1"]
+
+
+def write_study(folder, text=TINY_STUDY, name="tiny.toml"):
+    path = os.path.join(folder, name)
+    with open(path, "w") as f:
+        f.write(text.format(base=os.path.join(REPO, "experiments", "mnist_mlp.flags")))
+    return path
+
+
+def start_runner(study, root):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "gan.ablate", f"--study={study}",
+                             f"--root={root}"], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def lock_is_free(path):
+    import fcntl
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return True
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """The tiny study, its runner SIGKILLed while the third run trains, then rerun to the end.
+    Returns (study path, root, the rerun's output)."""
+    folder = str(tmp_path_factory.mktemp("study"))
+    path, root = write_study(folder), os.path.join(folder, "root")
+    runner = start_runner(path, root)
+    third = os.path.join(root, RUN_NAMES[2])
+    deadline = time.time() + 300
+    while not os.path.exists(os.path.join(third, "checkpoints", "ckpt-10.index")):
+        assert runner.poll() is None and time.time() < deadline, runner.communicate()[0]
+        time.sleep(0.2)
+    runner.kill()
+    killed_output = runner.communicate()[0]
+    # The orphaned training got SIGTERM from the kernel: it checkpoints, stops, frees its lock.
+    deadline = time.time() + 60
+    while not lock_is_free(os.path.join(third, rundir.LOCK_FILE)):
+        assert time.time() < deadline, "the killed runner's training kept running"
+        time.sleep(0.2)
+    assert "[2/4]" in killed_output and "[3/4]" not in killed_output
+    rerun = run_module("gan.ablate", f"--study={path}", f"--root={root}")
+    return path, root, rerun.stdout
+
+
+def read_csv(root):
+    with open(os.path.join(root, "results.csv")) as f:
+        return {row["run"]: row for row in csv.DictReader(f)}
+
+
+def test_a_killed_study_resumes_where_it_stopped(study):
+    _, root, output = study
+    assert "d=adam,seed=0: done already, skipped" in output
+    assert "d=diverging_sgd,seed=0: diverged already, skipped" in output
+    with open(os.path.join(root, RUN_NAMES[2], ablate.TRAIN_LOG)) as f:
+        log = f.read()
+    assert log.count("=== ") == 2 and "Resumed from" in log  # resumed, not restarted
+    assert "Done at step 40" in log
+    # TensorBoard sees each step of the resumed run once.
+    records = summary_records(os.path.join(root, RUN_NAMES[2]))
+    assert len(records) == len(set(records))
+    rows = read_csv(root)
+    assert [rows[name]["status"] for name in RUN_NAMES] == ["done", "diverged", "done",
+                                                            "diverged"]
+
+
+def test_a_diverging_run_is_reported_not_fatal(study):
+    _, root, output = study
+    rows = read_csv(root)
+    for name in RUN_NAMES[1::2]:
+        assert rows[name]["status"] == "diverged"
+        assert "non-finite" in rows[name]["reason"] and rows[name]["fid_final"] == ""
+    with open(os.path.join(root, "results.md")) as f:
+        markdown = f.read()
+    assert "2 diverged" in markdown and "d=diverging_sgd,seed=1`: diverged" in markdown
+
+
+def test_results_table_csv_mosaic_plot_and_hparams(study):
+    path, root, _ = study
+    rows = read_csv(root)
+    assert list(rows) == RUN_NAMES
+    scalars = {}
+    for name in RUN_NAMES[0::2]:
+        row, run_dir = rows[name], os.path.join(root, name)
+        assert row["d"] == "adam" and row["steps"] == "40" and row["eval_step"] == "40"
+        fids = [v for _, v in ablate_scalars(run_dir)["eval/fid"]]
+        assert float(row["fid_final"]) == pytest.approx(fids[-1])
+        assert float(row["fid_best"]) == pytest.approx(min(fids))
+        assert float(row["wall_seconds"]) > 0 and float(row["steps_per_sec"]) > 0
+        scalars[name] = fids[-1]
+    # results.md: the mean and sd over the two seeds, from the CSV's values.
+    mean, sd = np.mean(list(scalars.values())), np.std(list(scalars.values()), ddof=1)
+    with open(os.path.join(root, "results.md")) as f:
+        markdown = f.read()
+    assert f"| `d=adam` | 2 | {mean:.1f} ± {sd:.1f} |" in markdown
+    assert "## Within seed noise?" in markdown and "Best mean final FID: **d=adam**" in markdown
+
+    # The mosaic's one row (the diverged configuration has none) is the first seed's final
+    # generator on the documented noise.
+    mosaic = read_png(os.path.join(root, "mosaic.png"))
+    assert mosaic.shape == (30, 1 + 29 * ablation_report.MOSAIC_SAMPLES, 1)
+    _, state, _ = rundir.load_run(os.path.join(root, RUN_NAMES[0]))
+    noise = networks.fixed_latent(ablation_report.MOSAIC_SAMPLES, 100, "normal",
+                                  seed=ablation_report.MOSAIC_NOISE_SEED)
+    from gan import images
+    expected = images.make_grid(images.to_uint8(state.sampling_generator(noise, training=False).numpy()), 1,
+                                ablation_report.MOSAIC_SAMPLES)
+    np.testing.assert_array_equal(mosaic, expected)
+
+    pytest.importorskip("matplotlib")
+    plot = read_png(os.path.join(root, "fid.png"))
+    assert plot.shape[0] > 200 and plot.shape[1] > 300 and plot.std() > 0
+
+    root_tags = {tag for tag, _ in summary_records(root)}
+    assert "_hparams_/experiment" in root_tags
+    for name in RUN_NAMES:
+        assert ("_hparams_/session_start_info", 0) in summary_records(os.path.join(root, name))
+
+
+def ablate_scalars(run_dir):
+    from gan import events
+    return events.read_scalars(run_dir, "eval/")
+
+
+def test_a_rerun_skips_finished_runs_and_trains_nothing(study):
+    path, root, _ = study
+    logs = {name: open(os.path.join(root, name, ablate.TRAIN_LOG)).read() for name in RUN_NAMES}
+    result = run_module("gan.ablate", f"--study={path}", f"--root={root}")
+    assert result.stdout.count("already, skipped") == 4
+    for name in RUN_NAMES:
+        with open(os.path.join(root, name, ablate.TRAIN_LOG)) as f:
+            assert f.read() == logs[name]
+
+
+def test_print_commands_and_a_slurm_array_that_runs(study, tmp_path):
+    path, root, _ = study
+    printed = run_module("gan.ablate", f"--study={path}", f"--root={root}", "--print_commands")
+    commands = printed.stdout.strip().splitlines()
+    assert [c.split("--only=")[1].strip("'") for c in commands] == RUN_NAMES
+
+    written = run_module("gan.ablate", f"--study={path}", f"--root={root}", "--launcher=slurm")
+    script = os.path.join(root, "slurm_array.sh")
+    assert "sbatch" in written.stdout
+    with open(script) as f:
+        text = f.read()
+    assert "#SBATCH --array=0-3" in text
+    assert subprocess.run(["bash", "-n", script]).returncode == 0
+    # Task 2 as Slurm would run it: the finished run is recognised and skipped.
+    env = dict(os.environ, SLURM_ARRAY_TASK_ID="2", TF_CPP_MIN_LOG_LEVEL="2")
+    task = subprocess.run(["bash", script], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert task.returncode == 0, task.stderr[-2000:]
+    assert f"{RUN_NAMES[2]}: done already, skipped" in task.stdout
+
+
+def test_study_file_mistakes_are_named(tmp_path):
+    folder = str(tmp_path)
+    cases = {
+        "unknown flag": (TINY_STUDY.replace("batch_size = 16", "batchsize = 16"),
+                         "[settings]: unknown flag 'batchsize'"),
+        "bad value": (TINY_STUDY.replace("d_learning_rate = 2e-4", "d_learning_rate = -1"),
+                      "d=adam: --d_learning_rate=-1: expected a value > 0"),
+        "bad toml": (TINY_STUDY + "\n[axes\n", "not valid TOML"),
+        "axis of a scalar": (TINY_STUDY + "\n[axes.more]\nx = 1\n", "axis 'more' must be"),
+        "missing base": (TINY_STUDY.replace('base = "{base}"', 'base = "nope.flags"'),
+                         "base flagfile"),
+    }
+    for label, (text, expected) in cases.items():
+        path = write_study(folder, text, f"{label.replace(' ', '_')}.toml")
+        with pytest.raises(ablate.StudyError) as raised:
+            ablate.plan(ablate.load_study(path))
+        assert path in str(raised.value) and expected in str(raised.value), (label, raised.value)
+    # On the command line: one line, exit code 2.
+    result = run_module("gan.ablate", f"--study={path}", f"--root={tmp_path}/r", check=False)
+    assert_clean_failure(result, "gan.ablate: error:", "base flagfile")
+
+
+def test_the_plan_is_the_product_of_the_axes_times_the_seeds(tmp_path):
+    text = TINY_STUDY.replace("seeds = [0, 1]", "seeds = [3, 4, 5]") + (
+        '\n[axes]\nd_update = ["split", "joint"]\n')
+    # Axis order follows the file: d (a table defined first), then d_update.
+    runs = ablate.plan(ablate.load_study(write_study(str(tmp_path), text)))
+    assert len(runs) == 2 * 2 * 3
+    assert runs[0].name == "d=adam,d_update=split,seed=3"
+    assert {r.config.game.d_update for r in runs} == {"split", "joint"}
+    sgd = [r for r in runs if dict(r.choices)["d"] == "diverging_sgd"]
+    assert all(r.config.d_opt.optimizer == "sgd" and r.config.d_opt.learning_rate == 1e12
+               for r in sgd)
+    assert all(r.config.schedule.num_steps == 40 for r in runs)
+    assert sorted({r.seed for r in runs}) == [3, 4, 5]
+
+
+# --- statistics ------------------------------------------------------------------------------------
+
+def test_t_quantiles_match_the_t_distribution():
+    # The two-sided 95% critical values of Student's t printed in every statistics table.
+    for df, value in [(1, 12.706), (2, 4.303), (4, 2.776), (9, 2.262), (30, 2.042)]:
+        assert ablation_report.t_quantile(0.975, df) == pytest.approx(value, abs=1e-3)
+    stats = pytest.importorskip("scipy.stats", reason="scipy is only a second oracle")
+    for df in (1.5, 3.7, 12.0):
+        assert ablation_report.t_quantile(0.975, df) == pytest.approx(stats.t.ppf(0.975, df),
+                                                                      rel=1e-4)
+
+
+def test_confidence_intervals_from_their_formulas():
+    values = [50.0, 58.0, 45.0]
+    mean, sd, half = ablation_report.mean_interval(values)
+    assert mean == pytest.approx(np.mean(values))
+    assert sd == pytest.approx(np.std(values, ddof=1))
+    assert half == pytest.approx(4.303 * sd / math.sqrt(3), rel=1e-3)
+    a, b = np.array([50.0, 58.0, 45.0]), np.array([178.0, 170.0, 185.0, 181.0])
+    difference, lo, hi = ablation_report.welch_interval(b, a)
+    va, vb = a.var(ddof=1) / 3, b.var(ddof=1) / 4
+    df = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 3)
+    half = ablation_report.t_quantile(0.975, df) * math.sqrt(va + vb)
+    assert difference == pytest.approx(b.mean() - a.mean())
+    assert (lo, hi) == pytest.approx((difference - half, difference + half))
+    summaries = [{"config": "good", "fids": list(a), "fid_final": ablation_report.mean_interval(a)},
+                 {"config": "bad", "fids": list(b), "fid_final": ablation_report.mean_interval(b)},
+                 {"config": "same", "fids": [49.0, 57.0, 47.0],
+                  "fid_final": ablation_report.mean_interval([49.0, 57.0, 47.0])}]
+    text = "\n".join(ablation_report.noise_statements(summaries))
+    assert "- bad: " in text and "beyond seed noise" in text.split("- bad: ")[1].split("\n")[0]
+    assert "within seed noise" in text.split("- same: ")[1].split("\n")[0]
