@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from gan import classifier, data, evaluation, sample
-from helpers import read_png, run_module, scalar_events
+from helpers import assert_clean_failure, read_png, run_module, scalar_events
 
 METRIC_TAGS = [f"eval/{name}" for name in evaluation.SCALAR_METRICS]
 
@@ -87,6 +87,22 @@ def test_reference_floor_is_far_below_the_noise_ceiling(tmp_path):
     assert real["fid"] * 50 < noise["fid"]
     assert real["classifier_score"] > 8 and real["classes_covered"] == 10
     assert real["precision"] > 0.5 and noise["precision"] < 0.05
+
+    # The same test images, as another implementation would hand them over: uint8 [N, 28, 28].
+    test = data.load("mnist", "test").images[:2000, ..., 0]
+    samples = str(tmp_path / "samples.npy")
+    np.save(samples, np.rint((test + 1) * 127.5).astype(np.uint8))
+    scored = str(tmp_path / "scored.json")
+    run_module("gan.evaluate", f"--samples={samples}", f"--output={scored}")
+    with open(scored) as f:
+        external = json.load(f)
+    for name in ("fid", "kid", "classifier_score", "precision", "recall", "classes_covered"):
+        assert external[name] == pytest.approx(real[name], rel=1e-5, abs=1e-9), name
+    np.save(samples, test)  # floats in [-1, 1]: not images as promised
+    result = run_module("gan.evaluate", f"--samples={samples}", f"--output={scored}",
+                        check=False)
+    assert_clean_failure(result, f"--samples={samples}: expected uint8 images [N, 28, 28], "
+                         "found float32 [2000, 28, 28]")
 
 
 @pytest.fixture(scope="module")
