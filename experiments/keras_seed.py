@@ -6,6 +6,12 @@ Keras is used here and in tests only, never inside gan/.
 
     python experiments/keras_seed.py --iterations=200
 prints one JSON line: {"iterations": N, "seconds": S, "iterations_per_sec": R}.
+
+As a reference row of an ablation study (experiments/ablations/seed_quirks.toml), it trains the
+whole 10,000 iterations and writes samples for `python -m gan.evaluate --samples`:
+
+    python experiments/keras_seed.py --warmup=0 --iterations=10000 --seed=0 --optimizer=sgd \
+        --samples_out=samples.npy
 """
 
 import argparse
@@ -53,18 +59,33 @@ def main():
     parser.add_argument("--iterations", type=int, default=200, help="Timed iterations.")
     parser.add_argument("--warmup", type=int, default=20, help="Untimed iterations first.")
     parser.add_argument("--batch_size", type=int, default=32, help="The seed's batch size.")
+    parser.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd",
+                        help="sgd: the tutorial's keras.optimizers.SGD(); adam: Adam(2e-4, "
+                        "beta_1=0.5), as in mnist_mlp.flags.")
+    parser.add_argument("--seed", type=int, default=None, help="Seeds Keras, NumPy and Python.")
+    parser.add_argument("--samples_out", default=None, help="After training, write "
+                        "--num_samples generated images here as uint8 [N, 28, 28] .npy (for "
+                        "`python -m gan.evaluate --samples`).")
+    parser.add_argument("--num_samples", type=int, default=10000, help="Samples to write.")
     args = parser.parse_args()
+    if args.seed is not None:
+        keras.utils.set_random_seed(args.seed)
 
     x_train = data.load("mnist", "train").images  # the seed's X / 127.5 - 1, NHWC
 
     discriminator = build_discriminator()
-    discriminator.compile(loss="binary_crossentropy", optimizer=keras.optimizers.SGD(),
+    def optimizer():
+        if args.optimizer == "adam":
+            return keras.optimizers.Adam(2e-4, beta_1=0.5)
+        return keras.optimizers.SGD()
+
+    discriminator.compile(loss="binary_crossentropy", optimizer=optimizer(),
                           metrics=["accuracy"])
     generator = build_generator()
     z = keras.Input((LATENT_DIM,))
     discriminator.trainable = False
     combined = keras.Model(z, discriminator(generator(z)))
-    combined.compile(loss="binary_crossentropy", optimizer=keras.optimizers.SGD())
+    combined.compile(loss="binary_crossentropy", optimizer=optimizer())
 
     batch = args.batch_size
     valid, fake = np.ones((batch, 1)), np.zeros((batch, 1))
@@ -87,7 +108,15 @@ def main():
         iteration()
     seconds = time.perf_counter() - start
     print(json.dumps({"iterations": args.iterations, "seconds": seconds,
-                      "iterations_per_sec": args.iterations / seconds}))
+                      "iterations_per_sec": args.iterations / seconds}), flush=True)
+    if args.samples_out:
+        noise = np.random.normal(0, 1, (args.num_samples, LATENT_DIM))
+        samples = generator.predict(noise, batch_size=1000, verbose=0)[..., 0]
+        uint8 = np.clip(np.rint((samples + 1.0) * 127.5), 0, 255).astype(np.uint8)
+        partial = args.samples_out + ".partial.npy"
+        np.save(partial, uint8)
+        os.replace(partial, args.samples_out)  # a killed run leaves no half-written samples
+        print(f"wrote {args.samples_out}: {list(uint8.shape)} uint8", flush=True)
 
 
 if __name__ == "__main__":

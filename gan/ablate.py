@@ -22,7 +22,13 @@ run shares:
     g_optimizer = "adam"
     g_learning_rate = 2e-4
 
-The runs are the cartesian product of the axes, times the seeds. Each trains in its own logdir,
+    [references.keras_sgd]              # optional: an outside implementation, scored alike
+    command = "python experiments/keras_seed.py --seed={seed} --samples_out={samples}"
+
+The runs are the cartesian product of the axes, times the seeds. A reference is a command that
+writes uint8 [N, 28, 28] samples to {samples} (given {seed}; {python} is the runner's
+interpreter); `gan.evaluate --samples` scores them
+with the same metrics, and each seed of it is a row of the results. Each trains in its own logdir,
 <root>/<axis>=<value>,...,seed=<n>, as a `python -m gan.train` process (so a crash or divergence
 is that run's, not the study's), with a lock per run so two runners never train the same one.
 A finished or diverged run is skipped when the study is run again; an interrupted one resumes
@@ -96,6 +102,7 @@ class Study:
     seeds: tuple
     settings: dict
     axes: tuple
+    references: tuple = ()  # (name, command template)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +113,19 @@ class PlannedRun:
     seed: int
     config: config_lib.RunConfig
     hparams: tuple = ()  # (axis name, the value TensorBoard's HParams dashboard shows) per axis
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedReference:
+    """One seed of an outside implementation: its command writes samples that gan.evaluate
+    scores."""
+    name: str
+    config_name: str
+    seed: int
+    command: str  # with {seed} and {samples} filled in
+    dataset: str
+    choices: tuple = ()
+    hparams: tuple = ()
 
 
 def _read_toml(path):
@@ -151,7 +171,7 @@ def _check_names(path, where, values):
 def load_study(path):
     """The Study in a TOML file; StudyError names the file and the problem."""
     raw = _read_toml(path)
-    known = {"description", "base", "seeds", "settings", "axes"}
+    known = {"description", "base", "seeds", "settings", "axes", "references"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise StudyError(f"{path}: unknown key {', '.join(map(repr, unknown))}; expected "
@@ -191,9 +211,17 @@ def load_study(path):
         if len(set(labels)) != len(labels):
             raise StudyError(f"{path}: axis {name!r} has two choices named alike: {labels}")
         axes.append(Axis(name, choices, is_flag))
+    references = []
+    for label, spec in raw.get("references", {}).items():
+        command = spec.get("command") if isinstance(spec, dict) else None
+        if not isinstance(command, str) or "{samples}" not in command:
+            raise StudyError(f"{path}: reference {label!r} needs command = \"...\" that writes "
+                             "its samples to {samples} (and may use {seed})")
+        references.append((_label(label), command))
     name = os.path.splitext(os.path.basename(path))[0]
     return Study(path, name, str(raw.get("description", "")).strip(), base, tuple(seeds),
-                 {k: _as_setting(v) for k, v in settings.items()}, tuple(axes))
+                 {k: _as_setting(v) for k, v in settings.items()}, tuple(axes),
+                 tuple(references))
 
 
 def plan(study):
@@ -228,6 +256,10 @@ def plan(study):
                 name, config_name, tuple(zip((a.name for a in study.axes), labels)), seed,
                 config, tuple((a.name, a.hparam_value(label))
                               for a, label in zip(study.axes, labels))))
+        for label, command in study.references:
+            runs.append(PlannedReference(
+                f"reference={label},seed={seed}", f"reference={label}", seed,
+                command.replace("{seed}", str(seed)), base.data.dataset))
     return runs
 
 
@@ -248,14 +280,19 @@ def write_status(run_dir, status):
                             json.dumps(status, indent=2, sort_keys=True).encode())
 
 
-def flags_digest(config):
-    return hashlib.sha256(config.to_flagfile().encode()).hexdigest()[:16]
+def run_digest(run):
+    """What identifies a run's settings: a rerun with other settings trains it again."""
+    text = run.command if isinstance(run, PlannedReference) else run.config.to_flagfile()
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def is_finished(run_dir, config):
+def is_finished(run_dir, run):
     status = read_status(run_dir)
-    return status.get("status") in FINAL_STATES and status.get("flags_digest") == flags_digest(
-        config)
+    return status.get("status") in FINAL_STATES and status.get("flags_digest") == run_digest(run)
+
+
+REFERENCE_SAMPLES = "samples.npy"
+REFERENCE_EVAL = "final_eval.json"
 
 
 def _die_with_parent():
@@ -344,8 +381,10 @@ class Runner:
         except rundir.LogdirLocked:
             return {"status": "busy", "reason": "another runner is training it"}
         try:
-            if is_finished(run_dir, run.config):
+            if is_finished(run_dir, run):
                 return dict(read_status(run_dir), skipped=True)
+            if isinstance(run, PlannedReference):
+                return self._reference(run, run_dir)
             return self._train(run, run_dir)
         finally:
             lock.release()
@@ -359,25 +398,14 @@ class Runner:
         if not previous.get("hparams_written"):
             ablation_report.write_run_hparams(run_dir, run)
         write_status(run_dir, dict(previous, status="running", hparams_written=True,
-                                   flags_digest=flags_digest(run.config)))
+                                   flags_digest=run_digest(run)))
         start = time.time()
-        with open(os.path.join(run_dir, TRAIN_LOG), "a") as log:
-            log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}: "
-                      f"{shlex.join(self.command(run))}\n")
-            log.flush()
-            with self._lock:
-                if self.stopping:
-                    return {"status": "interrupted", "reason": "the runner was stopped"}
-                child = subprocess.Popen(self.command(run), stdout=log, stderr=subprocess.STDOUT,
-                                         env=thread_environment(self.threads),
-                                         preexec_fn=_die_with_parent)
-                self._children.add(child)
-            returncode = child.wait()
-            with self._lock:
-                self._children.discard(child)
+        returncode = self._execute(self.command(run), run_dir)
         seconds = time.time() - start
         step = checkpoint_step(run_dir)
         num_steps = run.config.schedule.num_steps
+        if returncode is None:
+            return {"status": "interrupted", "reason": "the runner was stopped"}
         if returncode == 0 and step >= num_steps:
             state, reason = "done", ""
         elif returncode == 0 or returncode < 0:
@@ -392,9 +420,55 @@ class Runner:
         status = {
             "status": state, "reason": reason, "step": step,
             "wall_seconds": previous.get("wall_seconds", 0.0) + seconds,
-            "flags_digest": flags_digest(run.config), "hparams_written": True,
+            "flags_digest": run_digest(run), "hparams_written": True,
             "attempts": previous.get("attempts", 0) + 1, "threads": self.threads,
         }
+        write_status(run_dir, status)
+        return status
+
+    def _execute(self, command, run_dir):
+        """Runs a command with its output appended to the run's log; returns its exit code
+        (None when the runner is stopping)."""
+        with open(os.path.join(run_dir, TRAIN_LOG), "a") as log:
+            log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}: "
+                      f"{shlex.join(command)}\n")
+            log.flush()
+            with self._lock:
+                if self.stopping:
+                    return None
+                child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                         env=thread_environment(self.threads),
+                                         preexec_fn=_die_with_parent)
+                self._children.add(child)
+            returncode = child.wait()
+            with self._lock:
+                self._children.discard(child)
+        return returncode
+
+    def _reference(self, run, run_dir):
+        """Runs a reference's command, then scores its samples with gan.evaluate --samples."""
+        previous = read_status(run_dir)
+        write_status(run_dir, dict(previous, status="running", flags_digest=run_digest(run)))
+        samples = os.path.join(run_dir, REFERENCE_SAMPLES)
+        start = time.time()
+        command = run.command.replace("{samples}", samples).replace("{python}", self.python)
+        returncode = self._execute(shlex.split(command), run_dir)
+        if returncode == 0:
+            returncode = self._execute(
+                [self.python, "-m", "gan.evaluate", f"--samples={samples}",
+                 f"--dataset={run.dataset}", f"--output={os.path.join(run_dir, REFERENCE_EVAL)}"],
+                run_dir)
+        if returncode == 0:
+            state, reason = "done", ""
+        elif returncode is None or returncode < 0:
+            state, reason = "interrupted", "stopped"
+        else:
+            state = "crashed"
+            reason = f"exit code {returncode}: {_last_error(os.path.join(run_dir, TRAIN_LOG))}"
+        status = {"status": state, "reason": reason, "step": "",
+                  "wall_seconds": previous.get("wall_seconds", 0.0) + time.time() - start,
+                  "flags_digest": run_digest(run),
+                  "attempts": previous.get("attempts", 0) + 1, "threads": self.threads}
         write_status(run_dir, status)
         return status
 
@@ -529,5 +603,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    define_flags()
-    cli.run(main, PROGRAM)
+    # Run as `python -m`, this file is `__main__`, a second copy of gan.ablate whose classes
+    # gan.ablation_report would not recognise; hand over to the one copy.
+    from gan import ablate
+    ablate.define_flags()
+    cli.run(ablate.main, PROGRAM)

@@ -14,6 +14,7 @@
 
 import csv
 import io
+import json
 import math
 import os
 
@@ -93,6 +94,8 @@ def run_row(study, run, root):
            "reason": status.get("reason", ""),
            "steps": status.get("step", 0),
            "wall_seconds": round(status["wall_seconds"], 1) if "wall_seconds" in status else ""}
+    if isinstance(run, ablate.PlannedReference):
+        return dict(row, **reference_metrics(run_dir))
     scalars = events.read_scalars(run_dir, "eval/") if os.path.isdir(run_dir) else {}
     fid = scalars.get("eval/fid", [])
     row["fid_curve"] = fid
@@ -106,6 +109,24 @@ def run_row(study, run, root):
     speed = events.read_scalars(run_dir, "perf/steps_per_sec").get("perf/steps_per_sec", []) \
         if os.path.isdir(run_dir) else []
     row["steps_per_sec"] = round(float(np.mean([v for _, v in speed])), 2) if speed else ""
+    return row
+
+
+def reference_metrics(run_dir):
+    """A reference's metrics, from gan.evaluate --samples' JSON (blank before it exists)."""
+    from gan import ablate
+    names = ("fid_final", "fid_best", "eval_step", "fid_curve", "steps_per_sec") + METRICS[1:] \
+        + CONDITIONAL_METRICS
+    row = {name: "" for name in names}
+    row["fid_curve"] = []
+    try:
+        with open(os.path.join(run_dir, ablate.REFERENCE_EVAL)) as f:
+            results = json.load(f)
+    except (OSError, ValueError):
+        return row
+    row["fid_final"] = row["fid_best"] = results["fid"]
+    for name in METRICS[1:]:
+        row[name] = results.get(name, "")
     return row
 
 
@@ -261,10 +282,10 @@ def results_markdown(study, rows, summaries, command):
 
 def write_mosaic(path, root, summaries, runs):
     """One row per configuration: MOSAIC_SAMPLES samples of its first finished seed's generator
-    (its moving average when it keeps one) from the same fixed noise. Returns the configurations
-    drawn."""
+    (its moving average when it keeps one) from the same fixed noise; a reference's row is its
+    first samples. Returns the configurations drawn."""
     import tensorflow as tf
-    from gan import images, networks
+    from gan import ablate, images, networks
     by_config = {}
     for run in sorted(runs, key=lambda r: r.seed):
         run_dir = os.path.join(root, run.name)
@@ -274,6 +295,11 @@ def write_mosaic(path, root, summaries, runs):
     for summary in summaries:
         run_dir = by_config.get(summary["config"])
         if run_dir is None:
+            continue
+        reference_samples = os.path.join(run_dir, ablate.REFERENCE_SAMPLES)
+        if os.path.isfile(reference_samples):
+            rows.append(np.load(reference_samples)[:MOSAIC_SAMPLES, ..., None])
+            drawn.append(summary["config"])
             continue
         _, state, _ = rundir.load_run(run_dir)
         generator = state.sampling_generator

@@ -3,7 +3,7 @@
 launchers; its study-file errors; the statistics behind its table."""
 
 import csv
-import glob
+import json
 import math
 import os
 import signal
@@ -39,9 +39,15 @@ jit_compile = "false"
 [axes.d]
 adam = {{ d_learning_rate = 2e-4 }}
 diverging_sgd = {{ d_optimizer = "sgd", d_learning_rate = 1e12 }}
+
+# An outside "implementation" that hands over the real test images as its samples.
+[references.real_test]
+command = '''{{python}} -c "import sys, numpy as np; from gan import data; x = data.load('mnist', 'test').images[:200, ..., 0]; np.save(sys.argv[1], np.rint((x + 1) * 127.5).astype(np.uint8))" {{samples}}'''
 """
-RUN_NAMES = ["d=adam,seed=0", "d=diverging_sgd,seed=0", "d=adam,seed=1",
-             "d=diverging_sgd,seed=1"]
+RUN_NAMES = ["d=adam,seed=0", "d=diverging_sgd,seed=0", "reference=real_test,seed=0",
+             "d=adam,seed=1", "d=diverging_sgd,seed=1", "reference=real_test,seed=1"]
+TRAININGS = [name for name in RUN_NAMES if name.startswith("d=")]
+RESUMED = "d=adam,seed=1"
 
 
 def write_study(folder, text=TINY_STUDY, name="tiny.toml"):
@@ -71,12 +77,12 @@ def lock_is_free(path):
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    """The tiny study, its runner SIGKILLed while the third run trains, then rerun to the end.
-    Returns (study path, root, the rerun's output)."""
+    """The tiny study, its runner SIGKILLed while its third training trains, then rerun to the
+    end. Returns (study path, root, the rerun's output)."""
     folder = str(tmp_path_factory.mktemp("study"))
     path, root = write_study(folder), os.path.join(folder, "root")
     runner = start_runner(path, root)
-    third = os.path.join(root, RUN_NAMES[2])
+    third = os.path.join(root, RESUMED)
     deadline = time.time() + 300
     while not os.path.exists(os.path.join(third, "checkpoints", "ckpt-10.index")):
         assert runner.poll() is None and time.time() < deadline, runner.communicate()[0]
@@ -88,7 +94,7 @@ def study(tmp_path_factory):
     while not lock_is_free(os.path.join(third, rundir.LOCK_FILE)):
         assert time.time() < deadline, "the killed runner's training kept running"
         time.sleep(0.2)
-    assert "[2/4]" in killed_output and "[3/4]" not in killed_output
+    assert "[3/6]" in killed_output and "[4/6]" not in killed_output
     rerun = run_module("gan.ablate", f"--study={path}", f"--root={root}")
     return path, root, rerun.stdout
 
@@ -102,22 +108,21 @@ def test_a_killed_study_resumes_where_it_stopped(study):
     _, root, output = study
     assert "d=adam,seed=0: done already, skipped" in output
     assert "d=diverging_sgd,seed=0: diverged already, skipped" in output
-    with open(os.path.join(root, RUN_NAMES[2], ablate.TRAIN_LOG)) as f:
+    with open(os.path.join(root, RESUMED, ablate.TRAIN_LOG)) as f:
         log = f.read()
     assert log.count("=== ") == 2 and "Resumed from" in log  # resumed, not restarted
     assert "Done at step 40" in log
     # TensorBoard sees each step of the resumed run once.
-    records = summary_records(os.path.join(root, RUN_NAMES[2]))
+    records = summary_records(os.path.join(root, RESUMED))
     assert len(records) == len(set(records))
     rows = read_csv(root)
-    assert [rows[name]["status"] for name in RUN_NAMES] == ["done", "diverged", "done",
-                                                            "diverged"]
+    assert [rows[name]["status"] for name in RUN_NAMES] == ["done", "diverged", "done"] * 2
 
 
 def test_a_diverging_run_is_reported_not_fatal(study):
     _, root, output = study
     rows = read_csv(root)
-    for name in RUN_NAMES[1::2]:
+    for name in RUN_NAMES[1::3]:
         assert rows[name]["status"] == "diverged"
         assert "non-finite" in rows[name]["reason"] and rows[name]["fid_final"] == ""
     with open(os.path.join(root, "results.md")) as f:
@@ -130,7 +135,7 @@ def test_results_table_csv_mosaic_plot_and_hparams(study):
     rows = read_csv(root)
     assert list(rows) == RUN_NAMES
     scalars = {}
-    for name in RUN_NAMES[0::2]:
+    for name in RUN_NAMES[0::3]:
         row, run_dir = rows[name], os.path.join(root, name)
         assert row["d"] == "adam" and row["steps"] == "40" and row["eval_step"] == "40"
         fids = [v for _, v in ablate_scalars(run_dir)["eval/fid"]]
@@ -143,12 +148,20 @@ def test_results_table_csv_mosaic_plot_and_hparams(study):
     with open(os.path.join(root, "results.md")) as f:
         markdown = f.read()
     assert f"| `d=adam` | 2 | {mean:.1f} ± {sd:.1f} |" in markdown
-    assert "## Within seed noise?" in markdown and "Best mean final FID: **d=adam**" in markdown
+    # The reference's rows: gan.evaluate --samples' numbers for real images, far better.
+    reference = rows["reference=real_test,seed=0"]
+    with open(os.path.join(root, reference["run"], ablate.REFERENCE_EVAL)) as f:
+        assert float(reference["fid_final"]) == pytest.approx(json.load(f)["fid"])
+    assert float(reference["fid_final"]) * 10 < min(scalars.values())
+    assert "## Within seed noise?" in markdown
+    assert "Best mean final FID: **reference=real_test**" in markdown
+    assert "beyond seed noise" in markdown.split("- d=adam: ")[1].split("\n")[0]
 
     # The mosaic's one row (the diverged configuration has none) is the first seed's final
     # generator on the documented noise.
     mosaic = read_png(os.path.join(root, "mosaic.png"))
-    assert mosaic.shape == (30, 1 + 29 * ablation_report.MOSAIC_SAMPLES, 1)
+    assert mosaic.shape == (59, 1 + 29 * ablation_report.MOSAIC_SAMPLES, 1)
+    mosaic = mosaic[29:]  # row 0 is the reference (the best FID), row 1 d=adam
     _, state, _ = rundir.load_run(os.path.join(root, RUN_NAMES[0]))
     noise = networks.fixed_latent(ablation_report.MOSAIC_SAMPLES, 100, "normal",
                                   seed=ablation_report.MOSAIC_NOISE_SEED)
@@ -163,7 +176,7 @@ def test_results_table_csv_mosaic_plot_and_hparams(study):
 
     root_tags = {tag for tag, _ in summary_records(root)}
     assert "_hparams_/experiment" in root_tags
-    for name in RUN_NAMES:
+    for name in TRAININGS:
         assert ("_hparams_/session_start_info", 0) in summary_records(os.path.join(root, name))
 
 
@@ -176,7 +189,7 @@ def test_a_rerun_skips_finished_runs_and_trains_nothing(study):
     path, root, _ = study
     logs = {name: open(os.path.join(root, name, ablate.TRAIN_LOG)).read() for name in RUN_NAMES}
     result = run_module("gan.ablate", f"--study={path}", f"--root={root}")
-    assert result.stdout.count("already, skipped") == 4
+    assert result.stdout.count("already, skipped") == 6
     for name in RUN_NAMES:
         with open(os.path.join(root, name, ablate.TRAIN_LOG)) as f:
             assert f.read() == logs[name]
@@ -193,13 +206,13 @@ def test_print_commands_and_a_slurm_array_that_runs(study, tmp_path):
     assert "sbatch" in written.stdout
     with open(script) as f:
         text = f.read()
-    assert "#SBATCH --array=0-3" in text
+    assert "#SBATCH --array=0-5" in text
     assert subprocess.run(["bash", "-n", script]).returncode == 0
-    # Task 2 as Slurm would run it: the finished run is recognised and skipped.
-    env = dict(os.environ, SLURM_ARRAY_TASK_ID="2", TF_CPP_MIN_LOG_LEVEL="2")
+    # Task 3 as Slurm would run it: the finished run is recognised and skipped.
+    env = dict(os.environ, SLURM_ARRAY_TASK_ID="3", TF_CPP_MIN_LOG_LEVEL="2")
     task = subprocess.run(["bash", script], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert task.returncode == 0, task.stderr[-2000:]
-    assert f"{RUN_NAMES[2]}: done already, skipped" in task.stdout
+    assert f"{RUN_NAMES[3]}: done already, skipped" in task.stdout
 
 
 def test_study_file_mistakes_are_named(tmp_path):
@@ -228,8 +241,11 @@ def test_the_plan_is_the_product_of_the_axes_times_the_seeds(tmp_path):
     text = TINY_STUDY.replace("seeds = [0, 1]", "seeds = [3, 4, 5]") + (
         '\n[axes]\nd_update = ["split", "joint"]\n')
     # Axis order follows the file: d (a table defined first), then d_update.
-    runs = ablate.plan(ablate.load_study(write_study(str(tmp_path), text)))
+    planned = ablate.plan(ablate.load_study(write_study(str(tmp_path), text)))
+    runs = [r for r in planned if isinstance(r, ablate.PlannedRun)]
     assert len(runs) == 2 * 2 * 3
+    assert [r.name for r in planned if r not in runs] == [
+        f"reference=real_test,seed={seed}" for seed in (3, 4, 5)]
     assert runs[0].name == "d=adam,d_update=split,seed=3"
     assert {r.config.game.d_update for r in runs} == {"split", "joint"}
     sgd = [r for r in runs if dict(r.choices)["d"] == "diverging_sgd"]
