@@ -22,6 +22,10 @@ run shares:
     g_optimizer = "adam"
     g_learning_rate = 2e-4
 
+    [report]                            # optional: more curves than FID, e.g. the first steps
+    curves = ["train/g_grad_norm"]
+    curve_max_step = 1000
+
     [references.keras_sgd]              # optional: an outside implementation, scored alike
     command = "python experiments/keras_seed.py --seed={seed} --samples_out={samples}"
 
@@ -103,6 +107,8 @@ class Study:
     settings: dict
     axes: tuple
     references: tuple = ()  # (name, command template)
+    curves: tuple = ()  # more scalar tags to plot like FID ([report] curves)
+    curve_max_step: int = 0  # 0: the whole run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,7 +177,7 @@ def _check_names(path, where, values):
 def load_study(path):
     """The Study in a TOML file; StudyError names the file and the problem."""
     raw = _read_toml(path)
-    known = {"description", "base", "seeds", "settings", "axes", "references"}
+    known = {"description", "base", "seeds", "settings", "axes", "references", "report"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise StudyError(f"{path}: unknown key {', '.join(map(repr, unknown))}; expected "
@@ -218,10 +224,17 @@ def load_study(path):
             raise StudyError(f"{path}: reference {label!r} needs command = \"...\" that writes "
                              "its samples to {samples} (and may use {seed})")
         references.append((_label(label), command))
+    report = raw.get("report", {})
+    curves, max_step = report.get("curves", []), report.get("curve_max_step", 0)
+    if (not isinstance(curves, list) or not all(isinstance(c, str) for c in curves)
+            or not isinstance(max_step, int) or max_step < 0 or set(report) - {
+                "curves", "curve_max_step"}):
+        raise StudyError(f"{path}: [report] takes curves = [\"train/g_grad_norm\", ...] (scalar "
+                         "tags to plot) and curve_max_step = N (>= 0; 0 for the whole run)")
     name = os.path.splitext(os.path.basename(path))[0]
     return Study(path, name, str(raw.get("description", "")).strip(), base, tuple(seeds),
                  {k: _as_setting(v) for k, v in settings.items()}, tuple(axes),
-                 tuple(references))
+                 tuple(references), tuple(curves), max_step)
 
 
 def plan(study):

@@ -320,33 +320,36 @@ def rundir_done(run_dir):
     return ablate.read_status(run_dir).get("status") == "done"
 
 
-def write_fid_plot(path, study, rows, summaries):
-    """FID against steps, one line per configuration (mean over its finished seeds) with a
-    min-max band. Returns False when matplotlib is not installed."""
+def write_curve_plot(path, title, ylabel, curves_by_config, order, max_step=0, log_y=True):
+    """One line per configuration (the mean over its runs, on the steps they share) with a
+    min-max band; curves_by_config is {config: [{step: value} per run]}. Returns False when
+    matplotlib is not installed."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         from matplotlib import pyplot as plt
     except ImportError:
         return False
-    groups = group_by_config(rows)
     figure, ax = plt.subplots(figsize=(8, 5), dpi=100)
-    for summary in summaries:
-        curves = [dict(row["fid_curve"]) for row in groups[summary["config"]]
-                  if row["status"] == "done" and row["fid_curve"]]
+    for config_name in order:
+        curves = [c for c in curves_by_config.get(config_name, []) if c]
         if not curves:
             continue
-        steps = sorted(set.intersection(*(set(c) for c in curves)))
+        steps = sorted(s for s in set.intersection(*(set(c) for c in curves))
+                       if not max_step or s <= max_step)
+        if not steps:
+            continue
         values = np.array([[c[s] for s in steps] for c in curves])
-        line, = ax.plot(steps, values.mean(axis=0), marker="o", markersize=3,
-                        label=f"{summary['config']} (n={len(curves)})")
+        line, = ax.plot(steps, values.mean(axis=0), marker="o" if len(steps) < 30 else None,
+                        markersize=3, label=f"{config_name} (n={len(curves)})")
         if len(curves) > 1:
             ax.fill_between(steps, values.min(axis=0), values.max(axis=0),
                             color=line.get_color(), alpha=0.15)
     ax.set_xlabel("step")
-    ax.set_ylabel("FID (classifier features)")
-    ax.set_yscale("log")
-    ax.set_title(f"{study.name}: FID during training, mean over seeds, band = min-max")
+    ax.set_ylabel(ylabel)
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     figure.tight_layout()
@@ -356,6 +359,10 @@ def write_fid_plot(path, study, rows, summaries):
     from gan import images
     images.write_atomically(path, buffer.getvalue())
     return True
+
+
+def plot_file_name(tag):
+    return tag.split("/")[-1] + ".png"
 
 
 # --- TensorBoard HParams --------------------------------------------------------------------------
@@ -415,10 +422,23 @@ def write_report(study, root, runs, command):
     drawn = write_mosaic(os.path.join(root, "mosaic.png"), root, summaries, runs)
     if drawn:
         lines.append(f"wrote {os.path.join(root, 'mosaic.png')} (rows: {', '.join(drawn)})")
-    if write_fid_plot(os.path.join(root, "fid.png"), study, rows, summaries):
-        lines.append(f"wrote {os.path.join(root, 'fid.png')}")
-    else:
-        lines.append("fid.png skipped: matplotlib is not installed (pip install -e .[plots])")
+    order = [s["config"] for s in summaries]
+    finished = [row for row in rows if row["status"] == "done"]
+    plots = {"fid.png": (f"{study.name}: FID during training, mean over seeds, band = min-max",
+                         "FID (classifier features)",
+                         {c: [dict(r["fid_curve"]) for r in finished if r["config"] == c]
+                          for c in order}, 0)}
+    for tag in study.curves:
+        by_config = {c: [dict(events.read_scalars(os.path.join(root, r["run"]), tag).get(tag, []))
+                         for r in finished if r["config"] == c] for c in order}
+        plots[plot_file_name(tag)] = (f"{study.name}: {tag}, mean over seeds, band = min-max",
+                                      tag, by_config, study.curve_max_step)
+    for name, (title, ylabel, by_config, max_step) in plots.items():
+        if write_curve_plot(os.path.join(root, name), title, ylabel, by_config, order, max_step):
+            lines.append(f"wrote {os.path.join(root, name)}")
+        else:
+            lines.append(f"{name} skipped: matplotlib is not installed (pip install -e .[plots])")
+            break
     write_hparams_config(root, study)
     lines.append(f"wrote the HParams configuration; compare the runs with "
                  f"`tensorboard --logdir={root}` (HPARAMS tab)")

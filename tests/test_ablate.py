@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan import ablate, ablation_report, networks, rundir
+from gan import ablate, ablation_report, data, networks, rundir
 from helpers import REPO, assert_clean_failure, read_png, run_module, summary_records
 
 TINY_STUDY = """
@@ -36,13 +36,16 @@ checkpoint_every = 10
 steps_per_loop = 5
 jit_compile = "false"
 
+[report]
+curves = ["train/g_grad_norm"]
+
 [axes.d]
 adam = {{ d_learning_rate = 2e-4 }}
 diverging_sgd = {{ d_optimizer = "sgd", d_learning_rate = 1e12 }}
 
-# An outside "implementation" that hands over the real test images as its samples.
+# An outside "implementation" that hands over real test images as its samples.
 [references.real_test]
-command = '''{{python}} -c "import sys, numpy as np; from gan import data; x = data.load('mnist', 'test').images[:200, ..., 0]; np.save(sys.argv[1], np.rint((x + 1) * 127.5).astype(np.uint8))" {{samples}}'''
+command = '''{{python}} -c "import shutil, sys; shutil.copy(sys.argv[1], sys.argv[2])" {real} {{samples}}'''
 """
 RUN_NAMES = ["d=adam,seed=0", "d=diverging_sgd,seed=0", "reference=real_test,seed=0",
              "d=adam,seed=1", "d=diverging_sgd,seed=1", "reference=real_test,seed=1"]
@@ -51,9 +54,14 @@ RESUMED = "d=adam,seed=1"
 
 
 def write_study(folder, text=TINY_STUDY, name="tiny.toml"):
+    real = os.path.join(folder, "real_test.npy")
+    if not os.path.exists(real):
+        test = data.load("mnist", "test").images[:200, ..., 0]
+        np.save(real, np.rint((test + 1) * 127.5).astype(np.uint8))
     path = os.path.join(folder, name)
     with open(path, "w") as f:
-        f.write(text.format(base=os.path.join(REPO, "experiments", "mnist_mlp.flags")))
+        f.write(text.format(base=os.path.join(REPO, "experiments", "mnist_mlp.flags"),
+                            real=real))
     return path
 
 
@@ -171,8 +179,9 @@ def test_results_table_csv_mosaic_plot_and_hparams(study):
     np.testing.assert_array_equal(mosaic, expected)
 
     pytest.importorskip("matplotlib")
-    plot = read_png(os.path.join(root, "fid.png"))
-    assert plot.shape[0] > 200 and plot.shape[1] > 300 and plot.std() > 0
+    for name in ("fid.png", "g_grad_norm.png"):
+        plot = read_png(os.path.join(root, name))
+        assert plot.shape[0] > 200 and plot.shape[1] > 300 and plot.std() > 0
 
     root_tags = {tag for tag, _ in summary_records(root)}
     assert "_hparams_/experiment" in root_tags
@@ -195,10 +204,9 @@ def test_a_rerun_skips_finished_runs_and_trains_nothing(study):
             assert f.read() == logs[name]
 
 
-def test_print_commands_and_a_slurm_array_that_runs(study, tmp_path):
+def test_run_commands_and_a_slurm_array_that_runs(study, tmp_path):
     path, root, _ = study
-    printed = run_module("gan.ablate", f"--study={path}", f"--root={root}", "--print_commands")
-    commands = printed.stdout.strip().splitlines()
+    commands = ablate.run_commands(path, root, ablate.plan(ablate.load_study(path)))
     assert [c.split("--only=")[1].strip("'") for c in commands] == RUN_NAMES
 
     written = run_module("gan.ablate", f"--study={path}", f"--root={root}", "--launcher=slurm")
