@@ -17,7 +17,8 @@ setup(
         "absl-py",
         "tensorboard",
     ],
-    # plots: experiments/plot_scalars.py draws the README's figures; training never needs it.
-    # pytest-xdist: the suite runs its many TensorFlow subprocesses on both cores (README).
-    extras_require={"test": ["pytest", "pytest-xdist"], "plots": ["matplotlib"]},
+    # plots: experiments/plot_scalars.py and gan.ablate's curves (fid.png); training never needs
+    # it. The tests draw those curves too. pytest-xdist: the suite runs its many TensorFlow
+    # subprocesses on both cores (README).
+    extras_require={"test": ["pytest", "pytest-xdist", "matplotlib"], "plots": ["matplotlib"]},
 )

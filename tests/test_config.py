@@ -56,7 +56,8 @@ losses.PENALTIES["logit_square"] = losses.Penalty(
     "Weight of E[D(x)^2] (a test penalty).")
 from gan import config, train
 cfg = config.from_flagfile("experiments/mnist_mlp.flags", logit_square_weight=0.5,
-    g_hidden=(16,), d_hidden=(16,), batch_size=8, num_steps=3, eval_every=0, log_every=3)
+    g_hidden=(16,), d_hidden=(16,), batch_size=8, num_steps=3, eval_every=0, log_every=3,
+    jit_compile="false")
 result = train.train(cfg, {repr(str(tmp_path / 'run'))})
 print("penalty", result.train_metrics["penalty_logit_square"])
 """
@@ -179,7 +180,8 @@ def test_train_runs_in_process_without_flags(tmp_path):
     small = config.from_flagfile(os.path.join(REPO, "experiments", "mlp_ns_r1.flags"),
                                  g_hidden=(32, 64), d_hidden=(64, 32), batch_size=16,
                                  num_steps=40, log_every=20, sample_every=40,
-                                 checkpoint_every=20, eval_every=0, steps_per_loop=10)
+                                 checkpoint_every=20, eval_every=0, steps_per_loop=10,
+                                 jit_compile="false")
     logdir = str(tmp_path / "run")
     result = train.train(small, logdir)
     assert not flags.FLAGS.is_parsed()

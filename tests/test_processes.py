@@ -55,6 +55,8 @@ def test_signal_saves_a_checkpoint_and_exits_cleanly(tmp_path, signum):
 
 
 def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_path):
+    """Also the determinism test: two processes given the same seed end with bitwise-identical
+    weights, however the second one was interrupted."""
     common = ["--num_steps=150", "--checkpoint_every=5", "--steps_per_loop=5",
               "--log_every=5", "--deterministic"]
     straight = str(tmp_path / "straight")
@@ -62,7 +64,7 @@ def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_
 
     killed = str(tmp_path / "killed")
     rng = random.Random(0)
-    for attempt in range(3):
+    for attempt in range(2):
         process = start_training(killed, *common)
         wait_for_line(process, "step ")  # training (and checkpointing every 5 steps) under way
         time.sleep(rng.uniform(0.0, 1.5))
@@ -72,14 +74,6 @@ def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_
     assert "Done at step 150" in final.stdout
     assert_same_weights(os.path.join(straight, "checkpoints", "ckpt-150"),
                         os.path.join(killed, "checkpoints", "ckpt-150"))
-
-
-def test_same_seed_gives_bitwise_identical_weights(tmp_path):
-    args = ["--num_steps=30", "--deterministic", "--checkpoint_every=30"]
-    run_module("gan.train", *SMALL, f"--logdir={tmp_path / 'a'}", *args)
-    run_module("gan.train", *SMALL, f"--logdir={tmp_path / 'b'}", *args)
-    assert_same_weights(str(tmp_path / "a" / "checkpoints" / "ckpt-30"),
-                        str(tmp_path / "b" / "checkpoints" / "ckpt-30"))
 
 
 @pytest.fixture

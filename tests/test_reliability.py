@@ -100,7 +100,14 @@ def test_resume_may_change_momentum_but_not_the_optimizer_slots(tmp_path):
     resumed = run_module("gan.train", *SMALL, *sgd, f"--logdir={logdir}", "--num_steps=20",
                          "--g_momentum=0.5")
     assert "Resumed from" in resumed.stdout and "at step 10" in resumed.stdout
-    assert os.path.exists(os.path.join(logdir, "checkpoints", "ckpt-20.index"))
+    finished = checkpoint_values(os.path.join(logdir, "checkpoints", "ckpt-20"))
+    # The same command again: the run is finished, nothing trains or changes.
+    again = run_module("gan.train", *SMALL, *sgd, f"--logdir={logdir}", "--num_steps=20",
+                       "--g_momentum=0.5")
+    assert "at step 20" in again.stdout and "Done at step 20" in again.stdout
+    assert not os.path.exists(os.path.join(logdir, "checkpoints", "ckpt-21.index"))
+    kept = checkpoint_values(os.path.join(logdir, "checkpoints", "ckpt-20"))
+    assert all(np.array_equal(finished[k], kept[k]) for k in finished)
 
 
 def test_nonfinite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
