@@ -60,8 +60,9 @@ import time
 from concurrent import futures
 
 from absl import flags
+import tensorflow as tf
 
-from gan import cli, rundir
+from gan import ablation_report, cli, images, rundir
 from gan import config as config_lib
 
 PROGRAM = "gan.ablate"
@@ -288,7 +289,6 @@ def read_status(run_dir):
 
 
 def write_status(run_dir, status):
-    from gan import images
     images.write_atomically(os.path.join(run_dir, STATUS_FILE),
                             json.dumps(status, indent=2, sort_keys=True).encode())
 
@@ -346,19 +346,12 @@ def current_state(run_dir):
     """The run's status; "running" only while a runner holds the run (else the runner that
     wrote it was killed, and the run is interrupted)."""
     state = read_status(run_dir).get("status", "not run")
-    if state == "running":
-        lock = rundir.LogdirLock(run_dir, RUNNER_LOCK)
-        try:
-            lock.acquire()
-        except rundir.LogdirLocked:
-            return state
-        lock.release()
+    if state == "running" and not rundir.LogdirLock(run_dir, RUNNER_LOCK).is_held():
         return "interrupted"
     return state
 
 
 def checkpoint_step(run_dir):
-    import tensorflow as tf
     latest = tf.train.latest_checkpoint(rundir.checkpoint_dir(run_dir))
     return rundir.step_of(latest) if latest else 0
 
@@ -403,8 +396,6 @@ class Runner:
             lock.release()
 
     def _train(self, run, run_dir):
-        from gan import ablation_report
-        from gan import images
         previous = read_status(run_dir)
         images.write_atomically(os.path.join(run_dir, RUN_FLAGFILE),
                                 run.config.to_flagfile().encode())
@@ -430,12 +421,16 @@ class Runner:
         else:
             state = "crashed"
             reason = f"exit code {returncode}: {_last_error(os.path.join(run_dir, TRAIN_LOG))}"
-        status = {
-            "status": state, "reason": reason, "step": step,
-            "wall_seconds": previous.get("wall_seconds", 0.0) + seconds,
-            "flags_digest": run_digest(run), "hparams_written": True,
-            "attempts": previous.get("attempts", 0) + 1, "threads": self.threads,
-        }
+        return self._record(run, run_dir, previous, state, reason, seconds, step=step,
+                            hparams_written=True)
+
+    def _record(self, run, run_dir, previous, state, reason, seconds, **extra):
+        """Writes and returns the run's status after one attempt; wall time and attempts add up
+        over the attempts."""
+        status = {"status": state, "reason": reason,
+                  "wall_seconds": previous.get("wall_seconds", 0.0) + seconds,
+                  "flags_digest": run_digest(run),
+                  "attempts": previous.get("attempts", 0) + 1, "threads": self.threads, **extra}
         write_status(run_dir, status)
         return status
 
@@ -478,12 +473,7 @@ class Runner:
         else:
             state = "crashed"
             reason = f"exit code {returncode}: {_last_error(os.path.join(run_dir, TRAIN_LOG))}"
-        status = {"status": state, "reason": reason, "step": "",
-                  "wall_seconds": previous.get("wall_seconds", 0.0) + time.time() - start,
-                  "flags_digest": run_digest(run),
-                  "attempts": previous.get("attempts", 0) + 1, "threads": self.threads}
-        write_status(run_dir, status)
-        return status
+        return self._record(run, run_dir, previous, state, reason, time.time() - start, step="")
 
     def stop(self):
         """Asks every training to checkpoint and stop (they then exit by themselves)."""
@@ -587,7 +577,6 @@ def main(argv):
         return
     if FLAGS.launcher == "slurm":
         path = os.path.join(root, "slurm_array.sh")
-        from gan import images
         images.write_atomically(path, slurm_script(study, root, runs).encode())
         os.chmod(path, 0o755)
         print(f"wrote {path}: a job array of {len(runs)} runs; submit it with `sbatch {path}`, "
@@ -609,7 +598,6 @@ def main(argv):
             sys.exit(1)
     if FLAGS.only:
         return
-    from gan import ablation_report
     for line in ablation_report.write_report(study, root, runs, " ".join(
             shlex.quote(a) for a in ["python", "-m", PROGRAM] + sys.argv[1:])):
         print(line, flush=True)

@@ -19,8 +19,9 @@ import math
 import os
 
 import numpy as np
+import tensorflow as tf
 
-from gan import events, rundir
+from gan import ablate, events, images, networks, rundir
 
 # Final metrics per run, as gan.train's evaluations log them (eval/<name>).
 METRICS = ("fid", "kid", "classifier_score", "precision", "recall", "classes_covered")
@@ -85,8 +86,8 @@ def welch_interval(a, b):
 # --- collecting ----------------------------------------------------------------------------------
 
 def run_row(study, run, root):
-    """The CSV row of one run, from its status file and its TensorBoard events."""
-    from gan import ablate
+    """The CSV row of one run, from its status file and its TensorBoard events (read once: a
+    long run's events are large). row["scalars"] keeps every series for the curve plots."""
     run_dir = os.path.join(root, run.name)
     status = ablate.read_status(run_dir)
     row = {"run": run.name, "config": run.config_name, **dict(run.choices), "seed": run.seed,
@@ -95,8 +96,9 @@ def run_row(study, run, root):
            "steps": status.get("step", 0),
            "wall_seconds": round(status["wall_seconds"], 1) if "wall_seconds" in status else ""}
     if isinstance(run, ablate.PlannedReference):
-        return dict(row, **reference_metrics(run_dir))
-    scalars = events.read_scalars(run_dir, "eval/") if os.path.isdir(run_dir) else {}
+        return dict(row, scalars={}, **reference_metrics(run_dir))
+    scalars = events.read_scalars(run_dir) if os.path.isdir(run_dir) else {}
+    row["scalars"] = scalars
     fid = scalars.get("eval/fid", [])
     row["fid_curve"] = fid
     final_step = fid[-1][0] if fid else None
@@ -106,15 +108,13 @@ def run_row(study, run, root):
     for name in METRICS[1:] + CONDITIONAL_METRICS:
         series = dict(scalars.get(f"eval/{name}", []))
         row[name] = series.get(final_step, "") if fid else ""
-    speed = events.read_scalars(run_dir, "perf/steps_per_sec").get("perf/steps_per_sec", []) \
-        if os.path.isdir(run_dir) else []
+    speed = scalars.get("perf/steps_per_sec", [])
     row["steps_per_sec"] = round(float(np.mean([v for _, v in speed])), 2) if speed else ""
     return row
 
 
 def reference_metrics(run_dir):
     """A reference's metrics, from gan.evaluate --samples' JSON (blank before it exists)."""
-    from gan import ablate
     names = ("fid_final", "fid_best", "eval_step", "fid_curve", "steps_per_sec") + METRICS[1:] \
         + CONDITIONAL_METRICS
     row = {name: "" for name in names}
@@ -138,7 +138,6 @@ def csv_columns(study, rows):
 
 
 def write_csv(path, study, rows):
-    from gan import images
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, csv_columns(study, rows), extrasaction="ignore")
     writer.writeheader()
@@ -284,12 +283,10 @@ def write_mosaic(path, root, summaries, runs):
     """One row per configuration: MOSAIC_SAMPLES samples of its first finished seed's generator
     (its moving average when it keeps one) from the same fixed noise; a reference's row is its
     first samples. Returns the configurations drawn."""
-    import tensorflow as tf
-    from gan import ablate, images, networks
     by_config = {}
     for run in sorted(runs, key=lambda r: r.seed):
         run_dir = os.path.join(root, run.name)
-        if rundir_done(run_dir):
+        if ablate.current_state(run_dir) == "done":
             by_config.setdefault(run.config_name, run_dir)
     drawn, rows = [], []
     for summary in summaries:
@@ -313,11 +310,6 @@ def write_mosaic(path, root, summaries, runs):
         grid = images.make_grid(np.concatenate(rows), len(rows), MOSAIC_SAMPLES)
         images.write_png(path, grid)
     return drawn
-
-
-def rundir_done(run_dir):
-    from gan import ablate
-    return ablate.read_status(run_dir).get("status") == "done"
 
 
 def write_curve_plot(path, title, ylabel, curves_by_config, order, max_step=0, log_y=True):
@@ -356,7 +348,6 @@ def write_curve_plot(path, title, ylabel, curves_by_config, order, max_step=0, l
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     plt.close(figure)
-    from gan import images
     images.write_atomically(path, buffer.getvalue())
     return True
 
@@ -380,7 +371,6 @@ def _hparams(study):
 def write_hparams_config(root, study):
     """The study's HParams configuration, in an event file at the root (replacing an earlier
     one)."""
-    import tensorflow as tf
     from tensorboard.plugins.hparams import api as hp
     folder = root
     for path in events.event_files(folder):  # only the runner writes events at the root
@@ -398,7 +388,6 @@ def write_hparams_config(root, study):
 def write_run_hparams(run_dir, run):
     """The run's values of the swept settings, in its own logdir (step 0, which a resumed
     training never purges)."""
-    import tensorflow as tf
     from tensorboard.plugins.hparams import api as hp
     writer = tf.summary.create_file_writer(run_dir)
     with writer.as_default(step=0):
@@ -416,7 +405,6 @@ def write_report(study, root, runs, command):
     write_csv(os.path.join(root, "results.csv"), study, rows)
     lines.append(f"wrote {os.path.join(root, 'results.csv')} ({len(rows)} runs)")
     markdown = results_markdown(study, rows, summaries, command)
-    from gan import images
     images.write_atomically(os.path.join(root, "results.md"), markdown.encode())
     lines.append(f"wrote {os.path.join(root, 'results.md')}")
     drawn = write_mosaic(os.path.join(root, "mosaic.png"), root, summaries, runs)
@@ -429,8 +417,8 @@ def write_report(study, root, runs, command):
                          {c: [dict(r["fid_curve"]) for r in finished if r["config"] == c]
                           for c in order}, 0)}
     for tag in study.curves:
-        by_config = {c: [dict(events.read_scalars(os.path.join(root, r["run"]), tag).get(tag, []))
-                         for r in finished if r["config"] == c] for c in order}
+        by_config = {c: [dict(r["scalars"].get(tag, [])) for r in finished if r["config"] == c]
+                     for c in order}
         plots[plot_file_name(tag)] = (f"{study.name}: {tag}, mean over seeds, band = min-max",
                                       tag, by_config, study.curve_max_step)
     for name, (title, ylabel, by_config, max_step) in plots.items():

@@ -235,6 +235,20 @@ class LogdirLock:
         self._fd = fd
         return stale
 
+    def is_held(self):
+        """Whether a live process holds the lock now. A probe: unlike acquire, it leaves the
+        file's record of the holder untouched."""
+        if not os.path.exists(self.path):
+            return False
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)  # closing drops the probe's shared lock
+        return False
+
     def release(self):
         if self._fd is None:
             return

@@ -71,17 +71,6 @@ def start_runner(study, root):
                             stderr=subprocess.STDOUT, text=True)
 
 
-def lock_is_free(path):
-    import fcntl
-    with open(path, "a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return False
-        fcntl.flock(f, fcntl.LOCK_UN)
-        return True
-
-
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     """The tiny study, its runner SIGKILLed while the first training trains, then rerun to the
@@ -98,7 +87,7 @@ def study(tmp_path_factory):
     killed_output = runner.communicate()[0]
     # The orphaned training got SIGTERM from the kernel: it checkpoints, stops, frees its lock.
     deadline = time.time() + 60
-    while not lock_is_free(os.path.join(first, rundir.LOCK_FILE)):
+    while rundir.LogdirLock(first).is_held():
         assert time.time() < deadline, "the killed runner's training kept running"
         time.sleep(0.2)
     assert "[1/3]" not in killed_output

@@ -2,6 +2,7 @@
 random moments, a full disk, a second writer; and bitwise determinism. (Split from
 test_reliability.py so that the two test workers share the load.)"""
 
+import json
 import os
 import random
 import signal
@@ -12,6 +13,8 @@ import time
 
 import pytest
 import tensorflow as tf
+
+from gan import rundir
 
 from helpers import (REPO, SMALL, assert_clean_failure, assert_same_weights, checkpoint_values,
                      run_module)
@@ -111,9 +114,14 @@ def test_a_second_writer_is_refused_and_a_killed_writers_lock_is_taken_over(tmp_
     assert_clean_failure(second, f"pid {holder.pid} on host {socket.gethostname()}",
                          "being written by another training")
     assert holder.poll() is None  # the holder is untouched and still training
+    # A probe sees the holder and leaves its record, which names it, in place.
+    assert rundir.LogdirLock(logdir).is_held()
+    with open(os.path.join(logdir, ".writer.lock")) as f:
+        assert json.load(f)["pid"] == holder.pid
 
     holder.kill()
     holder.communicate()
+    assert not rundir.LogdirLock(logdir).is_held()
     checkpoint = tf.train.latest_checkpoint(os.path.join(logdir, "checkpoints"))
     step = int(checkpoint.rsplit("-", 1)[1])
     resumed = run_module("gan.train", *SMALL, f"--logdir={logdir}", f"--num_steps={step + 10}")
