@@ -43,8 +43,8 @@ class Classifier(tf.Module):
             self.output_layer = layers.Dense(num_classes)
         self(tf.zeros([1] + list(data.IMAGE_SHAPE)))  # create the variables now
         # Compiled once per classifier, so repeated evaluations do not retrace and recompile.
-        self.compiled_features_and_logits = tf.function(self.features_and_logits,
-                                                        jit_compile=True)
+        self.compiled_features_and_logits = tf.function(
+            self.features_and_logits, jit_compile=True, autograph=False)
 
     def features_and_logits(self, images, training=False, dropout_seed=None):
         """images in [-1, 1], [B, 28, 28, 1] -> (128-d features, class logits)."""

@@ -45,8 +45,9 @@ def _reference(dataset, data_dir):
 def compile_sampler(generator):
     if generator.num_classes:
         return tf.function(lambda z, labels: generator(z, training=False, labels=labels),
-                           jit_compile=True)
-    return tf.function(lambda z: generator(z, training=False), jit_compile=True)
+                           jit_compile=True, autograph=False)
+    return tf.function(lambda z: generator(z, training=False), jit_compile=True,
+                       autograph=False)
 
 
 def balanced_labels(num_samples, num_classes):

@@ -34,9 +34,10 @@ class ExportedGenerator(tf.Module):
         if generator.num_classes:
             self.generate = tf.function(
                 self._generate, input_signature=[noise, tf.TensorSpec([None], tf.int32,
-                                                                      name="labels")])
+                                                                      name="labels")],
+                autograph=False)
         else:
-            self.generate = tf.function(self._generate, input_signature=[noise])
+            self.generate = tf.function(self._generate, input_signature=[noise], autograph=False)
 
     def _generate(self, noise, labels=None):
         images = self.generator(noise, training=False, labels=labels)
@@ -49,10 +50,11 @@ def export(generator, latent_dim, output):
     if generator.num_classes:
         signature = tf.function(
             lambda noise, labels: {"images": module.generate(noise, labels)},
-            input_signature=[noise, tf.TensorSpec([None], tf.int32, name="labels")])
+            input_signature=[noise, tf.TensorSpec([None], tf.int32, name="labels")],
+            autograph=False)
     else:
         signature = tf.function(lambda noise: {"images": module.generate(noise)},
-                                input_signature=[noise])
+                                input_signature=[noise], autograph=False)
     tf.saved_model.save(module, output, signatures={"serving_default": signature})
     return module
 

@@ -168,7 +168,10 @@ class Trainer:
         self.g_loss = losses.get_g_loss(config.g_loss)
         self.penalties = [(name, weight, losses.PENALTIES[name])
                           for name, weight in config.penalties]
-        self._run = tf.function(self._run_iterations, jit_compile=jit_compile)
+        # No AutoGraph: the control flow here is explicit (tf.while_loop, tf.cond; Python `if`s
+        # test Python values only), and converting every layer's source took about a third of a
+        # short run's CPU time before its first step.
+        self._run = tf.function(self._run_iterations, jit_compile=jit_compile, autograph=False)
 
     def run(self, num_iterations):
         """Runs up to num_iterations >= 1 iterations; returns each metric's mean over them.
