@@ -76,26 +76,6 @@ def test_samples_come_from_one_fixed_noise_batch(seed_run):
         assert not np.array_equal(train.sample_grid(state.generator, other, size), written)
 
 
-def test_training_really_learns_mnist(tmp_path):
-    """1,000 steps of mlp_ns_r1.flags: the shipped classifier's score of G's samples at least
-    doubles from the initial generator's, and they cover at least half of the digits (a grey blur
-    of the right brightness, or one digit drawn well, fails both). (Measured: 1.00 -> 2.68, 9
-    classes; plain mnist_mlp.flags is still collapsed onto 2 digits at this step.)"""
-    from gan import config, evaluation
-    logdir = str(tmp_path)
-    run_module("gan.train", "--flagfile=experiments/mlp_ns_r1.flags", f"--logdir={logdir}",
-               "--num_steps=1000", "--sample_every=1000", "--log_every=1000", "--eval_every=1000",
-               "--eval_num_samples=1000")
-    events = scalar_events(logdir)
-    with open(os.path.join(logdir, "config.json")) as f:
-        initial = config.make_state(config.RunConfig.from_flat(json.load(f)))
-    before = evaluation.evaluate_state(evaluation.Evaluator("mnist", 1000), initial)
-    after_score = events["eval/classifier_score"][1000]
-    assert after_score >= 2 * before["classifier_score"], (before["classifier_score"], after_score)
-    assert events["eval/classes_covered"][1000] >= 5
-    assert events["train/d_fake_prob"][1000] > 0.02
-
-
 def test_resume_gives_the_same_weights_as_one_uninterrupted_run(tmp_path):
     """Conditional, with G's moving average: the labels drawn, the average and the RNG all come
     back from the checkpoint, so the resumed run ends bitwise where the straight one does."""
