@@ -62,24 +62,41 @@ def test_logdir_that_cannot_be_a_directory(tmp_path):
     assert_clean_failure(result, "is not writable")
 
 
-def test_checkpoint_of_another_model_is_refused_then_restart_archives_it(tmp_path):
-    logdir = str(tmp_path)
-    run_module("gan.train", *SMALL, f"--logdir={logdir}", "--num_steps=10")
-    before = checkpoint_values(os.path.join(logdir, "checkpoints", "ckpt-10"))
-    result = run_module("gan.train", *SMALL, f"--logdir={logdir}", "--num_steps=20",
+# The run several tests start from (each on its own copy): SMALL with D on SGD at 0.01,
+# checkpoints at steps 10 and 20.
+TWENTY_STEPS = [*SMALL, "--checkpoint_every=10", "--d_optimizer=sgd", "--d_learning_rate=0.01"]
+
+
+@pytest.fixture(scope="module")
+def twenty_steps(tmp_path_factory):
+    logdir = str(tmp_path_factory.mktemp("twenty_steps"))
+    run_module("gan.train", *TWENTY_STEPS, f"--logdir={logdir}", "--num_steps=20")
+    return logdir
+
+
+def copy_of(logdir, parent):
+    copy = os.path.join(str(parent), "run")
+    shutil.copytree(logdir, copy)
+    return copy
+
+
+def test_checkpoint_of_another_model_is_refused_then_restart_archives_it(twenty_steps, tmp_path):
+    logdir = copy_of(twenty_steps, tmp_path)
+    before = checkpoint_values(os.path.join(logdir, "checkpoints", "ckpt-20"))
+    result = run_module("gan.train", *TWENTY_STEPS, f"--logdir={logdir}", "--num_steps=30",
                         "--g_hidden=32,64", "--latent_dim=50", check=False)
     assert_clean_failure(result, "g_hidden: checkpoint has [64, 128], this run has [32, 64]",
                          "latent_dim: checkpoint has 100, this run has 50", "--restart")
-    after = checkpoint_values(os.path.join(logdir, "checkpoints", "ckpt-10"))
+    after = checkpoint_values(os.path.join(logdir, "checkpoints", "ckpt-20"))
     assert all(np.array_equal(before[k], after[k]) for k in before)  # untouched
 
-    restarted = run_module("gan.train", *SMALL, f"--logdir={logdir}", "--num_steps=20",
+    restarted = run_module("gan.train", *TWENTY_STEPS, f"--logdir={logdir}", "--num_steps=30",
                            "--g_hidden=32,64", "--latent_dim=50", "--restart")
     assert "moved the previous run to" in restarted.stdout and "Resumed" not in restarted.stdout
     archives = [d for d in os.listdir(logdir) if d.startswith("archived-")]
     assert len(archives) == 1
-    assert os.path.exists(os.path.join(logdir, archives[0], "checkpoints", "ckpt-10.index"))
-    assert os.path.exists(os.path.join(logdir, "checkpoints", "ckpt-20.index"))
+    assert os.path.exists(os.path.join(logdir, archives[0], "checkpoints", "ckpt-20.index"))
+    assert os.path.exists(os.path.join(logdir, "checkpoints", "ckpt-30.index"))
 
 
 def test_resume_may_change_momentum_but_not_the_optimizer_slots(tmp_path):
@@ -110,10 +127,9 @@ def test_resume_may_change_momentum_but_not_the_optimizer_slots(tmp_path):
     assert all(np.array_equal(finished[k], kept[k]) for k in finished)
 
 
-def test_nonfinite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
-    logdir = str(tmp_path)
-    run_module("gan.train", *SMALL, f"--logdir={logdir}", "--num_steps=20",
-               "--checkpoint_every=20", "--d_optimizer=sgd", "--d_learning_rate=0.01")
+def test_nonfinite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(
+        twenty_steps, tmp_path):
+    logdir = copy_of(twenty_steps, tmp_path)
     good = checkpoint_values(os.path.join(logdir, "checkpoints", "ckpt-20"))
     result = run_module("gan.train", *SMALL, f"--logdir={logdir}", "--num_steps=200",
                         "--checkpoint_every=20", "--d_optimizer=sgd", "--d_learning_rate=1e12",
@@ -125,10 +141,8 @@ def test_nonfinite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint
     assert all(np.array_equal(good[k], kept[k]) for k in good)
 
 
-def test_rollback_restores_and_continues_with_lower_learning_rate(tmp_path):
-    logdir = str(tmp_path)
-    run_module("gan.train", *SMALL, f"--logdir={logdir}", "--num_steps=20",
-               "--checkpoint_every=20", "--d_optimizer=sgd", "--d_learning_rate=0.01")
+def test_rollback_restores_and_continues_with_lower_learning_rate(twenty_steps, tmp_path):
+    logdir = copy_of(twenty_steps, tmp_path)
     result = run_module("gan.train", *SMALL, f"--logdir={logdir}", "--num_steps=60",
                         "--checkpoint_every=20", "--d_optimizer=sgd", "--d_learning_rate=1e12",
                         "--on_nonfinite=rollback", "--rollback_lr_factor=1e-13")
@@ -141,11 +155,9 @@ def test_rollback_restores_and_continues_with_lower_learning_rate(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def run_with_a_truncated_latest_checkpoint(tmp_path_factory):
-    """A run with checkpoints at steps 10 and 20, whose ckpt-20 data file was cut short."""
-    logdir = str(tmp_path_factory.mktemp("truncated"))
-    run_module("gan.train", *SMALL, f"--logdir={logdir}", "--num_steps=20",
-               "--checkpoint_every=10")
+def run_with_a_truncated_latest_checkpoint(twenty_steps, tmp_path_factory):
+    """A copy of twenty_steps whose ckpt-20 data file was cut short."""
+    logdir = copy_of(twenty_steps, tmp_path_factory.mktemp("truncated"))
     data_file = os.path.join(logdir, "checkpoints", "ckpt-20.data-00000-of-00001")
     with open(data_file, "rb") as f:
         payload = f.read()
@@ -175,8 +187,7 @@ def test_training_resumes_from_the_previous_checkpoint_when_the_latest_is_trunca
         run_with_a_truncated_latest_checkpoint, tmp_path):
     logdir = str(tmp_path / "copy")
     shutil.copytree(run_with_a_truncated_latest_checkpoint, logdir)
-    result = run_module("gan.train", *SMALL, f"--logdir={logdir}", "--num_steps=30",
-                        "--checkpoint_every=10")
+    result = run_module("gan.train", *TWENTY_STEPS, f"--logdir={logdir}", "--num_steps=30")
     assert "ckpt-20 cannot be read" in result.stdout and "resuming from the previous one" in (
         result.stdout)
     assert "at step 10" in result.stdout and "Done at step 30" in result.stdout
