@@ -18,22 +18,3 @@ def run_in(mode, fn, *args):
         return fn(*args)
     return tf.function(fn, jit_compile=True)(*args)
 
-
-def pytest_addoption(parser):
-    parser.addoption("--learning", action="store_true",
-                     help="Also run the tier of real trainings that must learn "
-                          "(tests/test_learning.py; several minutes, outside the default suite).")
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "learning: a real training that must measurably learn; "
-                                       "runs with --learning")
-
-
-def pytest_collection_modifyitems(config, items):
-    if config.getoption("--learning"):
-        return
-    skip = pytest.mark.skip(reason="a learning-tier training: run with --learning")
-    for item in items:
-        if "learning" in item.keywords:
-            item.add_marker(skip)

@@ -31,19 +31,21 @@ def test_classifier_weights_round_trip(tmp_path):
 
 @pytest.fixture(scope="module")
 def evaluated_run(tmp_path_factory):
-    """1,000 steps of mlp_ns_r1.flags (the MLP recipe that learns fastest), evaluated at steps
-    500 and 1,000 on 1,000 samples. The tests below share it."""
+    """600 steps of mnist_mlp.flags on narrow networks, evaluated at steps 300 and 600 on 1,000
+    samples; the tests below share it. (That training learns is test_learning.py's job.)"""
     logdir = str(tmp_path_factory.mktemp("eval_run"))
-    run_module("gan.train", "--flagfile=experiments/mlp_ns_r1.flags", f"--logdir={logdir}",
-               "--num_steps=1000", "--eval_every=500", "--eval_num_samples=1000",
-               "--log_every=500", "--sample_every=1000", "--checkpoint_every=500")
+    run_module("gan.train", "--flagfile=experiments/mnist_mlp.flags", f"--logdir={logdir}",
+               "--g_hidden=64,128", "--d_hidden=128,64", "--g_learning_rate=1e-3",
+               "--d_learning_rate=1e-3", "--num_steps=600", "--eval_every=300",
+               "--eval_num_samples=1000", "--log_every=300", "--sample_every=600",
+               "--checkpoint_every=300")
     return logdir
 
 
 def test_training_logs_metrics_and_keeps_the_best_fid_checkpoint(evaluated_run):
     events = scalar_events(evaluated_run)
     for tag in METRIC_TAGS:
-        assert sorted(events[tag]) == [500, 1000], tag
+        assert sorted(events[tag]) == [300, 600], tag
     fids = events["eval/fid"]
     with open(os.path.join(evaluated_run, "best_checkpoint", "best.json")) as f:
         best = json.load(f)
@@ -51,25 +53,7 @@ def test_training_logs_metrics_and_keeps_the_best_fid_checkpoint(evaluated_run):
     assert best["step"] == best_step
     assert best["fid"] == pytest.approx(fids[best_step], rel=1e-6)
     assert os.path.exists(os.path.join(evaluated_run, "best_checkpoint", best["checkpoint"] + ".index"))
-    assert 0 < events["eval/precision"][1000] <= 1
-
-
-def test_training_really_learns_mnist(evaluated_run):
-    """The shipped classifier's score of G's samples at least doubles from the initial
-    generator's, and they cover at least half of the digits (a grey blur of the right brightness,
-    or one digit drawn well, fails both); FID falls from step 500 to 1,000. (Measured: score
-    1.00 -> 2.68, 9 classes; plain mnist_mlp.flags is still collapsed onto 2 digits at this
-    step.)"""
-    from gan import config
-    events = scalar_events(evaluated_run)
-    with open(os.path.join(evaluated_run, "config.json")) as f:
-        initial = config.make_state(config.RunConfig.from_flat(json.load(f)))
-    before = evaluation.evaluate_state(evaluation.Evaluator("mnist", 1000), initial)
-    after_score = events["eval/classifier_score"][1000]
-    assert after_score >= 2 * before["classifier_score"], (before["classifier_score"], after_score)
-    assert events["eval/classes_covered"][1000] >= 5
-    assert events["eval/fid"][1000] < events["eval/fid"][500]
-    assert events["train/d_fake_prob"][1000] > 0.02
+    assert 0 < events["eval/precision"][600] <= 1 and 1 <= events["eval/classifier_score"][600] <= 10
 
 
 def test_evaluate_reproduces_the_training_time_numbers_and_writes_json(evaluated_run, tmp_path):
@@ -78,10 +62,10 @@ def test_evaluate_reproduces_the_training_time_numbers_and_writes_json(evaluated
                         f"--output={output}")
     with open(output) as f:
         metrics = json.load(f)
-    assert metrics["step"] == 1000 and metrics["checkpoint"].endswith("ckpt-1000")
+    assert metrics["step"] == 600 and metrics["checkpoint"].endswith("ckpt-600")
     for name in evaluation.SCALAR_METRICS:
         assert name in result.stdout
-        assert metrics[name] == pytest.approx(scalar_events(evaluated_run)[f"eval/{name}"][1000],
+        assert metrics[name] == pytest.approx(scalar_events(evaluated_run)[f"eval/{name}"][600],
                                               rel=1e-4, abs=1e-6), name
     assert len(metrics["class_histogram"]) == 10
     assert sum(metrics["class_histogram"]) == pytest.approx(1.0)
