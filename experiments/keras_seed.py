@@ -54,6 +54,32 @@ def build_discriminator():
     ])
 
 
+# The tutorial (Keras 2) sets discriminator.trainable = False once, after compiling D and before
+# compiling the combined model: Keras 2 fixed each model's trainable weights at compile time, so
+# D still trained in its own train_on_batch. Keras 3 reads `trainable` at every train step, so that
+# one line freezes D everywhere (its train_on_batch warns "The model does not have any trainable
+# weights") and G then fools a D that never learns. Setting the flag around each step restores the
+# tutorial's behaviour under both.
+def build_combined(generator, discriminator, optimizer):
+    z = keras.Input((LATENT_DIM,))
+    discriminator.trainable = False
+    combined = keras.Model(z, discriminator(generator(z)))
+    combined.compile(loss="binary_crossentropy", optimizer=optimizer)
+    return combined
+
+
+def train_discriminator(discriminator, real, fake_images, valid, fake):
+    discriminator.trainable = True
+    loss_real = discriminator.train_on_batch(real, valid)
+    loss_fake = discriminator.train_on_batch(fake_images, fake)
+    return loss_real, loss_fake
+
+
+def train_generator(combined, discriminator, noise, valid):
+    discriminator.trainable = False
+    return combined.train_on_batch(noise, valid)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--iterations", type=int, default=200, help="Timed iterations.")
@@ -82,10 +108,7 @@ def main():
     discriminator.compile(loss="binary_crossentropy", optimizer=optimizer(),
                           metrics=["accuracy"])
     generator = build_generator()
-    z = keras.Input((LATENT_DIM,))
-    discriminator.trainable = False
-    combined = keras.Model(z, discriminator(generator(z)))
-    combined.compile(loss="binary_crossentropy", optimizer=optimizer())
+    combined = build_combined(generator, discriminator, optimizer())
 
     batch = args.batch_size
     valid, fake = np.ones((batch, 1)), np.zeros((batch, 1))
@@ -95,10 +118,9 @@ def main():
         imgs = x_train[idx]
         noise = np.random.normal(0, 1, (batch, LATENT_DIM))
         gen_imgs = generator.predict(noise, verbose=0)
-        d_loss_real = discriminator.train_on_batch(imgs, valid)
-        d_loss_fake = discriminator.train_on_batch(gen_imgs, fake)
+        d_loss_real, d_loss_fake = train_discriminator(discriminator, imgs, gen_imgs, valid, fake)
         noise = np.random.normal(0, 1, (batch, LATENT_DIM))
-        g_loss = combined.train_on_batch(noise, valid)
+        g_loss = train_generator(combined, discriminator, noise, valid)
         return 0.5 * np.add(d_loss_real, d_loss_fake), g_loss
 
     for _ in range(args.warmup):
