@@ -21,13 +21,17 @@ SMALL = ["--flagfile=experiments/mnist_mlp.flags", "--g_hidden=64,128", "--d_hid
          "--jit_compile=false"]
 
 
-def load_benchmark():
-    """experiments/benchmark.py as a module (it is a script, not part of the package)."""
+def load_experiment_script(name):
+    """experiments/<name>.py as a module (the scripts are not part of the package)."""
     spec = importlib.util.spec_from_file_location(
-        "benchmark", os.path.join(REPO, "experiments", "benchmark.py"))
+        name, os.path.join(REPO, "experiments", f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_benchmark():
+    return load_experiment_script("benchmark")
 
 
 def run_module(module, *args, timeout=600, check=True):

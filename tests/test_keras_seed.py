@@ -2,23 +2,12 @@
 steps and is frozen in G's. (Under Keras 3 the tutorial's single `trainable = False` froze D in
 both, and the yardstick trained G against a D that never learned.)"""
 
-import importlib.util
-import os
-
 import numpy as np
 import pytest
 
-from helpers import REPO
+from helpers import load_experiment_script
 
 keras = pytest.importorskip("keras", reason="Keras is only a yardstick; not installed")
-
-
-def load_keras_seed():
-    spec = importlib.util.spec_from_file_location(
-        "keras_seed", os.path.join(REPO, "experiments", "keras_seed.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def weights(model):
@@ -30,7 +19,7 @@ def moved(before, model):
 
 
 def test_d_learns_in_its_steps_and_is_frozen_in_gs():
-    seed = load_keras_seed()
+    seed = load_experiment_script("keras_seed")
     keras.utils.set_random_seed(0)
     discriminator = seed.build_discriminator()
     discriminator.compile(loss="binary_crossentropy", optimizer=keras.optimizers.SGD())
