@@ -34,9 +34,10 @@ def conditional_run(tmp_path_factory):
     logdir = str(tmp_path_factory.mktemp("conditional"))
     run_module("gan.train", "--flagfile=experiments/mnist_mlp.flags", f"--logdir={logdir}",
                "--g_hidden=64,128", "--d_hidden=128,64", "--g_learning_rate=1e-3",
-               "--d_learning_rate=1e-3", "--conditional", "--g_ema_decay=0.99", "--num_steps=1000", "--eval_every=1000",
-               "--eval_num_samples=1000", "--log_every=500", "--sample_every=1000",
-               "--grid_size=10", "--checkpoint_every=1000")
+               "--d_learning_rate=1e-3", "--conditional", "--g_ema_decay=0.99",
+               "--num_steps=1000", "--eval_every=1000", "--eval_num_samples=1000",
+               "--log_every=500", "--sample_every=1000", "--grid_size=10",
+               "--checkpoint_every=1000")
     return logdir
 
 
