@@ -13,10 +13,9 @@ import functools
 import glob
 import os
 
-import numpy as np
 import pytest
 
-from gan import config, data, evaluation, losses, networks, trainer
+from gan import classifier, config, data, evaluation, losses, metrics, networks, trainer
 from helpers import REPO
 
 # The budget, in D updates: a recipe with k D steps per G step gets STEPS / k G steps. A
@@ -70,8 +69,17 @@ def architecture_config(architecture):
 
 
 @functools.lru_cache(maxsize=None)
-def evaluator():
-    return evaluation.Evaluator("mnist", EVAL_SAMPLES)
+def mnist_classifier():
+    return classifier.load_classifier("mnist")
+
+
+def score(generator):
+    """The shipped classifier's score of EVAL_SAMPLES samples and the digits they cover (the
+    evaluator's definitions; FID, KID and precision/recall are left out to save time)."""
+    samples = evaluation.generate(generator, EVAL_SAMPLES)
+    _, probs = classifier.predict(mnist_classifier(), samples)
+    _, covered, _ = metrics.class_coverage(probs)
+    return {"classifier_score": metrics.classifier_score(probs), "classes_covered": covered}
 
 
 def assert_learns(run):
@@ -79,19 +87,18 @@ def assert_learns(run):
     num_steps = budget // run.game.d_steps
     run = run.replace(seed=0, num_steps=num_steps, **SHRUNK).validate()
     state = config.make_state(run)
-    before = evaluation.evaluate_state(evaluator(), state)
+    before = score(state.generator)
     train = data.load("mnist", "train")
     loop = trainer.Trainer(state, config.trainer_config(run), train.images,
                            jit_compile=config.jit_compile(run))
     for _ in range(num_steps // 100):
         metrics = loop.run(100)
         assert bool(metrics["all_finite"]), "a loss or gradient went non-finite"
-    after = evaluation.evaluate_state(evaluator(), state)
+    after = score(state.generator)
     print(f"score {before['classifier_score']:.2f} -> {after['classifier_score']:.2f}, classes "
-          f"{before['classes_covered']} -> {after['classes_covered']}, FID {after['fid']:.1f}")
+          f"{before['classes_covered']} -> {after['classes_covered']}")
     assert after["classifier_score"] >= 2 * before["classifier_score"], (before, after)
     assert after["classes_covered"] >= 5, after
-    assert np.isfinite(after["fid"]) and after["fid"] < before["fid"]
 
 
 @pytest.mark.parametrize("d_loss", sorted(losses.D_LOSSES))

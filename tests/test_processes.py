@@ -59,9 +59,10 @@ def test_signal_saves_a_checkpoint_and_exits_cleanly(tmp_path, signum):
 
 def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_path):
     """Also the determinism test: two processes given the same seed end with bitwise-identical
-    weights, however the second one was interrupted."""
+    weights, however the second one was interrupted. Conditional, with G's moving average: the
+    labels drawn, the average and the RNG all come back from the checkpoint."""
     common = ["--num_steps=100", "--checkpoint_every=5", "--steps_per_loop=5",
-              "--log_every=5", "--deterministic"]
+              "--log_every=5", "--deterministic", "--conditional", "--g_ema_decay=0.9"]
     straight = str(tmp_path / "straight")
     run_module("gan.train", *SMALL, f"--logdir={straight}", *common)
 
@@ -77,6 +78,9 @@ def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_
     assert "Done at step 100" in final.stdout
     assert_same_weights(os.path.join(straight, "checkpoints", "ckpt-100"),
                         os.path.join(killed, "checkpoints", "ckpt-100"))
+    names = [name for name, _ in tf.train.list_variables(
+        os.path.join(straight, "checkpoints", "ckpt-100"))]
+    assert any("generator_ema" in name for name in names)
 
 
 @pytest.fixture
