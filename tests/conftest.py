@@ -17,4 +17,3 @@ def run_in(mode, fn, *args):
     if mode == "eager":
         return fn(*args)
     return tf.function(fn, jit_compile=True)(*args)
-
