@@ -71,6 +71,27 @@ def test_mmd2_matches_the_naive_double_sum():
     np.testing.assert_allclose(metrics.mmd2_unbiased(x, y), naive_mmd2(x, y), rtol=1e-10)
 
 
+def test_mmd2_matches_the_kernel_matrices_at_the_size_kid_uses():
+    """At KID's subset size, against the formula written with whole kernel matrices."""
+    rng = np.random.default_rng(7)
+    x, y = rng.normal(size=(1000, 16)), rng.normal(0.2, 1.1, size=(900, 16))
+    k_xx, k_yy, k_xy = ((a @ b.T / 16 + 1) ** 3 for a, b in ((x, x), (y, y), (x, y)))
+    expected = ((k_xx.sum() - np.trace(k_xx)) / (1000 * 999)
+                + (k_yy.sum() - np.trace(k_yy)) / (900 * 899) - 2 * k_xy.mean())
+    np.testing.assert_allclose(metrics.mmd2_unbiased(x, y), expected, rtol=1e-9)
+
+
+def test_kid_of_whole_sets_is_their_mmd2_whatever_the_order():
+    """With as many samples as the subset size, each "subset" is a permutation of the sets."""
+    rng = np.random.default_rng(8)
+    x, y = rng.normal(size=(300, 8)), rng.normal(0.3, 1, size=(300, 8))
+    mean, std = metrics.kid(x, y, num_subsets=10, subset_size=1000)
+    assert std == 0.0
+    for _ in range(3):
+        permuted = metrics.mmd2_unbiased(x[rng.permutation(300)], y[rng.permutation(300)])
+        np.testing.assert_allclose(mean, permuted, rtol=1e-12)
+
+
 def test_kid_is_unbiased_near_zero_for_one_distribution_and_positive_for_two():
     rng = np.random.default_rng(6)
     same_a, same_b = rng.normal(size=(2000, 8)), rng.normal(size=(2000, 8))
