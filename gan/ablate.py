@@ -25,6 +25,7 @@ run shares:
     [report]                            # optional: more curves than FID, e.g. the first steps
     curves = ["train/g_grad_norm"]
     curve_max_step = 1000
+    findings = '''What the numbers say, written once they are in (goes into results.md).'''
 
     [references.keras_sgd]              # optional: an outside implementation, scored alike
     command = "python experiments/keras_seed.py --seed={seed} --samples_out={samples}"
@@ -110,6 +111,7 @@ class Study:
     references: tuple = ()  # (name, command template)
     curves: tuple = ()  # more scalar tags to plot like FID ([report] curves)
     curve_max_step: int = 0  # 0: the whole run
+    findings: str = ""  # the researcher's reading of the results ([report] findings), markdown
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,15 +229,17 @@ def load_study(path):
         references.append((_label(label), command))
     report = raw.get("report", {})
     curves, max_step = report.get("curves", []), report.get("curve_max_step", 0)
+    findings = report.get("findings", "")
     if (not isinstance(curves, list) or not all(isinstance(c, str) for c in curves)
-            or not isinstance(max_step, int) or max_step < 0 or set(report) - {
-                "curves", "curve_max_step"}):
+            or not isinstance(max_step, int) or max_step < 0 or not isinstance(findings, str)
+            or set(report) - {"curves", "curve_max_step", "findings"}):
         raise StudyError(f"{path}: [report] takes curves = [\"train/g_grad_norm\", ...] (scalar "
-                         "tags to plot) and curve_max_step = N (>= 0; 0 for the whole run)")
+                         "tags to plot), curve_max_step = N (>= 0; 0 for the whole run) and "
+                         "findings = \"\"\"...\"\"\" (markdown for results.md)")
     name = os.path.splitext(os.path.basename(path))[0]
     return Study(path, name, str(raw.get("description", "")).strip(), base, tuple(seeds),
                  {k: _as_setting(v) for k, v in settings.items()}, tuple(axes),
-                 tuple(references), tuple(curves), max_step)
+                 tuple(references), tuple(curves), max_step, findings.strip())
 
 
 def plan(study):

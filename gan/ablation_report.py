@@ -274,6 +274,10 @@ def results_markdown(study, rows, summaries, command):
         lines += [f"- `{row['run']}`: {row['status']} at step {row['steps']}"
                   + (f": {row['reason']}" if row["reason"] else "") for row in failures]
     lines += ["", "## Within seed noise?", ""] + noise_statements(summaries)
+    if study.findings:
+        lines += ["", "## Findings", "", "*Written by hand from the numbers above "
+                  "(`[report] findings` in the study file); the tables are regenerated.*", "",
+                  study.findings]
     return "\n".join(lines) + "\n"
 
 

@@ -15,7 +15,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Small networks keep each subprocess quick; the code paths are the full ones. XLA is off: in
 # runs this short its compilation is most of the time. The compiled path is covered by the
 # trainer's replays, the conformance suite, and the end-to-end trainings that keep mlp's default
-# (test_evaluate's and test_conditional's fixtures, test_train's really-learns test).
+# (test_evaluate's and test_conditional's fixtures, tests/test_learning.py).
 SMALL = ["--flagfile=experiments/mnist_mlp.flags", "--g_hidden=64,128", "--d_hidden=128,64",
          "--batch_size=16", "--eval_every=0", "--log_every=10", "--sample_every=1000",
          "--jit_compile=false"]

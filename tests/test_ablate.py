@@ -205,6 +205,8 @@ def test_study_file_mistakes_are_named(tmp_path):
                       "d=adam: --d_learning_rate=-1: expected a value > 0"),
         "bad toml": (TINY_STUDY + "\n[axes\n", "not valid TOML"),
         "axis of a scalar": (TINY_STUDY + "\n[axes.more]\nx = 1\n", "axis 'more' must be"),
+        "findings not text": (TINY_STUDY.replace("[report]\n", "[report]\nfindings = 3\n"),
+                              "findings = "),
         "missing base": (TINY_STUDY.replace('base = "{base}"', 'base = "nope.flags"'),
                          "base flagfile"),
     }
@@ -252,7 +254,9 @@ def synthetic_row(config, seed, fid, status="done"):
 def test_results_table_over_seeds_from_rows(tmp_path):
     """results.md from rows of 3 seeds: mean ± sd and the t interval from their formulas,
     sorted by FID, failures counted and listed, and the noise verdicts."""
-    study = ablate.load_study(write_study(str(tmp_path)))
+    findings = "Configuration *c* and *a* are one; b is the SGD of the tutorial."
+    text = TINY_STUDY.replace("[report]\n", f'[report]\nfindings = """\n{findings}\n"""\n')
+    study = ablate.load_study(write_study(str(tmp_path), text))
     fids = {"a": [50.0, 58.0, 45.0], "b": [178.0, 170.0, 185.0], "c": [48.0, 56.0, 46.0]}
     rows = [synthetic_row(config, seed, fid) for config, values in fids.items()
             for seed, fid in enumerate(values)]
@@ -269,6 +273,8 @@ def test_results_table_over_seeds_from_rows(tmp_path):
     assert "Best mean final FID: **c**" in markdown
     assert "within seed noise" in markdown.split("- a: ")[1].split("\n")[0]
     assert "beyond seed noise" in markdown.split("- b: ")[1].split("\n")[0]
+    # The researcher's reading comes last, under its own heading, as written.
+    assert markdown.split("## Findings")[1].rstrip().endswith(findings)
 
 
 def test_t_quantiles_match_the_t_distribution():

@@ -92,8 +92,8 @@ def assert_learns(run):
     loop = trainer.Trainer(state, config.trainer_config(run), train.images,
                            jit_compile=config.jit_compile(run))
     for _ in range(num_steps // 100):
-        metrics = loop.run(100)
-        assert bool(metrics["all_finite"]), "a loss or gradient went non-finite"
+        outcome = loop.run(100)
+        assert bool(outcome["all_finite"]), "a loss or gradient went non-finite"
     after = score(state.generator)
     print(f"score {before['classifier_score']:.2f} -> {after['classifier_score']:.2f}, classes "
           f"{before['classes_covered']} -> {after['classes_covered']}")
