@@ -40,25 +40,17 @@ def frechet_distance(mu1, sigma1, mu2, sigma2):
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt)
 
 
-def _cubic_kernel_sum(x, y):
-    """sum_ij (x_i . y_j / d + 1)^3, with one matrix product and two passes over its result: the
-    kernel matrix is never cubed in memory (KID evaluates it 300 times per evaluation)."""
-    base = x @ y.T
-    base /= x.shape[1]
-    base += 1.0
-    return float(np.vdot(base * base, base))
-
-
-def _cubic_kernel_trace(x):
-    return float(np.sum((np.einsum("ij,ij->i", x, x) / x.shape[1] + 1.0) ** 3))
+def polynomial_kernel(x, y):
+    base = x @ y.T / x.shape[1] + 1.0
+    return base * base * base  # two multiplies: ~10x faster than numpy's general power
 
 
 def mmd2_unbiased(x, y):
     """Unbiased MMD^2 (Gretton et al. 2012, eq. 3) with the cubic polynomial kernel."""
     m, n = len(x), len(y)
-    xx = _cubic_kernel_sum(x, x) - _cubic_kernel_trace(x)
-    yy = _cubic_kernel_sum(y, y) - _cubic_kernel_trace(y)
-    return xx / (m * (m - 1)) + yy / (n * (n - 1)) - 2 * _cubic_kernel_sum(x, y) / (m * n)
+    k_xx, k_yy, k_xy = polynomial_kernel(x, x), polynomial_kernel(y, y), polynomial_kernel(x, y)
+    return float((k_xx.sum() - np.trace(k_xx)) / (m * (m - 1))
+                 + (k_yy.sum() - np.trace(k_yy)) / (n * (n - 1)) - 2 * k_xy.mean())
 
 
 def kid(features_a, features_b, num_subsets=100, subset_size=1000, seed=0):
