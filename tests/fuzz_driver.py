@@ -1,6 +1,7 @@
 """Runs an entry point on many bad command lines inside one process; prints the outcomes as JSON.
 
     python tests/fuzz_driver.py ENTRY_POINT WORKDIR RUN_LOGDIR NUM_CASES SEED
+    python tests/fuzz_driver.py --given CASES.json    # {name: gan.train's argv}, for other tests
 
 Each case is the entry point's valid base arguments plus one bad value for one flag. The bad
 values are generated from the flag definitions (absl's flag types, choices and bounds; for
@@ -22,6 +23,7 @@ import sys
 import traceback
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)  # this checkout's gan, whichever one pip installed
 
 
 def random_word(rng, length=6):
@@ -123,6 +125,11 @@ def schema_bad_values(setting, rng):
     return None
 
 
+def train_call():
+    from gan import cli, train
+    return lambda argv: cli.run(train.main, "gan.train", argv)
+
+
 def entry_point(name, places, run_logdir, rng):
     """(program, call(argv) -> None, base arguments, {flag: bad value generator})."""
     from absl import flags
@@ -130,7 +137,8 @@ def entry_point(name, places, run_logdir, rng):
     workdir = places.workdir
     generators = {}
     if name == "gan.train":
-        from gan import config, train
+        from gan import config
+        call = train_call()  # imports gan.train, which defines its flags
         for setting_name, setting in config.SETTINGS.items():
             generator = schema_bad_values(setting, rng)
             if generator:
@@ -140,7 +148,7 @@ def entry_point(name, places, run_logdir, rng):
         generators["restart"] = absl_bad_values(flags.FLAGS["restart"], rng)
         base = ["--flagfile=experiments/seed.flags", f"--logdir={workdir}/train-run",
                 "--num_steps=1", "--eval_every=0", "--g_hidden=8", "--d_hidden=8"]
-        return "gan.train", lambda argv: cli.run(train.main, "gan.train", argv), base, generators
+        return "gan.train", call, base, generators
     if name == "benchmark.py":
         from helpers import load_benchmark
         benchmark = load_benchmark()
@@ -202,10 +210,42 @@ def make_cases(generators, num_cases, rng):
     return cases
 
 
+def run_case(call, argv):
+    """Runs one command line in this process: {exit, traceback, stdout, stderr}."""
+    from absl import flags
+    flags.FLAGS.unparse_flags()
+    stderr, stdout = io.StringIO(), io.StringIO()
+    outcome = {"exit": 0, "traceback": None}
+    try:
+        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
+            call(argv)
+    except SystemExit as e:
+        # sys.exit(None) and sys.exit(0) succeed; sys.exit("text") fails with code 1.
+        outcome["exit"] = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+    except BaseException:  # noqa: B902 - any escaping exception is what the tests look for
+        outcome["exit"] = None
+        outcome["traceback"] = traceback.format_exc()[-3000:]
+    outcome["stdout"], outcome["stderr"] = stdout.getvalue(), stderr.getvalue()
+    return outcome
+
+
+def run_given(cases_path):
+    """Each named gan.train command line of the JSON file, in this process."""
+    os.chdir(REPO)
+    from absl import logging
+    logging.set_verbosity(logging.ERROR)
+    with open(cases_path) as f:
+        cases = json.load(f)
+    call = train_call()
+    print(json.dumps({name: run_case(call, ["gan.train", *argv]) for name, argv in cases.items()}))
+
+
 def main():
+    if sys.argv[1] == "--given":
+        return run_given(sys.argv[2])
     name, workdir, run_logdir, num_cases, seed = sys.argv[1:6]
     os.chdir(REPO)
-    from absl import flags, logging
+    from absl import logging
     logging.set_verbosity(logging.ERROR)
     rng = random.Random(int(seed))
     places = Places(workdir, run_logdir)
@@ -217,20 +257,7 @@ def main():
         argv = [program, *base, f"--{flag_name}={value}"]
         if flag_name == "compare":
             argv = [program, *base, "--compare", value, value]
-        flags.FLAGS.unparse_flags()
-        stderr, stdout = io.StringIO(), io.StringIO()
-        outcome = {"flag": flag_name, "value": value, "exit": 0, "traceback": None}
-        try:
-            with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
-                call(argv)
-        except SystemExit as e:
-            # sys.exit(None) and sys.exit(0) succeed; sys.exit("text") fails with code 1.
-            outcome["exit"] = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
-        except BaseException:  # noqa: B902 - any escaping exception is what the test looks for
-            outcome["exit"] = None
-            outcome["traceback"] = traceback.format_exc()[-3000:]
-        outcome["stderr"] = stderr.getvalue()
-        results.append(outcome)
+        results.append({"flag": flag_name, "value": value, **run_case(call, argv)})
     print(json.dumps({"flags": sorted(generators), "outcomes": results}))
 
 

@@ -1,65 +1,92 @@
 """Reliability of `python -m gan.train` as a process: bad input, faults, signals, kills, resumes."""
 
+import json
 import os
 import shutil
+import subprocess
+import sys
+import types
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from gan import data
-from helpers import (SMALL, assert_clean_failure, checkpoint_values, run_module, scalar_events,
+from helpers import (REPO, SMALL, assert_clean_failure, checkpoint_values, run_module, scalar_events,
                      summary_records)
 
-def test_every_bad_flag_gets_its_own_line_before_any_work(tmp_path):
-    result = run_module("gan.train", *SMALL, f"--logdir={tmp_path / 'run'}", "--batch_size=0",
-                        "--g_learning_rate=-1", "--d_beta1=1.0", "--d_steps=0",
-                        "--g_hidden=64,x", check=False)
+@pytest.fixture(scope="module")
+def refused(tmp_path_factory):
+    """gan.train's answers to bad command lines, {case: result}. The cases share one process
+    (tests/fuzz_driver.py --given), as the fuzz tests do: each would cost seconds of TensorFlow
+    start-up, and none gets as far as training."""
+    folder = tmp_path_factory.mktemp("refused")
+    data_dir = folder / "mnist"
+    shutil.copytree(os.path.join(data.PACKAGE_DATA_DIR, "mnist"), data_dir)
+    truncated = data_dir / "train-labels-idx1-ubyte.gz"
+    os.chmod(truncated, 0o644)
+    truncated.write_bytes(truncated.read_bytes()[:1000])
+    unknown_flag = folder / "bad.flags"
+    unknown_flag.write_text("--num_steps=10\n--learning_rate=0.1\n")
+    blocker = folder / "file"
+    blocker.write_text("x")
+    cases = {
+        "many bad flags": [*SMALL, f"--logdir={folder / 'never'}", "--batch_size=0",
+                           "--g_learning_rate=-1", "--d_beta1=1.0", "--d_steps=0",
+                           "--g_hidden=64,x"],
+        "batch too large": [*SMALL, f"--logdir={folder / 'large'}", "--batch_size=70000"],
+        "missing flagfile": ["--flagfile=experiments/nope.flags", f"--logdir={folder / 'x'}"],
+        "unknown flag": [f"--flagfile={unknown_flag}", f"--logdir={folder / 'y'}"],
+        "truncated data": [*SMALL, f"--logdir={folder / 'data'}", f"--data_dir={data_dir}"],
+        "logdir is a file": [*SMALL, f"--logdir={blocker}"],
+        "logdir under a file": [*SMALL, f"--logdir={blocker / 'sub'}"],
+    }
+    cases_path = folder / "cases.json"
+    cases_path.write_text(json.dumps(cases))
+    driver = subprocess.run([sys.executable, os.path.join(REPO, "tests", "fuzz_driver.py"),
+                             "--given", str(cases_path)], cwd=REPO, capture_output=True,
+                            text=True, timeout=600, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert driver.returncode == 0, driver.stderr[-3000:]
+    outcomes = json.loads(driver.stdout.strip().splitlines()[-1])
+    results = {name: types.SimpleNamespace(
+        returncode=outcome["exit"], stdout=outcome["stdout"],
+        stderr=outcome["stderr"] + (outcome["traceback"] or "")) for name, outcome in outcomes.items()}
+    return results, dict(folder=folder, truncated=truncated)
+
+
+def test_every_bad_flag_gets_its_own_line_before_any_work(refused):
+    results, paths = refused
+    result = results["many bad flags"]
     assert_clean_failure(result, "--batch_size=0: expected an integer >= 1",
                          "--g_learning_rate=-1.0: expected a value > 0",
                          "--d_beta1=1.0: expected a value in [0, 1)",
                          "--d_steps=0: expected an integer >= 1",
                          "--g_hidden=64,x: expected a comma-separated list")
     assert len([l for l in result.stderr.splitlines() if "gan.train: error" in l]) == 5
-    assert not os.path.exists(tmp_path / "run")  # nothing was created
+    assert not os.path.exists(paths["folder"] / "never")  # nothing was created
 
 
-def test_batch_larger_than_the_training_set(tmp_path):
-    result = run_module("gan.train", *SMALL, f"--logdir={tmp_path}", "--batch_size=70000",
-                        check=False)
-    assert_clean_failure(result, "--batch_size=70000 is larger than the 60000 training images")
+def test_batch_larger_than_the_training_set(refused):
+    assert_clean_failure(refused[0]["batch too large"],
+                         "--batch_size=70000 is larger than the 60000 training images")
 
 
-def test_missing_flagfile_and_unknown_flag(tmp_path):
-    missing = run_module("gan.train", "--flagfile=experiments/nope.flags", f"--logdir={tmp_path}",
-                         check=False)
-    assert missing.returncode != 0 and "nope.flags" in missing.stderr
+def test_missing_flagfile_and_unknown_flag(refused):
+    missing, unknown = refused[0]["missing flagfile"], refused[0]["unknown flag"]
+    assert missing.returncode not in (0, None) and "nope.flags" in missing.stderr
     assert "Traceback" not in missing.stderr
-    flagfile = tmp_path / "bad.flags"
-    flagfile.write_text("--num_steps=10\n--learning_rate=0.1\n")
-    unknown = run_module("gan.train", f"--flagfile={flagfile}", f"--logdir={tmp_path}", check=False)
-    assert unknown.returncode != 0 and "learning_rate" in unknown.stderr
+    assert unknown.returncode not in (0, None) and "learning_rate" in unknown.stderr
     assert "Traceback" not in unknown.stderr
 
 
-def test_corrupted_data_file_is_named(tmp_path):
-    data_dir = tmp_path / "mnist"
-    shutil.copytree(os.path.join(data.PACKAGE_DATA_DIR, "mnist"), data_dir)
-    target = data_dir / "train-labels-idx1-ubyte.gz"
-    os.chmod(target, 0o644)
-    target.write_bytes(target.read_bytes()[:1000])
-    result = run_module("gan.train", *SMALL, f"--logdir={tmp_path / 'run'}",
-                        f"--data_dir={data_dir}", check=False)
-    assert_clean_failure(result, f"{target}: cannot be read as gzip")
+def test_corrupted_data_file_is_named(refused):
+    results, paths = refused
+    assert_clean_failure(results["truncated data"], f"{paths['truncated']}: cannot be read as gzip")
 
 
-def test_logdir_that_cannot_be_a_directory(tmp_path):
-    blocker = tmp_path / "file"
-    blocker.write_text("x")
-    result = run_module("gan.train", *SMALL, f"--logdir={blocker}", check=False)
-    assert_clean_failure(result, "is not a directory")
-    result = run_module("gan.train", *SMALL, f"--logdir={blocker / 'sub'}", check=False)
-    assert_clean_failure(result, "is not writable")
+def test_logdir_that_cannot_be_a_directory(refused):
+    assert_clean_failure(refused[0]["logdir is a file"], "is not a directory")
+    assert_clean_failure(refused[0]["logdir under a file"], "is not writable")
 
 
 # The run several tests start from (each on its own copy): SMALL with D on SGD at 0.01,
