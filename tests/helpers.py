@@ -3,9 +3,11 @@ leave behind."""
 
 import glob
 import importlib.util
+import json
 import os
 import subprocess
 import sys
+import types
 
 import numpy as np
 import tensorflow as tf
@@ -43,6 +45,24 @@ def run_module(module, *args, timeout=600, check=True):
         raise AssertionError(f"{module} exited {result.returncode}\nstdout:\n{result.stdout}\n"
                              f"stderr:\n{result.stderr[-5000:]}")
     return result
+
+
+def run_train_in_one_process(cases, folder):
+    """gan.train on each of {name: argv} inside one process (tests/fuzz_driver.py --given), for
+    command lines that are refused before any training: each would otherwise cost seconds of
+    TensorFlow start-up. Returns {name: result} with returncode (None if an exception escaped),
+    stdout, and stderr (the traceback appended, if any)."""
+    cases_path = os.path.join(folder, "cases.json")
+    with open(cases_path, "w") as f:
+        json.dump(cases, f)
+    driver = subprocess.run([sys.executable, os.path.join(REPO, "tests", "fuzz_driver.py"),
+                             "--given", cases_path], cwd=REPO, capture_output=True, text=True,
+                            timeout=600, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert driver.returncode == 0, driver.stderr[-3000:]
+    outcomes = json.loads(driver.stdout.strip().splitlines()[-1])
+    return {name: types.SimpleNamespace(returncode=outcome["exit"], stdout=outcome["stdout"],
+                                        stderr=outcome["stderr"] + (outcome["traceback"] or ""))
+            for name, outcome in outcomes.items()}
 
 
 def read_png(path):
