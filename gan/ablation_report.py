@@ -207,15 +207,15 @@ def noise_statements(summaries):
     if best is None:
         return ["Every configuration has a single finished seed, so seed noise cannot be "
                 "estimated: no difference below can be called real."]
-    lines = [f"Best mean final FID: **{best['config']}**, {_mean_sd(best['fid_final'], 1)} "
-             f"(n = {len(best['fids'])}). Each other configuration against it (difference of "
-             "means, Welch's 95% confidence interval):"]
+    lines = [f"Best mean final FID over at least 2 finished seeds: **{best['config']}**, "
+             f"{_mean_sd(best['fid_final'], 1)} (n = {len(best['fids'])}). Each other "
+             "configuration against it (difference of means, Welch's 95% confidence interval):"]
     for summary in measured:
         if summary is best:
             continue
         if len(summary["fids"]) < 2:
-            lines.append(f"- {summary['config']}: n = {len(summary['fids'])}, no seed-noise "
-                         "estimate.")
+            lines.append(f"- {summary['config']}: n = {len(summary['fids'])} (FID "
+                         f"{summary['fids'][0]:.1f}), no seed-noise estimate.")
             continue
         difference, lo, hi = welch_interval(summary["fids"], best["fids"])
         verdict = ("within seed noise of the best" if lo <= 0 <= hi

@@ -270,7 +270,7 @@ def test_results_table_over_seeds_from_rows(tmp_path):
         assert (f"| `{config}` | 3 | {mean:.1f} ± {sd:.1f} | [{mean - half:.1f}, "
                 f"{mean + half:.1f}] |") in markdown, config
     assert "3 done, 1 diverged" in markdown and "`b,seed=3`: diverged" in markdown
-    assert "Best mean final FID: **c**" in markdown
+    assert "Best mean final FID over at least 2 finished seeds: **c**" in markdown
     assert "within seed noise" in markdown.split("- a: ")[1].split("\n")[0]
     assert "beyond seed noise" in markdown.split("- b: ")[1].split("\n")[0]
     # The researcher's reading comes last, under its own heading, as written.
