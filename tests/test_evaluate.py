@@ -81,7 +81,7 @@ def test_evaluate_reproduces_the_training_time_numbers_and_writes_json(evaluated
 
 def test_reference_floor_is_far_below_the_noise_ceiling(tmp_path):
     output = str(tmp_path / "reference.json")
-    run_module("gan.evaluate", "--reference", "--dataset=mnist", "--num_samples=2000",
+    run_module("gan.evaluate", "--reference", "--dataset=mnist", "--num_samples=1000",
                f"--output={output}")
     with open(output) as f:
         reference = json.load(f)
@@ -91,7 +91,7 @@ def test_reference_floor_is_far_below_the_noise_ceiling(tmp_path):
     assert real["precision"] > 0.5 and noise["precision"] < 0.05
 
     # The same test images, as another implementation would hand them over: uint8 [N, 28, 28].
-    test = data.load("mnist", "test").images[:2000, ..., 0]
+    test = data.load("mnist", "test").images[:1000, ..., 0]
     samples = str(tmp_path / "samples.npy")
     np.save(samples, np.rint((test + 1) * 127.5).astype(np.uint8))
     scored = str(tmp_path / "scored.json")
@@ -104,7 +104,7 @@ def test_reference_floor_is_far_below_the_noise_ceiling(tmp_path):
     result = run_module("gan.evaluate", f"--samples={samples}", f"--output={scored}",
                         check=False)
     assert_clean_failure(result, f"--samples={samples}: expected uint8 images [N, 28, 28], "
-                         "found float32 [2000, 28, 28]")
+                         "found float32 [1000, 28, 28]")
 
 
 @pytest.fixture(scope="module")
