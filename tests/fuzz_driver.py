@@ -231,9 +231,6 @@ def run_case(call, argv):
 
 def run_given(cases_path):
     """Each named gan.train command line of the JSON file, in this process."""
-    os.chdir(REPO)
-    from absl import logging
-    logging.set_verbosity(logging.ERROR)
     with open(cases_path) as f:
         cases = json.load(f)
     call = train_call()
@@ -241,12 +238,12 @@ def run_given(cases_path):
 
 
 def main():
-    if sys.argv[1] == "--given":
-        return run_given(sys.argv[2])
-    name, workdir, run_logdir, num_cases, seed = sys.argv[1:6]
     os.chdir(REPO)
     from absl import logging
     logging.set_verbosity(logging.ERROR)
+    if sys.argv[1] == "--given":
+        return run_given(sys.argv[2])
+    name, workdir, run_logdir, num_cases, seed = sys.argv[1:6]
     rng = random.Random(int(seed))
     places = Places(workdir, run_logdir)
     program, call, base, generators = entry_point(name, places, run_logdir, rng)

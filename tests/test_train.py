@@ -84,7 +84,8 @@ UNKNOWN_NAMES = [("--d_loss", "bce", losses.D_LOSSES), ("--g_optimizer", "adagra
 def refused(tmp_path_factory):
     """gan.train's answers to unknown names and a known broken combination, from one process."""
     folder = tmp_path_factory.mktemp("refused")
-    cases = {flag: [f"--logdir={folder / flag[2:]}", f"{flag}={value}"]
+    # 2 steps: should a refusal regress, its test fails fast instead of training in the driver.
+    cases = {flag: [f"--logdir={folder / flag[2:]}", f"{flag}={value}", "--num_steps=2"]
              for flag, value, _ in UNKNOWN_NAMES}
     cases["broken"] = ["--flagfile=experiments/mnist_mlp.flags", f"--logdir={folder / 'broken'}",
                        "--d_loss=wasserstein", "--g_loss=wasserstein", "--num_steps=2"]
