@@ -63,7 +63,7 @@ from concurrent import futures
 from absl import flags
 import tensorflow as tf
 
-from gan import ablation_report, cli, images, rundir
+from gan import ablation_report, cli, distribute, images, rundir
 from gan import config as config_lib
 
 PROGRAM = "gan.ablate"
@@ -299,7 +299,8 @@ def write_status(run_dir, status):
 
 def run_digest(run):
     """What identifies a run's settings: a rerun with other settings trains it again."""
-    text = run.command if isinstance(run, PlannedReference) else run.config.to_flagfile()
+    text = (run.command if isinstance(run, PlannedReference)
+            else run.config.to_flagfile(identity=True))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -508,16 +509,17 @@ class Runner:
 
 # --- launchers ---------------------------------------------------------------------------------------
 
-def run_commands(study_path, root, runs, python="python"):
+def run_commands(study_path, root, runs, python="python", extra_flags=()):
     """One shell command per run, each independent and resumable."""
     return [shlex.join([python, "-m", "gan.ablate", f"--study={study_path}", f"--root={root}",
-                        f"--only={run.name}"]) for run in runs]
+                        f"--only={run.name}", *extra_flags]) for run in runs]
 
 
-def slurm_script(study, root, runs, cpus_per_task=2):
+def slurm_script(study, root, runs, cpus_per_task=2, extra_flags=()):
     """A Slurm job-array script with one task per run; its last task's output names the command
     that collects the results."""
-    commands = run_commands(os.path.abspath(study.path), os.path.abspath(root), runs)
+    commands = run_commands(os.path.abspath(study.path), os.path.abspath(root), runs,
+                            extra_flags=extra_flags)
     lines = [
         "#!/usr/bin/env bash",
         f"#SBATCH --job-name=gan-{study.name}",
@@ -534,6 +536,16 @@ def slurm_script(study, root, runs, cpus_per_task=2):
         'eval "${commands[$SLURM_ARRAY_TASK_ID]}"',
     ]
     return "\n".join(lines) + "\n"
+
+
+def with_placement(runs, **placement):
+    """The runs with placement settings (strategy, cpu_replicas, tpu) replaced: they are not part
+    of a run's identity, so a finished run stays finished."""
+    placement = {name: value for name, value in placement.items() if value is not None}
+    if not placement:
+        return runs
+    return [dataclasses.replace(run, config=run.config.replace(**placement))
+            if isinstance(run, PlannedRun) else run for run in runs]
 
 
 # --- the command line ----------------------------------------------------------------------------
@@ -555,14 +567,29 @@ def define_flags():
                          "scheduler) and exit.")
     flags.DEFINE_enum("launcher", "local", ["local", "slurm"], "local: train here; slurm: "
                       "write <root>/slurm_array.sh, a job array with one task per run, and exit.")
+    flags.DEFINE_enum("strategy", None, list(distribute.STRATEGIES), "Train every run under this "
+                      "tf.distribute strategy (gan.train's --strategy), whatever the study file "
+                      "says; where a run trains is not part of its identity.")
+    flags.DEFINE_integer("cpu_replicas", None, "gan.train's --cpu_replicas for every run.",
+                         lower_bound=0)
+    flags.DEFINE_string("tpu", None, "gan.train's --tpu for every run.")
     flags.mark_flag_as_required("study")
+
+
+def placement_flags():
+    """The placement flags given to this runner, to pass on to the commands it prints."""
+    return [f"--{name}={FLAGS[name].value}" for name in ("strategy", "cpu_replicas", "tpu")
+            if FLAGS[name].value is not None]
 
 
 def main(argv):
     del argv
     try:
         study = load_study(FLAGS.study)
-        runs = plan(study)
+        runs = with_placement(plan(study), strategy=FLAGS.strategy,
+                              cpu_replicas=FLAGS.cpu_replicas, tpu=FLAGS.tpu)
+    except config_lib.ConfigError as e:
+        cli.fail(PROGRAM, e.lines)
     except StudyError as e:
         cli.fail(PROGRAM, str(e).splitlines()[:1])
     root = FLAGS.root or os.path.join("runs", study.name)
@@ -577,11 +604,12 @@ def main(argv):
                                + (", ..." if len(runs) > 4 else "")])
         runs = selected
     if FLAGS.print_commands:
-        print("\n".join(run_commands(FLAGS.study, root, runs)))
+        print("\n".join(run_commands(FLAGS.study, root, runs, extra_flags=placement_flags())))
         return
     if FLAGS.launcher == "slurm":
         path = os.path.join(root, "slurm_array.sh")
-        images.write_atomically(path, slurm_script(study, root, runs).encode())
+        images.write_atomically(path, slurm_script(study, root, runs,
+                                                   extra_flags=placement_flags()).encode())
         os.chmod(path, 0o755)
         print(f"wrote {path}: a job array of {len(runs)} runs; submit it with `sbatch {path}`, "
               f"then collect the results with --report_only")

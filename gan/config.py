@@ -21,7 +21,7 @@ import dataclasses
 import numbers
 from typing import Optional
 
-from gan import data, losses, networks, optimizers, trainer
+from gan import data, distribute, losses, networks, optimizers, trainer
 
 
 class ConfigError(ValueError):
@@ -234,6 +234,20 @@ class RuntimeConfig:
                                         valid=UNIT_OPEN)
     max_rollbacks: int = setting(10, "Roll-backs allowed in one process before the run stops.",
                                  valid=AT_LEAST_1)
+    strategy: str = setting("default", "Where to train, with tf.distribute: default (one device), "
+                            "mirrored (this machine's GPUs, or --cpu_replicas logical CPUs), "
+                            "multi_worker (several machines, each with its TF_CONFIG; see "
+                            "BUILD.md) or tpu (--tpu). --batch_size is the global batch.",
+                            choices=distribute.STRATEGIES)
+    cpu_replicas: int = setting(0, "Split the CPU into this many logical devices for "
+                                "--strategy=mirrored or multi_worker (to try distribution without "
+                                "accelerators); 0 = no split.", valid=NON_NEGATIVE,
+                                note="0 = no split")
+    tpu: Optional[str] = setting(None, "The TPU for --strategy=tpu: its name, grpc://host:port, or "
+                                 "local.")
+    sync_batchnorm: bool = setting(True, "Under several replicas, BatchNorm uses the statistics of "
+                                   "the global batch (all-reduced); --nosync_batchnorm keeps each "
+                                   "replica's own, as separate devices would without it.")
 
 
 # Group attribute -> (its dataclass, the prefix of its flags).
@@ -289,6 +303,10 @@ def _settings():
 
 
 SETTINGS = _settings()
+# Where a run trains, not what it trains: a run may move between strategies and keep its identity.
+PLACEMENT_SETTINGS = ("strategy", "cpu_replicas", "tpu")
+# Settings added after studies began to identify runs by their flags (see `to_flagfile`).
+LATER_SETTINGS = ("sync_batchnorm",)
 STRUCTURAL_SETTINGS = tuple(name for name, s in SETTINGS.items() if s.structural)
 
 
@@ -402,11 +420,17 @@ class RunConfig:
         """A copy with some settings changed, by flag name: replace(g_learning_rate=1e-3)."""
         return RunConfig.from_flat({**self.to_flat(), **flat_overrides})
 
-    def to_flagfile(self):
-        """The settings as a flagfile that reproduces this run."""
+    def to_flagfile(self, identity=False):
+        """The settings as a flagfile that reproduces this run. `identity`: only what makes the
+        run what it is (a study's run digest): without the settings of where it trains, and
+        without settings added since digests exist while they keep their default, so that a
+        finished run of an older version stays finished."""
         lines = []
         for name, value in self.to_flat().items():
             if value is None:
+                continue
+            if identity and (name in PLACEMENT_SETTINGS or (
+                    name in LATER_SETTINGS and value == SETTINGS[name].default)):
                 continue
             if isinstance(value, bool):
                 lines.append(f"--{name}" if value else f"--no{name}")
@@ -536,7 +560,7 @@ def trainer_config(config):
         penalties=tuple(sorted(penalty_weights(game).items())),
         penalty_every=game.penalty_every, weight_clip=game.weight_clip, d_steps=game.d_steps,
         d_update=game.d_update, d_fake_batchnorm=game.d_fake_batchnorm,
-        g_ema_decay=config.model.g_ema_decay)
+        g_ema_decay=config.model.g_ema_decay, sync_batchnorm=config.runtime.sync_batchnorm)
 
 
 def jit_compile(config):

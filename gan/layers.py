@@ -21,6 +21,24 @@ def glorot_uniform(shape, fan_in, fan_out, dtype=tf.float32):
     return tf.random.uniform(shape, -limit, limit, dtype=dtype)
 
 
+REPLICA_MEAN = tf.VariableAggregation.MEAN
+
+
+def num_replicas():
+    """How many replicas run this code in sync: 1 outside a `tf.distribute` replica context."""
+    context = tf.distribute.get_replica_context()
+    return 1 if context is None else context.num_replicas_in_sync
+
+
+def replica_mean(x):
+    """The mean of x over the replicas in sync (x itself with one). Differentiable: the gradient
+    of an all-reduce mean is the all-reduce mean of the upstream gradients, so a loss on
+    synchronized statistics gets the gradient it would have on one device."""
+    if num_replicas() == 1:
+        return x
+    return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MEAN, x)
+
+
 def leaky_relu(x, slope=0.2):
     """max(x, slope * x) for 0 <= slope <= 1 (Maas et al. 2013); the seed uses slope 0.2."""
     return tf.maximum(x, slope * x)
@@ -69,7 +87,15 @@ class BatchNorm(tf.Module):
     training=False: the same with the moving statistics in place of the batch's.
 
     Defaults (momentum 0.99, epsilon 1e-3) are Keras'; the seed sets momentum 0.8.
+
+    Under a `tf.distribute` strategy with several replicas, `cross_replica` (the default) makes
+    the batch statistics those of the global batch (synchronized BatchNorm: an all-reduce of the
+    mean, then of the variance about it), so the layer computes what one device would on the
+    whole batch; `cross_replica = False` keeps each replica's own statistics. The moving
+    statistics are averaged over replicas when stored (identical values when synchronized).
     """
+
+    cross_replica = True
 
     def __init__(self, momentum=0.99, epsilon=1e-3, num_features=None, name=None):
         super().__init__(name=name)
@@ -88,17 +114,26 @@ class BatchNorm(tf.Module):
         self.num_features = num_features
         self.scale = tf.Variable(tf.ones([num_features]), name="scale")
         self.offset = tf.Variable(tf.zeros([num_features]), name="offset")
-        self.moving_mean = tf.Variable(tf.zeros([num_features]), trainable=False, name="moving_mean")
-        self.moving_variance = tf.Variable(
-            tf.ones([num_features]), trainable=False, name="moving_variance")
+        # MEAN: replicas update these inside their forward pass (see the class docstring).
+        self.moving_mean = tf.Variable(tf.zeros([num_features]), trainable=False,
+                                       name="moving_mean", aggregation=REPLICA_MEAN)
+        self.moving_variance = tf.Variable(tf.ones([num_features]), trainable=False,
+                                           name="moving_variance", aggregation=REPLICA_MEAN)
 
     def __call__(self, x, training):
         if self.num_features is None:
             self._build(int(x.shape[-1]))
         if training:
             axes = list(range(len(x.shape) - 1))
+            synchronized = self.cross_replica and num_replicas() > 1
             mean = tf.reduce_mean(x, axis=axes)
+            if synchronized:
+                mean = replica_mean(mean)
             variance = tf.reduce_mean(tf.math.squared_difference(x, tf.stop_gradient(mean)), axis=axes)
+            if synchronized:
+                # The gradient through the mean is left out, locally as globally: the deviations
+                # from the global mean sum to zero over the global batch.
+                variance = replica_mean(variance)
             m = self.momentum
             self.moving_mean.assign(m * self.moving_mean + (1.0 - m) * tf.stop_gradient(mean))
             self.moving_variance.assign(
@@ -172,8 +207,9 @@ class SpectralNorm(tf.Module):
     @tf.Module.with_name_scope
     def _build(self):
         out_dim = int(self.layer.kernel.shape[-1])
+        # Every replica computes the same u' from the same weights; MEAN lets each store it.
         self.u = tf.Variable(_l2_normalize(tf.random.normal([1, out_dim]), self.epsilon),
-                             trainable=False, name="u")
+                             trainable=False, name="u", aggregation=REPLICA_MEAN)
 
     def _matrix(self):
         return tf.reshape(self.layer.kernel, [-1, int(self.layer.kernel.shape[-1])])

@@ -26,9 +26,26 @@ from typing import Callable, Optional
 
 import tensorflow as tf
 
+from gan import layers
+
 
 def _mean(x):
     return tf.reduce_mean(x)
+
+
+# A loss is the mean of per-example terms; under several replicas each takes its own examples' mean
+# and the trainer averages the gradients. A batch *statistic* inside a term (RaGAN's mean logit,
+# DRAGAN's std) is instead taken over the global batch, so the loss does not depend on the replica
+# count.
+
+def _batch_mean(x):
+    return layers.replica_mean(tf.reduce_mean(x))
+
+
+def _batch_std(x):
+    if layers.num_replicas() == 1:
+        return tf.math.reduce_std(x)
+    return tf.sqrt(_batch_mean(tf.square(x - tf.stop_gradient(_batch_mean(x)))))
 
 
 # --- minimax (Goodfellow et al. 2014, "Generative Adversarial Nets", eq. 1) -----------------------
@@ -146,16 +163,16 @@ def relativistic_average_d_loss(real_logits, fake_logits):
     other side,  D~(x_r) = sigmoid(l_r - E_f[l_f]),  D~(x_f) = sigmoid(l_f - E_r[l_r]):
         -E_r[log D~(x_r)] - E_f[log(1 - D~(x_f))]
       = E_r[softplus(E_f[l_f] - l_r)] + E_f[softplus(l_f - E_r[l_r])]."""
-    return {"real": _mean(tf.nn.softplus(_mean(fake_logits) - real_logits)),
-            "fake": _mean(tf.nn.softplus(fake_logits - _mean(real_logits)))}
+    return {"real": _mean(tf.nn.softplus(_batch_mean(fake_logits) - real_logits)),
+            "fake": _mean(tf.nn.softplus(fake_logits - _batch_mean(real_logits)))}
 
 
 def relativistic_average_g_loss(fake_logits, real_logits):
     """RaGAN, eq. 12: the D loss with real and fake swapped:
         E_f[softplus(E_r[l_r] - l_f)] + E_r[softplus(l_r - E_f[l_f])].
     G's gradient flows through l_f only; l_r depends on G through E_f[l_f]."""
-    return (_mean(tf.nn.softplus(_mean(real_logits) - fake_logits))
-            + _mean(tf.nn.softplus(real_logits - _mean(fake_logits))))
+    return (_mean(tf.nn.softplus(_batch_mean(real_logits) - fake_logits))
+            + _mean(tf.nn.softplus(real_logits - _batch_mean(fake_logits))))
 
 
 # --- registries of losses --------------------------------------------------------------------------
@@ -303,7 +320,7 @@ def dragan_penalty(discriminator, real, fake, rng):
     around the real data only (the perturbation of compare_gan's implementation; std over the
     whole batch). Paper weight: 10."""
     noise = rng.uniform(tf.shape(real), dtype=real.dtype) - 0.5
-    return _unit_norm_penalty(discriminator, real + tf.math.reduce_std(real) * noise)
+    return _unit_norm_penalty(discriminator, real + _batch_std(real) * noise)
 
 
 @dataclasses.dataclass(frozen=True)

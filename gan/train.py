@@ -24,7 +24,7 @@ from absl import flags
 import tensorflow as tf
 
 from gan import config as config_lib
-from gan import cli, data, evaluation, events, images, networks, rundir, trainer
+from gan import cli, data, distribute, evaluation, events, images, networks, rundir, trainer
 
 FLAGS = flags.FLAGS
 
@@ -105,24 +105,37 @@ class TrainResult:
 class Run:
     """One training run: state, compiled trainer, writers; `train()` drives the loop."""
 
-    def __init__(self, config, logdir):
+    def __init__(self, config, logdir, strategy=None, resume_from=None):
+        """`logdir`: where this process writes (see `distribute.worker_dir`); `resume_from`: the
+        run directory whose checkpoints a start resumes from (default: logdir)."""
         self.config = config
         self.logdir = logdir
+        self.resume_from = resume_from or logdir
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.chief = distribute.is_chief(self.strategy)
         schedule, output = config.schedule, config.output
         dataset = data.load(config.data.dataset, "train", config.data.data_dir)
         if schedule.batch_size > dataset.num_examples:
             raise StopTraining(f"--batch_size={schedule.batch_size} is larger than the "
                                f"{dataset.num_examples} training images of "
                                f"{config.data.dataset}; expected at most that many", 2)
-        self.state = config_lib.make_state(config)
-        print(f"generator: {networks.count_parameters(self.state.generator):,} parameters; "
-              f"discriminator: {networks.count_parameters(self.state.discriminator):,}; "
-              f"XLA {'on' if config_lib.jit_compile(config) else 'off'}"
-              + ("; samples and evaluation use G's moving average"
-                 if config.model.g_ema_decay > 0 else ""), flush=True)
+        replicas = self.strategy.num_replicas_in_sync
+        if schedule.batch_size % replicas:
+            raise StopTraining(f"--batch_size={schedule.batch_size} does not split evenly over the "
+                               f"{replicas} replicas of --strategy={config.runtime.strategy}; "
+                               f"expected a multiple of {replicas}", 2)
+        with self.strategy.scope():
+            self.state = config_lib.make_state(config)
         self.trainer = trainer.Trainer(self.state, config_lib.trainer_config(config),
                                        dataset.images, dataset.labels,
-                                       jit_compile=config_lib.jit_compile(config))
+                                       jit_compile=config_lib.jit_compile(config),
+                                       strategy=self.strategy)
+        print(f"generator: {networks.count_parameters(self.state.generator):,} parameters; "
+              f"discriminator: {networks.count_parameters(self.state.discriminator):,}; "
+              f"XLA {'on' if self.trainer.jit_compile else 'off'}; "
+              f"{distribute.describe(self.strategy)}"
+              + ("; samples and evaluation use G's moving average"
+                 if config.model.g_ema_decay > 0 else ""), flush=True)
         self.checkpoint = tf.train.Checkpoint(state=self.state)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, rundir.checkpoint_dir(logdir),
@@ -130,7 +143,7 @@ class Run:
         self.writer = None  # opened by `restore`, once the events a resume repeats are purged
         self.noise = fixed_noise(config, output.grid_size ** 2)
         self.evaluator = None
-        if output.eval_every > 0:
+        if output.eval_every > 0 and self.chief:
             self.evaluator = evaluation.Evaluator(config.data.dataset, output.eval_num_samples,
                                                   config.data.data_dir)
             self.best_manager = tf.train.CheckpointManager(
@@ -142,7 +155,7 @@ class Run:
         self.last_eval = None
 
     def restore(self):
-        path = rundir.restore(self.state, self.logdir, fall_back=True)
+        path = rundir.restore(self.state, self.resume_from, fall_back=True)
         step = int(self.state.step.numpy())
         if path:
             print(f"Resumed from {path} at step {step}", flush=True)
@@ -152,6 +165,9 @@ class Run:
         return path
 
     def purge_events_after(self, step):
+        if not self.chief:  # only the chief writes events
+            self.writer = tf.summary.create_noop_writer()
+            return
         if self.writer is not None:
             self.writer.close()  # it holds nothing past `step`; reopened below as a new file
         removed = events.purge_after(self.logdir, step)
@@ -182,6 +198,8 @@ class Run:
                                f"{AFTER_WRITE_FAILURE}") from None
 
     def write_samples(self, step):
+        if not self.chief:
+            return
         grid = sample_grid(self.state.sampling_generator, self.noise, self.config.output.grid_size)
         images.write_png(os.path.join(self.logdir, "samples", f"step_{step:06d}.png"), grid)
         with self.writer.as_default(step=step):
@@ -344,15 +362,23 @@ def prepare_logdir(logdir, config, restart=False):
 def train(config, logdir, restart=False, handle_signals=False):
     """Runs (or resumes) a whole training in this process; returns a TrainResult.
 
-    Holds the logdir's writer lock throughout (a second writer gets StopTraining). Raises
-    config.ConfigError for settings that cannot be trained, data.DataError for missing or
-    damaged data, StopTraining (with an exit code) for a run that cannot go on, and OSError when
+    Holds the logdir's writer lock throughout (a second writer gets StopTraining); under
+    --strategy=multi_worker, a worker other than the chief writes in its own subfolder of it (see
+    `gan.distribute`). Raises config.ConfigError for settings that cannot be trained,
+    data.DataError for missing or damaged data, StopTraining (with an exit code) for a run that cannot go on, and OSError when
     a file cannot be written. With `handle_signals`, SIGINT and SIGTERM write a checkpoint and
     return (`stopped_by` names the signal); only the main thread can install the handlers.
     """
     config.validate()
+    # First: logical CPU devices and the multi-worker runtime must be set up before TensorFlow
+    # starts its own.
+    try:
+        strategy = distribute.make_strategy(config.runtime)
+    except distribute.StrategyError as e:
+        raise StopTraining(str(e), 2) from None
     if config.runtime.deterministic:
         tf.config.experimental.enable_op_determinism()
+    run_dir, logdir = logdir, distribute.worker_dir(logdir, strategy)
     make_writable_logdir(logdir)
     lock = rundir.LogdirLock(logdir)
     try:
@@ -364,7 +390,9 @@ def train(config, logdir, restart=False, handle_signals=False):
             print(f"took over the writer lock of {logdir} from pid {stale.get('pid')} on host "
                   f"{stale.get('host')}, which stopped without releasing it", flush=True)
         previous = prepare_logdir(logdir, config, restart)
-        run = Run(config, logdir)
+        # A worker other than the chief resumes from the chief's checkpoints (on a shared file
+        # system), unless the run restarts.
+        run = Run(config, logdir, strategy, resume_from=logdir if restart else run_dir)
         try:
             restored = run.restore()
         except rundir.CheckpointError as e:

@@ -23,6 +23,16 @@ With `g_ema_decay` > 0, after every G update the state's `generator_ema` moves t
 The fake batch that D sees comes from G in training mode ("train") or with BatchNorm using its moving
 averages ("inference", what the seed's `generator.predict` does).
 
+Under a `tf.distribute` strategy with N replicas (see `gan.distribute`), `batch_size` is the global
+batch. Each iteration's batches and noise are drawn once, from the state's one RNG, exactly as on
+one device, and replica r takes the r-th slice of each; every replica averages its loss over its own
+examples, the gradients are averaged over replicas (one all-reduce per update) and the update is
+applied once to the mirrored weights. With synchronized BatchNorm (the default) and the batch
+statistics inside losses (RaGAN, DRAGAN) taken over the global batch, a step under N replicas
+computes what one device computes on the same batch, up to float rounding. The one exception:
+the WGAN-GP and DRAGAN noise is drawn by each replica from its own stream (seeded from the state's
+RNG every step), so those two penalties see other draws of the same law than on one device.
+
 `Trainer.run(n)` runs n iterations inside one compiled function: batches are drawn in-graph from the
 resident training set with the state's own RNG, so there is no Python work and no host transfer per
 iteration; the metrics come back as their means over the n iterations, as tensors that stay on
@@ -35,7 +45,7 @@ import operator
 
 import tensorflow as tf
 
-from gan import data, losses, networks
+from gan import data, layers, losses, networks
 
 D_UPDATES = ("joint", "split")
 FAKE_BATCHNORM_MODES = ("train", "inference")
@@ -59,6 +69,7 @@ class TrainerConfig:
     d_update: str = "joint"
     d_fake_batchnorm: str = "train"
     g_ema_decay: float = 0.0
+    sync_batchnorm: bool = True
 
     def __post_init__(self):
         losses.get_d_loss(self.d_loss)
@@ -151,12 +162,52 @@ def _sum(values):
     return functools.reduce(operator.add, values)
 
 
-class Trainer:
-    """Compiles and runs training iterations over a GANState."""
+class ReplicaStream:
+    """A replica's own random stream for one update: stateless draws from (a seed drawn from the
+    state's RNG, the replica's id, a per-call counter), for the penalties' noise under several
+    replicas, where the state's RNG is drawn from in cross-replica context only."""
 
-    def __init__(self, state, config, images, labels=None, jit_compile=True):
+    def __init__(self, seed):
+        context = tf.distribute.get_replica_context()
+        self.seed = tf.random.experimental.stateless_fold_in(
+            seed, tf.cast(context.replica_id_in_sync_group, tf.int32))
+        self.calls = 0
+
+    def uniform(self, shape, minval=0.0, maxval=1.0, dtype=tf.float32):
+        self.calls += 1
+        seed = tf.random.experimental.stateless_fold_in(self.seed, self.calls)
+        return tf.random.stateless_uniform(shape, seed, minval, maxval, dtype=dtype)
+
+
+def batchnorm_layers(*modules):
+    return [layer for module in modules for layer in module.submodules
+            if isinstance(layer, layers.BatchNorm)]
+
+
+class Trainer:
+    """Compiles and runs training iterations over a GANState.
+
+    `strategy`: the `tf.distribute.Strategy` whose scope made the state (default: the current
+    one, i.e. one device outside any scope). Several replicas compile without XLA (`strategy.run`
+    cannot live inside an XLA cluster); TPUStrategy compiles each replica's step itself.
+    """
+
+    def __init__(self, state, config, images, labels=None, jit_compile=True, strategy=None):
         self.state = state
         self.config = config
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.num_replicas = self.strategy.num_replicas_in_sync
+        if config.batch_size % self.num_replicas:
+            raise ValueError(f"the global batch of {config.batch_size} does not split evenly over "
+                             f"{self.num_replicas} replicas")
+        self.local_batch = config.batch_size // self.num_replicas
+        if self.num_replicas > 1:
+            jit_compile = False
+        for layer in batchnorm_layers(state.generator, state.discriminator):
+            layer.cross_replica = config.sync_batchnorm
+        if getattr(state, "generator_ema", None) is not None:
+            for layer in batchnorm_layers(state.generator_ema):
+                layer.cross_replica = config.sync_batchnorm
         self.images = tf.convert_to_tensor(images)
         self.conditional = state.generator.num_classes > 0
         if self.conditional and labels is None:
@@ -171,6 +222,7 @@ class Trainer:
         # No AutoGraph: the control flow here is explicit (tf.while_loop, tf.cond; Python `if`s
         # test Python values only), and converting every layer's source took about a third of a
         # short run's CPU time before its first step.
+        self.jit_compile = jit_compile
         self._run = tf.function(self._run_iterations, jit_compile=jit_compile, autograph=False)
 
     def run(self, num_iterations):
@@ -180,7 +232,45 @@ class Trainer:
         `all_finite` is False and the other `*_finite` entries say which quantity went bad (the
         state has already taken that iteration's update: restore a checkpoint to go on).
         """
-        return self._run(self.images, tf.constant(num_iterations, tf.int32))
+        with self.strategy.scope():
+            return self._run(self.images, tf.constant(num_iterations, tf.int32))
+
+    # --- replicas: with one, each of these is the identity, and the graph is the one-device graph.
+
+    def _local(self, tensor):
+        """This replica's slice of a global-batch tensor."""
+        if tensor is None or self.num_replicas == 1:
+            return tensor
+        start = (tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int32)
+                 * self.local_batch)
+        return tensor[start:start + self.local_batch]
+
+    def _replica_mean(self, values):
+        """A nest of tensors averaged over replicas, in one batched all-reduce."""
+        if self.num_replicas == 1:
+            return values
+        return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MEAN, values)
+
+    def _in_replicas(self, fn, *args):
+        """fn(*args) on every replica. `fn` returns values already averaged over replicas (see
+        `_replica_mean`), identical on each: this returns them once, as plain tensors."""
+        results = self.strategy.run(fn, args=args)
+        if self.num_replicas == 1:
+            return results
+        return tf.nest.map_structure(
+            lambda value: self.strategy.experimental_local_results(value)[0], results)
+
+    def _penalty_rng(self, seed):
+        return self.state.rng if seed is None else ReplicaStream(seed)
+
+    def _penalty_seed(self):
+        """A seed for the replicas' own penalty noise (None with one replica: the state's RNG is
+        used directly, as it always was). Read from the RNG's state without advancing it, so
+        that every other draw stays the one a single device makes; the state moves on with each
+        batch, and so does the seed."""
+        if self.num_replicas == 1 or not self.penalties:
+            return None
+        return tf.identity(self.state.rng.state[:2])
 
     def _run_iterations(self, images, num_iterations):
         totals = self._iteration(images)
@@ -214,12 +304,17 @@ class Trainer:
         flags["all_finite"] = tf.reduce_all(list(flags.values()))
         return flags
 
-    def _d_step(self, loss_fn):
-        """One D update on loss_fn() -> (loss, extras); returns (extras, gradient norm)."""
+    def _d_step(self, loss_fn, *args):
+        """One D update on loss_fn(*args) -> (loss, extras), run by every replica on its
+        share; returns (extras averaged over replicas, gradient norm)."""
         d = self.state.discriminator
-        with tf.GradientTape() as tape:
-            loss, extras = loss_fn()
-        grads = tape.gradient(loss, d.trainable_variables)
+
+        def replica_step(*replica_args):
+            with tf.GradientTape() as tape:
+                loss, extras = loss_fn(*replica_args)
+            grads = tape.gradient(loss, d.trainable_variables)
+            return self._replica_mean((grads, extras))
+        grads, extras = self._in_replicas(replica_step, *args)
         self.state.d_optimizer.apply(grads, d.trainable_variables)
         if self.config.weight_clip > 0:
             losses.clip_weights(d.trainable_variables, self.config.weight_clip)
@@ -240,24 +335,28 @@ class Trainer:
         indices = data.sample_indices(tf.shape(images, out_type=tf.int64)[0], batch, state.rng)
         return tf.gather(images, indices), tf.gather(self.labels, indices)
 
-    def _penalties(self, penalties, real, fake, labels):
+    def _penalties(self, penalties, real, fake, labels, rng, due=None):
         """(the weighted sum to add to D's loss, or None; {"penalty_<name>": value}).
 
         Lazily (penalty_every = k > 1) a penalty is computed on every k-th iteration only, as k
         times its value, and is 0 in between: its mean over k iterations is the mean of the
-        values computed, and its weighted sum is what the loss gets.
+        values computed, and its weighted sum is what the loss gets. `due`, a Python bool, says
+        whether this is such an iteration when the caller has decided it already.
         """
-        d, rng, every = self._discriminator(labels), self.state.rng, self.config.penalty_every
+        d, every = self._discriminator(labels), self.config.penalty_every
         values = {}
         for name, _, penalty in penalties:
             def compute(function=penalty.function):
                 return function(d, real, fake, rng)
             if every == 1:
                 values[f"penalty_{name}"] = compute()
+            elif due is not None:  # decided outside, in cross-replica context
+                values[f"penalty_{name}"] = (float(every) * compute() if due
+                                             else tf.zeros([], real.dtype))
             else:
-                due = tf.equal(self.state.step % every, 0)
                 values[f"penalty_{name}"] = tf.cond(
-                    due, lambda compute=compute: float(every) * compute(),
+                    tf.equal(self.state.step % every, 0),
+                    lambda compute=compute: float(every) * compute(),
                     lambda: tf.zeros([], real.dtype))
         if not penalties:
             return None, values
@@ -278,89 +377,131 @@ class Trainer:
             return conditioned(real, training=True), conditioned(fake, training=True)
         both = None if labels is None else tf.concat([labels, labels], axis=0)
         logits = self._discriminator(both)(tf.concat([real, fake], axis=0), training=True)
-        return logits[:self.config.batch_size], logits[self.config.batch_size:]
+        return logits[:self.local_batch], logits[self.local_batch:]
 
-    def _d_update(self, real, fake, labels):
-        """One D update (joint, or the seed's two split steps); returns (loss parts, penalty
-        values, real logits, fake logits, gradient norm)."""
+    def _verdicts(self, logits, side):
+        """The batch means that the metrics report of D's verdicts on one side ("real" or
+        "fake"): per replica, then averaged over replicas with the rest."""
+        stats = {f"d_{side}_logit": tf.reduce_mean(logits)}
+        if self.d_loss.probabilities:
+            stats[f"d_{side}_prob"] = tf.reduce_mean(tf.sigmoid(logits))
+            stats[f"d_{side}_accuracy"] = _accuracy(logits, real=side == "real")
+        return stats
+
+    def _d_update(self, real, fake, labels, due=None):
+        """One D update (joint, or the seed's two split steps) on the global real batch and its
+        labels and each replica's own `fake`s; returns (loss parts, penalty values, verdict
+        statistics, gradient norm)."""
+        seed = self._penalty_seed()
         if self.config.d_update == "joint":
-            def joint_loss():
+            def joint_loss(real, fake, labels, seed):
+                real, labels = self._local(real), self._local(labels)
                 real_logits, fake_logits = self._discriminate_both(real, fake, labels)
                 parts = self.d_loss(real_logits, fake_logits)
-                penalty, penalty_values = self._penalties(self.penalties, real, fake, labels)
+                penalty, penalty_values = self._penalties(self.penalties, real, fake, labels,
+                                                          self._penalty_rng(seed), due)
                 loss = _sum(list(parts.values()) + ([penalty] if penalty is not None else []))
-                return loss, (parts, penalty_values, real_logits, fake_logits)
-            return self._d_step(joint_loss)
+                verdicts = {**self._verdicts(real_logits, "real"),
+                            **self._verdicts(fake_logits, "fake")}
+                return loss, (parts, penalty_values, verdicts)
+            return self._d_step(joint_loss, real, fake, labels, seed)
 
-        d = self._discriminator(labels)
-
-        def half_step(images, term, penalties):
-            def loss_fn():
-                logits = d(images, training=True)
+        def half_step(side, term, penalties):
+            def loss_fn(real, fake, labels, seed):
+                real, labels = self._local(real), self._local(labels)
+                logits = self._discriminator(labels)(real if side == "real" else fake,
+                                                     training=True)
                 loss = term(logits)
-                penalty, penalty_values = self._penalties(penalties, real, fake, labels)
+                penalty, penalty_values = self._penalties(penalties, real, fake, labels,
+                                                          self._penalty_rng(seed), due)
                 total = loss if penalty is None else loss + penalty
-                return total, (loss, logits, penalty_values)
-            return self._d_step(loss_fn)
-        (loss_real, real_logits, real_penalties), norm_real = half_step(
-            real, self.d_loss.real_term, [p for p in self.penalties if not p[2].uses_fake])
-        (loss_fake, fake_logits, fake_penalties), norm_fake = half_step(
-            fake, self.d_loss.fake_term, [p for p in self.penalties if p[2].uses_fake])
+                return total, (loss, penalty_values, self._verdicts(logits, side))
+            return loss_fn
+
+        (loss_real, real_penalties, real_verdicts), norm_real = self._d_step(
+            half_step("real", self.d_loss.real_term,
+                      [p for p in self.penalties if not p[2].uses_fake]),
+            real, fake, labels, seed)
+        (loss_fake, fake_penalties, fake_verdicts), norm_fake = self._d_step(
+            half_step("fake", self.d_loss.fake_term,
+                      [p for p in self.penalties if p[2].uses_fake]),
+            real, fake, labels, None if seed is None else seed + 1)
         grad_norm = tf.sqrt(tf.square(norm_real) + tf.square(norm_fake))
         return ({"real": loss_real, "fake": loss_fake}, {**real_penalties, **fake_penalties},
-                real_logits, fake_logits), grad_norm
+                {**real_verdicts, **fake_verdicts}), grad_norm
+
+    def _fake_batch(self, z, labels, training):
+        """Each replica's fakes from its slice of the global noise (and labels)."""
+        def replica_fakes(z, labels):
+            return tf.stop_gradient(self.state.generator(
+                self._local(z), training=training, labels=self._local(labels)))
+        return self.strategy.run(replica_fakes, args=(z, labels))
+
+    def _g_update(self, z, real, labels):
+        """One G update from the global noise (and, for the losses that need them, real batch and
+        labels); returns (G's loss, |dL_G/dl_f| per example, gradient norm)."""
+        g = self.state.generator
+
+        def replica_step(z, real, labels):
+            z, real, labels = self._local(z), self._local(real), self._local(labels)
+            with tf.GradientTape() as tape:
+                fake = g(z, training=True, labels=labels)
+                if self.g_loss.needs_real_logits:
+                    real_logits, fake_logits = self._discriminate_both(real, fake, labels)
+                else:
+                    real_logits = None
+                    fake_logits = self._discriminator(labels)(fake, training=True)
+                g_loss = self.g_loss(fake_logits, real_logits)
+            *grads, logit_grads = tape.gradient(g_loss, g.trainable_variables + (fake_logits,))
+            # Per example, how strongly G's loss pulls on D's verdict: |dL_G/dl_f| with the
+            # batch mean undone. Near 0 for the saturating loss while D rejects the fakes.
+            logit_grad = tf.reduce_mean(tf.abs(logit_grads)) * float(self.local_batch)
+            return self._replica_mean((grads, g_loss, logit_grad))
+        grads, g_loss, logit_grad = self._in_replicas(replica_step, z, real, labels)
+        self.state.g_optimizer.apply(grads, g.trainable_variables)
+        return g_loss, logit_grad, tf.linalg.global_norm(grads)
 
     def _iteration(self, images):
         state, config = self.state, self.config
-        g, d = state.generator, state.discriminator
         batch = config.batch_size
         fake_in_training = config.d_fake_batchnorm == "train"
         for _ in range(config.d_steps):
             real, labels = self._real_batch(images)
             z = networks.draw_latent(state.rng, batch, config.latent_dim,
                                      config.latent_distribution)
-            fake = tf.stop_gradient(g(z, training=fake_in_training, labels=labels))
-            (parts, penalty_values, real_logits, fake_logits), d_grad_norm = self._d_update(
-                real, fake, labels)
+            fake = self._fake_batch(z, labels, fake_in_training)
+            if self.num_replicas > 1 and self.penalties and config.penalty_every > 1:
+                # Lazy penalties branch here, around the replicas' steps: a replica may not
+                # all-reduce (synchronized BatchNorm in D) inside a tf.cond of its own.
+                due = tf.equal(state.step % config.penalty_every, 0)
+                update = tf.cond(
+                    due, lambda: self._d_update(real, fake, labels, due=True),
+                    lambda: self._d_update(real, fake, labels, due=False))
+            else:
+                update = self._d_update(real, fake, labels)
+            (parts, penalty_values, verdicts), d_grad_norm = update
 
         z = networks.draw_latent(state.rng, batch, config.latent_dim, config.latent_distribution)
-        g_labels = None
+        g_real = g_labels = None
         if self.g_loss.needs_real_logits or self.conditional:
             g_real, g_labels = self._real_batch(images)
-        with tf.GradientTape() as tape:
-            fake = g(z, training=True, labels=g_labels)
-            if self.g_loss.needs_real_logits:
-                g_real_logits, g_fake_logits = self._discriminate_both(g_real, fake, g_labels)
-            else:
-                g_real_logits = None
-                g_fake_logits = self._discriminator(g_labels)(fake, training=True)
-            g_loss = self.g_loss(g_fake_logits, g_real_logits)
-        *g_grads, logit_grads = tape.gradient(g_loss, g.trainable_variables + (g_fake_logits,))
-        state.g_optimizer.apply(g_grads, g.trainable_variables)
+        g_loss, logit_grad, g_grad_norm = self._g_update(
+            z, g_real if self.g_loss.needs_real_logits else None, g_labels)
         if config.g_ema_decay > 0:
-            update_ema(state.generator_ema, g, config.g_ema_decay)
+            update_ema(state.generator_ema, state.generator, config.g_ema_decay)
         state.step.assign_add(1)
 
-        real_logit, fake_logit = tf.reduce_mean(real_logits), tf.reduce_mean(fake_logits)
         metrics = {
             "d_loss": _sum(list(parts.values())),
             **{f"d_loss_{part}": value for part, value in parts.items()},
             **penalty_values,
             "g_loss": g_loss,
-            "d_real_logit": real_logit,
-            "d_fake_logit": fake_logit,
-            "d_logit_gap": real_logit - fake_logit,
-            # Per example, how strongly G's loss pulls on D's verdict: |dL_G/dl_f| with the batch
-            # mean undone. Near 0 for the saturating loss while D rejects the fakes.
-            "g_logit_grad": tf.reduce_mean(tf.abs(logit_grads)) * float(batch),
-            "g_grad_norm": tf.linalg.global_norm(g_grads),
+            "d_real_logit": verdicts["d_real_logit"],
+            "d_fake_logit": verdicts["d_fake_logit"],
+            "d_logit_gap": verdicts["d_real_logit"] - verdicts["d_fake_logit"],
+            "g_logit_grad": logit_grad,
+            "g_grad_norm": g_grad_norm,
             "d_grad_norm": d_grad_norm,
         }
-        if self.d_loss.probabilities:
-            metrics.update({
-                "d_real_prob": tf.reduce_mean(tf.sigmoid(real_logits)),
-                "d_fake_prob": tf.reduce_mean(tf.sigmoid(fake_logits)),
-                "d_real_accuracy": _accuracy(real_logits, real=True),
-                "d_fake_accuracy": _accuracy(fake_logits, real=False),
-            })
+        metrics.update({name: value for name, value in verdicts.items() if name not in metrics})
         return metrics

@@ -17,3 +17,13 @@ def run_in(mode, fn, *args):
     if mode == "eager":
         return fn(*args)
     return tf.function(fn, jit_compile=True)(*args)
+
+
+# Two logical CPU devices in every test process (before TensorFlow starts its runtime), so that
+# tf.distribute's MirroredStrategy can run two replicas here; everything else runs on the first
+# one, as on a one-device machine.
+if os.environ.get("GAN_TEST_CPU_REPLICAS", "2") != "1":
+    tf.config.set_logical_device_configuration(
+        tf.config.list_physical_devices("CPU")[0],
+        [tf.config.LogicalDeviceConfiguration()
+         for _ in range(int(os.environ.get("GAN_TEST_CPU_REPLICAS", "2")))])

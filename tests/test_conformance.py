@@ -274,3 +274,103 @@ def test_training_step_with_every_optimizer(name):
     state = tiny_state("mlp", ema=False, g_optimizer=name, d_optimizer=name)
     assert_step_changes_exactly_what_it_should(
         state, trainer.TrainerConfig(batch_size=4, latent_dim=6))
+
+
+# --- tf.distribute: two replicas compute what one device computes ----------------------------------
+
+MIRRORED = []
+
+
+def mirrored_strategy():
+    """MirroredStrategy over the two logical CPUs that conftest makes, built once."""
+    devices = [device.name for device in tf.config.list_logical_devices("CPU")]
+    if len(devices) < 2:
+        pytest.skip("needs 2 logical CPU devices (GAN_TEST_CPU_REPLICAS=1 turns them off)")
+    if not MIRRORED:
+        MIRRORED.append(tf.distribute.MirroredStrategy(devices[:2]))
+    return MIRRORED[0]
+
+
+def draws_noise(penalty):
+    """Whether a penalty draws random numbers (WGAN-GP's interpolates, DRAGAN's perturbations):
+    under several replicas each draws its own, so its values cannot match one device's."""
+    state = tiny_state("mlp", ema=False)
+    images, _ = training_data()
+    rng = tf.random.Generator.from_seed(3)
+    before = rng.state.numpy().copy()
+    penalty.function(state.discriminator, tf.constant(images[:4]), tf.constant(images[4:8]), rng)
+    return bool(np.any(rng.state.numpy() != before))
+
+
+def assert_mirrored_step_matches_one_device(make_state, config, labels=False, iterations=1):
+    """An iteration (or more) from the same initial state, on one device and under
+    MirroredStrategy over 2 replicas (each half the global batch), give the same weights,
+    optimizer slots, BatchNorm statistics and metrics, up to float rounding. With a penalty that
+    draws noise, the first iteration's D verdicts (computed before any noise is drawn) match,
+    and everything stays finite."""
+    images, all_labels = training_data()
+    noisy = any(draws_noise(losses.PENALTIES[name]) for name, _ in config.penalties)
+    results = []
+    for strategy in (tf.distribute.get_strategy(), mirrored_strategy()):
+        with strategy.scope():
+            state = make_state()
+        run = trainer.Trainer(state, config, images, all_labels if labels else None,
+                              jit_compile=False, strategy=strategy)
+        # Eagerly: the same Python code and all-reduces as the compiled loop (which
+        # test_distribute runs under both strategies through gan.train), without the ~15 s
+        # that tracing and placing a mirrored graph costs for each of these cases.
+        with strategy.scope():
+            for _ in range(1 if noisy else iterations):
+                metrics = {name: value.numpy() for name, value in run._iteration(run.images).items()}
+        results.append(([(v.name, v.numpy()) for v in state.variables], metrics))
+    (one_vars, one_metrics), (two_vars, two_metrics) = results
+    assert all(np.all(np.isfinite(value)) for value in two_metrics.values())
+    if noisy:
+        for name in ("d_real_logit", "d_fake_logit"):
+            np.testing.assert_allclose(two_metrics[name], one_metrics[name], rtol=1e-5,
+                                       atol=1e-6, err_msg=name)
+        return
+    for (name, one), (_, two) in zip(one_vars, two_vars):
+        np.testing.assert_allclose(two, one, rtol=1e-4, atol=1e-5, err_msg=name)
+    for name, one in one_metrics.items():
+        np.testing.assert_allclose(two_metrics[name], one, rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize("architecture,conditional", NETWORK_CASES)
+def test_mirrored_step_matches_one_device_for_every_network(architecture, conditional):
+    """Synchronized BatchNorm in G (always) and in D (unconditional: d_norm=batch), spectral
+    norm's u and the split D update with G's BatchNorm in inference mode (the seed's scheme;
+    conditional), and G's moving average."""
+    d_norm = "spectral" if conditional else "batch"
+    config = trainer.TrainerConfig(batch_size=8, latent_dim=6, g_ema_decay=0.9,
+                                   d_update="split" if conditional else "joint",
+                                   d_fake_batchnorm="inference" if conditional else "train")
+    assert_mirrored_step_matches_one_device(
+        lambda: tiny_state(architecture, conditional, d_norm=d_norm, g_optimizer="sgd",
+                           d_optimizer="sgd"), config, labels=conditional)
+
+
+@pytest.mark.parametrize("d_loss,g_loss", loss_pairs())
+def test_mirrored_step_matches_one_device_for_every_loss(d_loss, g_loss):
+    """RaGAN's batch means are taken over the global batch."""
+    config = trainer.TrainerConfig(batch_size=8, latent_dim=6, d_loss=d_loss, g_loss=g_loss,
+                                   penalties=(("r1", 1.0),) if d_loss == "wasserstein" else ())
+    assert_mirrored_step_matches_one_device(
+        lambda: tiny_state("mlp", ema=False, g_optimizer="sgd", d_optimizer="sgd"), config)
+
+
+@pytest.mark.parametrize("name", sorted(losses.PENALTIES))
+def test_mirrored_step_matches_one_device_for_every_penalty(name):
+    """Lazily (every 2nd iteration), with D's BatchNorm synchronized inside the penalty."""
+    config = trainer.TrainerConfig(batch_size=8, latent_dim=6, penalties=((name, 1.0),),
+                                   penalty_every=2)
+    assert_mirrored_step_matches_one_device(
+        lambda: tiny_state("mlp", ema=False, d_norm="batch", g_optimizer="sgd",
+                           d_optimizer="sgd"), config)
+
+
+@pytest.mark.parametrize("name", sorted(optimizers.OPTIMIZERS))
+def test_mirrored_step_matches_one_device_for_every_optimizer(name):
+    assert_mirrored_step_matches_one_device(
+        lambda: tiny_state("mlp", ema=False, g_optimizer=name, d_optimizer=name),
+        trainer.TrainerConfig(batch_size=8, latent_dim=6))
