@@ -250,7 +250,7 @@ class Run:
                 f"good checkpoint is {last}. Lower the learning rates, or allow more with "
                 "--max_rollbacks or a smaller --rollback_lr_factor.", NONFINITE_EXIT_CODE)
         optimizers_in_use = (self.state.g_optimizer, self.state.d_optimizer)
-        rates_in_use = [float(o.learning_rate) for o in optimizers_in_use]
+        rates_in_use = [float(o.learning_rate.numpy()) for o in optimizers_in_use]
         self.checkpoint.restore(last).assert_existing_objects_matched()
         self.rollbacks += 1
         restored_step = int(self.state.step.numpy())
@@ -259,7 +259,7 @@ class Run:
         # Lower the rates that diverged, not the older ones the checkpoint holds.
         for optimizer, rate in zip(optimizers_in_use, rates_in_use):
             optimizer.learning_rate.assign(rate * runtime.rollback_lr_factor)
-            lines.append(f"{optimizer.name} learning rate -> {float(optimizer.learning_rate):.3g}")
+            lines.append(f"{optimizer.name} learning rate -> {float(optimizer.learning_rate.numpy()):.3g}")
         message = (f"{what}: rolled back to {last} (step {restored_step}); "
                    + "; ".join(lines))
         print(message, flush=True)
