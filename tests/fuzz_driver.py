@@ -18,6 +18,7 @@ import itertools
 import json
 import os
 import random
+import shutil
 import string
 import sys
 import traceback
@@ -230,11 +231,19 @@ def run_case(call, argv):
 
 
 def run_given(cases_path):
-    """Each named gan.train command line of the JSON file, in this process."""
+    """Each named gan.train command line of the JSON file, in this process, in order. A case
+    {"copy": [source, destination]} copies a run directory instead (so that later commands can
+    work on a copy of what an earlier one trained)."""
     with open(cases_path) as f:
         cases = json.load(f)
     call = train_call()
-    print(json.dumps({name: run_case(call, ["gan.train", *argv]) for name, argv in cases.items()}))
+    outcomes = {}
+    for name, argv in cases.items():
+        if isinstance(argv, dict):
+            shutil.copytree(*argv["copy"])
+            continue
+        outcomes[name] = run_case(call, ["gan.train", *argv])
+    print(json.dumps(outcomes))
 
 
 def main():

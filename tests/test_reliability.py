@@ -83,11 +83,48 @@ def test_logdir_that_cannot_be_a_directory(refused):
 TWENTY_STEPS = [*SMALL, "--checkpoint_every=10", "--d_optimizer=sgd", "--d_learning_rate=0.01"]
 
 
+DIVERGING_D = ["--d_optimizer=sgd", "--d_learning_rate=1e12"]
+
+
 @pytest.fixture(scope="module")
-def twenty_steps(tmp_path_factory):
-    logdir = str(tmp_path_factory.mktemp("twenty_steps"))
-    run_module("gan.train", *TWENTY_STEPS, f"--logdir={logdir}", "--num_steps=20")
-    return logdir
+def trainings(tmp_path_factory):
+    """The module's gan.train commands, in order, in one process (tests/fuzz_driver.py --given:
+    each is parsed afresh, as its own process would): a 20-step run, then commands on copies
+    of it and on fresh logdirs. Returns ({name: logdir}, {name: result})."""
+    folder = tmp_path_factory.mktemp("trainings")
+    logdirs = {name: str(folder / name) for name in (
+        "twenty", "another_model", "nonfinite", "rollback", "before_first", "run_out")}
+    twenty, another = logdirs["twenty"], logdirs["another_model"]
+    smaller = ["--g_hidden=32,64", "--latent_dim=50"]
+    cases = {
+        "twenty": [*TWENTY_STEPS, f"--logdir={twenty}", "--num_steps=20"],
+        **{f"copy {name}": {"copy": [twenty, logdirs[name]]}
+           for name in ("another_model", "nonfinite", "rollback")},
+        "another_model_refused": [*TWENTY_STEPS, f"--logdir={another}", "--num_steps=30",
+                                  *smaller],
+        "another_model_restarted": [*TWENTY_STEPS, f"--logdir={another}", "--num_steps=30",
+                                    *smaller, "--restart"],
+        "nonfinite": [*SMALL, f"--logdir={logdirs['nonfinite']}", "--num_steps=200",
+                      "--checkpoint_every=20", *DIVERGING_D],
+        "rollback": [*SMALL, f"--logdir={logdirs['rollback']}", "--num_steps=60",
+                     "--checkpoint_every=20", *DIVERGING_D, "--on_nonfinite=rollback",
+                     "--rollback_lr_factor=1e-13"],
+        # The seed's SGD at learning rate 0.3 diverges within the first 100 steps.
+        "before_first": ["--flagfile=experiments/seed.flags", f"--logdir={logdirs['before_first']}",
+                         "--g_hidden=64,128", "--d_hidden=128,64", "--g_learning_rate=0.3",
+                         "--d_learning_rate=0.3", "--on_nonfinite=rollback", "--num_steps=300",
+                         "--eval_every=0"],
+        "run_out": [*SMALL, f"--logdir={logdirs['run_out']}", "--num_steps=60", *DIVERGING_D,
+                    "--on_nonfinite=rollback", "--rollback_lr_factor=0.9", "--max_rollbacks=2"],
+    }
+    results = run_train_in_one_process(cases, str(folder))
+    assert results["twenty"].returncode == 0, results["twenty"].stderr[-3000:]
+    return logdirs, results
+
+
+@pytest.fixture(scope="module")
+def twenty_steps(trainings):
+    return trainings[0]["twenty"]
 
 
 def copy_of(logdir, parent):
@@ -96,22 +133,25 @@ def copy_of(logdir, parent):
     return copy
 
 
-def test_checkpoint_of_another_model_is_refused_then_restart_archives_it(twenty_steps, tmp_path):
-    logdir = copy_of(twenty_steps, tmp_path)
-    before = checkpoint_values(os.path.join(logdir, "checkpoints", "ckpt-20"))
-    result = run_module("gan.train", *TWENTY_STEPS, f"--logdir={logdir}", "--num_steps=30",
-                        "--g_hidden=32,64", "--latent_dim=50", check=False)
-    assert_clean_failure(result, "g_hidden: checkpoint has [64, 128], this run has [32, 64]",
-                         "latent_dim: checkpoint has 100, this run has 50", "--restart")
-    after = checkpoint_values(os.path.join(logdir, "checkpoints", "ckpt-20"))
-    assert all(np.array_equal(before[k], after[k]) for k in before)  # untouched
+def succeeded(result):
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
 
-    restarted = run_module("gan.train", *TWENTY_STEPS, f"--logdir={logdir}", "--num_steps=30",
-                           "--g_hidden=32,64", "--latent_dim=50", "--restart")
+
+def test_checkpoint_of_another_model_is_refused_then_restart_archives_it(trainings):
+    logdirs, results = trainings
+    logdir = logdirs["another_model"]
+    assert_clean_failure(results["another_model_refused"],
+                         "g_hidden: checkpoint has [64, 128], this run has [32, 64]",
+                         "latent_dim: checkpoint has 100, this run has 50", "--restart")
+    restarted = succeeded(results["another_model_restarted"])
     assert "moved the previous run to" in restarted.stdout and "Resumed" not in restarted.stdout
     archives = [d for d in os.listdir(logdir) if d.startswith("archived-")]
     assert len(archives) == 1
-    assert os.path.exists(os.path.join(logdir, archives[0], "checkpoints", "ckpt-20.index"))
+    # The refused command left the old run untouched; the restart archived it whole.
+    before = checkpoint_values(os.path.join(logdirs["twenty"], "checkpoints", "ckpt-20"))
+    after = checkpoint_values(os.path.join(logdir, archives[0], "checkpoints", "ckpt-20"))
+    assert all(np.array_equal(before[k], after[k]) for k in before)
     assert os.path.exists(os.path.join(logdir, "checkpoints", "ckpt-30.index"))
 
 
@@ -144,25 +184,21 @@ def test_resume_may_change_momentum_but_not_the_optimizer_slots(tmp_path):
     assert not os.path.exists(os.path.join(logdir, "checkpoints", "ckpt-21.index"))
 
 
-def test_nonfinite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(
-        twenty_steps, tmp_path):
-    logdir = copy_of(twenty_steps, tmp_path)
-    good = checkpoint_values(os.path.join(logdir, "checkpoints", "ckpt-20"))
-    result = run_module("gan.train", *SMALL, f"--logdir={logdir}", "--num_steps=200",
-                        "--checkpoint_every=20", "--d_optimizer=sgd", "--d_learning_rate=1e12",
-                        check=False)
-    assert_clean_failure(result, "non-finite", "at step 21", "last good checkpoint is",
-                         "ckpt-20", exit_code=3)
+def test_nonfinite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(trainings):
+    logdirs, results = trainings
+    logdir = logdirs["nonfinite"]
+    assert_clean_failure(results["nonfinite"], "non-finite", "at step 21",
+                         "last good checkpoint is", "ckpt-20", exit_code=3)
     assert tf.train.latest_checkpoint(os.path.join(logdir, "checkpoints")).endswith("ckpt-20")
+    good = checkpoint_values(os.path.join(logdirs["twenty"], "checkpoints", "ckpt-20"))
     kept = checkpoint_values(os.path.join(logdir, "checkpoints", "ckpt-20"))
     assert all(np.array_equal(good[k], kept[k]) for k in good)
 
 
-def test_rollback_restores_and_continues_with_lower_learning_rate(twenty_steps, tmp_path):
-    logdir = copy_of(twenty_steps, tmp_path)
-    result = run_module("gan.train", *SMALL, f"--logdir={logdir}", "--num_steps=60",
-                        "--checkpoint_every=20", "--d_optimizer=sgd", "--d_learning_rate=1e12",
-                        "--on_nonfinite=rollback", "--rollback_lr_factor=1e-13")
+def test_rollback_restores_and_continues_with_lower_learning_rate(trainings):
+    logdirs, results = trainings
+    logdir = logdirs["rollback"]
+    result = succeeded(results["rollback"])
     assert "rolled back to" in result.stdout and "d_optimizer learning rate -> 0.1" in result.stdout
     final = checkpoint_values(os.path.join(logdir, "checkpoints", "ckpt-60"))
     assert all(np.all(np.isfinite(v)) for v in final.values() if v.dtype.kind == "f")
@@ -216,22 +252,18 @@ def test_training_resumes_from_the_previous_checkpoint_when_the_latest_is_trunca
     assert sorted(step for tag, step in records if tag == "train/d_loss") == [10, 20, 30]
 
 
-def test_rollback_works_before_the_first_checkpoint(tmp_path):
+def test_rollback_works_before_the_first_checkpoint(trainings):
     """The seed's SGD at learning rate 0.3 diverges within the first 100 steps, before any
     periodic checkpoint: the run rolls back to the checkpoint written at step 0."""
-    result = run_module("gan.train", "--flagfile=experiments/seed.flags", f"--logdir={tmp_path}",
-                        "--g_hidden=64,128", "--d_hidden=128,64", "--g_learning_rate=0.3",
-                        "--d_learning_rate=0.3", "--on_nonfinite=rollback", "--num_steps=300",
-                        "--eval_every=0")
+    logdirs, results = trainings
+    result = succeeded(results["before_first"])
     assert "rolled back to" in result.stdout and "ckpt-0 (step 0)" in result.stdout
     assert "Done at step 300 after" in result.stdout and "roll-back" in result.stdout
-    final = checkpoint_values(os.path.join(tmp_path, "checkpoints", "ckpt-300"))
+    final = checkpoint_values(os.path.join(logdirs["before_first"], "checkpoints", "ckpt-300"))
     assert all(np.all(np.isfinite(v)) for v in final.values() if v.dtype.kind == "f")
 
 
-def test_when_roll_backs_run_out_the_advice_is_not_the_flag_already_set(tmp_path):
-    result = run_module("gan.train", *SMALL, f"--logdir={tmp_path}", "--num_steps=60",
-                        "--d_optimizer=sgd", "--d_learning_rate=1e12", "--on_nonfinite=rollback",
-                        "--rollback_lr_factor=0.9", "--max_rollbacks=2", check=False)
+def test_when_roll_backs_run_out_the_advice_is_not_the_flag_already_set(trainings):
+    result = trainings[1]["run_out"]
     assert_clean_failure(result, "after 2 roll-backs", "--max_rollbacks", exit_code=3)
     assert "--on_nonfinite=rollback" not in result.stderr
