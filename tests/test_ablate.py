@@ -179,12 +179,23 @@ def test_run_commands_and_a_slurm_array_that_runs(study, tmp_path):
     commands = ablate.run_commands(path, root, ablate.plan(ablate.load_study(path)))
     assert [c.split("--only=")[1].strip("'") for c in commands] == RUN_NAMES
 
-    written = run_module("gan.ablate", f"--study={path}", f"--root={root}", "--launcher=slurm")
+    # Where the runs train is not part of what they are: under a tf.distribute strategy, the
+    # same runs, and the finished ones stay finished.
+    placed = ablate.with_placement(ablate.plan(ablate.load_study(path)), strategy="mirrored",
+                                   cpu_replicas=2)
+    assert [run.config.runtime.strategy for run in placed if hasattr(run, "config")] == [
+        "mirrored", "mirrored"]
+    assert [ablate.run_digest(run) for run in placed] == [
+        ablate.run_digest(run) for run in ablate.plan(ablate.load_study(path))]
+
+    written = run_module("gan.ablate", f"--study={path}", f"--root={root}", "--launcher=slurm",
+                         "--strategy=mirrored", "--cpu_replicas=2")
     script = os.path.join(root, "slurm_array.sh")
     assert "sbatch" in written.stdout
     with open(script) as f:
         text = f.read()
     assert "#SBATCH --array=0-2" in text
+    assert text.count("--strategy=mirrored --cpu_replicas=2") == 3
     assert subprocess.run(["bash", "-n", script]).returncode == 0
     # Task 0 as Slurm would run it: the finished run is recognised and skipped, nothing trains.
     log = os.path.join(root, RUN_NAMES[0], ablate.TRAIN_LOG)
