@@ -585,6 +585,10 @@ def placement_flags():
 def main(argv):
     del argv
     try:
+        if FLAGS.strategy == "multi_worker":
+            raise StudyError("--strategy=multi_worker: a multi-worker run needs one process per "
+                             "worker, which this runner does not start; train such a run with "
+                             "gan.train on each worker (see BUILD.md)")
         study = load_study(FLAGS.study)
         runs = with_placement(plan(study), strategy=FLAGS.strategy,
                               cpu_replicas=FLAGS.cpu_replicas, tpu=FLAGS.tpu)
