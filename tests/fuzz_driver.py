@@ -233,14 +233,21 @@ def run_case(call, argv):
 def run_given(cases_path):
     """Each named gan.train command line of the JSON file, in this process, in order. A case
     {"copy": [source, destination]} copies a run directory instead (so that later commands can
-    work on a copy of what an earlier one trained)."""
+    work on a copy of what an earlier one trained); {"truncate": path} cuts a file to its first
+    third."""
     with open(cases_path) as f:
         cases = json.load(f)
     call = train_call()
     outcomes = {}
     for name, argv in cases.items():
-        if isinstance(argv, dict):
+        if isinstance(argv, dict) and "copy" in argv:
             shutil.copytree(*argv["copy"])
+            continue
+        if isinstance(argv, dict):  # {"truncate": path}: keep its first third
+            with open(argv["truncate"], "rb") as f:
+                payload = f.read()
+            with open(argv["truncate"], "wb") as f:
+                f.write(payload[:len(payload) // 3])
             continue
         outcomes[name] = run_case(call, ["gan.train", *argv])
     print(json.dumps(outcomes))

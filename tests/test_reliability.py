@@ -12,10 +12,9 @@ from helpers import (SMALL, assert_clean_failure, checkpoint_values, run_module,
                      run_train_in_one_process, scalar_events, summary_records)
 
 
-@pytest.fixture(scope="module")
-def refused(tmp_path_factory):
-    """gan.train's answers to bad command lines, {case: result}, from one process."""
-    folder = tmp_path_factory.mktemp("refused")
+def refusal_cases(folder):
+    """Bad command lines for gan.train ({case: argv}), and the files they refer to."""
+    folder.mkdir()
     data_dir = folder / "mnist"
     shutil.copytree(os.path.join(data.PACKAGE_DATA_DIR, "mnist"), data_dir)
     truncated = data_dir / "train-labels-idx1-ubyte.gz"
@@ -39,8 +38,14 @@ def refused(tmp_path_factory):
         "logdir is a file": [*small, f"--logdir={blocker}"],
         "logdir under a file": [*small, f"--logdir={blocker / 'sub'}"],
     }
-    results = run_train_in_one_process(cases, str(folder))
-    return results, dict(folder=folder, truncated=truncated)
+    return cases, dict(folder=folder, truncated=truncated)
+
+
+@pytest.fixture(scope="module")
+def refused(trainings):
+    """gan.train's answers to bad command lines, {case: result} (run with `trainings`)."""
+    _, results, refusals = trainings
+    return {name: results[name] for name in refusals["cases"]}, refusals
 
 
 def test_every_bad_flag_gets_its_own_line_before_any_work(refused):
@@ -89,17 +94,24 @@ DIVERGING_D = ["--d_optimizer=sgd", "--d_learning_rate=1e12"]
 @pytest.fixture(scope="module")
 def trainings(tmp_path_factory):
     """The module's gan.train commands, in order, in one process (tests/fuzz_driver.py --given:
-    each is parsed afresh, as its own process would): a 20-step run, then commands on copies
-    of it and on fresh logdirs. Returns ({name: logdir}, {name: result})."""
+    each is parsed afresh, as its own process would): the refusals, a 20-step run, then
+    commands on copies of it and on fresh logdirs. Returns ({name: logdir}, {name: result},
+    the refusals' files and names)."""
     folder = tmp_path_factory.mktemp("trainings")
+    refusals, refusal_files = refusal_cases(folder / "refused")
     logdirs = {name: str(folder / name) for name in (
-        "twenty", "another_model", "nonfinite", "rollback", "before_first", "run_out")}
+        "twenty", "another_model", "nonfinite", "rollback", "before_first", "run_out",
+        "truncated", "momentum")}
     twenty, another = logdirs["twenty"], logdirs["another_model"]
     smaller = ["--g_hidden=32,64", "--latent_dim=50"]
     cases = {
+        **refusals,
         "twenty": [*TWENTY_STEPS, f"--logdir={twenty}", "--num_steps=20"],
         **{f"copy {name}": {"copy": [twenty, logdirs[name]]}
-           for name in ("another_model", "nonfinite", "rollback")},
+           for name in ("another_model", "nonfinite", "rollback", "truncated")},
+        "truncate": {"truncate": os.path.join(logdirs["truncated"], "checkpoints",
+                                              "ckpt-20.data-00000-of-00001")},
+        "truncated": [*TWENTY_STEPS, f"--logdir={logdirs['truncated']}", "--num_steps=30"],
         "another_model_refused": [*TWENTY_STEPS, f"--logdir={another}", "--num_steps=30",
                                   *smaller],
         "another_model_restarted": [*TWENTY_STEPS, f"--logdir={another}", "--num_steps=30",
@@ -114,12 +126,13 @@ def trainings(tmp_path_factory):
                          "--g_hidden=64,128", "--d_hidden=128,64", "--g_learning_rate=0.3",
                          "--d_learning_rate=0.3", "--on_nonfinite=rollback", "--num_steps=300",
                          "--eval_every=0"],
+        **momentum_cases(logdirs["momentum"]),
         "run_out": [*SMALL, f"--logdir={logdirs['run_out']}", "--num_steps=60", *DIVERGING_D,
                     "--on_nonfinite=rollback", "--rollback_lr_factor=0.9", "--max_rollbacks=2"],
     }
     results = run_train_in_one_process(cases, str(folder))
     assert results["twenty"].returncode == 0, results["twenty"].stderr[-3000:]
-    return logdirs, results
+    return logdirs, results, dict(refusal_files, cases=list(refusals))
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +152,7 @@ def succeeded(result):
 
 
 def test_checkpoint_of_another_model_is_refused_then_restart_archives_it(trainings):
-    logdirs, results = trainings
+    logdirs, results, _ = trainings
     logdir = logdirs["another_model"]
     assert_clean_failure(results["another_model_refused"],
                          "g_hidden: checkpoint has [64, 128], this run has [32, 64]",
@@ -155,37 +168,43 @@ def test_checkpoint_of_another_model_is_refused_then_restart_archives_it(trainin
     assert os.path.exists(os.path.join(logdir, "checkpoints", "ckpt-30.index"))
 
 
-def test_resume_may_change_momentum_but_not_the_optimizer_slots(tmp_path):
-    """Four gan.train commands, in order, in one process (the driver parses each afresh)."""
-    logdir = str(tmp_path / "run")
+def momentum_cases(logdir):
+    """Train with G's SGD momentum 0.9, then resume without it (refused: the velocity slot would
+    go), with 0.5 (accepted), and the same finished command again."""
     sgd = [*SMALL, "--g_optimizer=sgd", "--d_optimizer=sgd", "--g_learning_rate=0.01",
            "--d_learning_rate=0.01", "--d_momentum=0.5", f"--logdir={logdir}"]
-    results = run_train_in_one_process({
-        "first": [*sgd, "--num_steps=10", "--g_momentum=0.9"],
-        "refused": [*sgd, "--num_steps=20", "--g_momentum=0"],
-        "resumed": [*sgd, "--num_steps=20", "--g_momentum=0.5"],
-        "again": [*sgd, "--num_steps=20", "--g_momentum=0.5"],
-    }, str(tmp_path))
-    for name in ("first", "resumed", "again"):
-        assert results[name].returncode == 0, results[name].stderr[-3000:]
+    return {
+        "momentum first": [*sgd, "--num_steps=10", "--g_momentum=0.9"],
+        "momentum refused": [*sgd, "--num_steps=20", "--g_momentum=0"],
+        "momentum resumed": [*sgd, "--num_steps=20", "--g_momentum=0.5"],
+        "momentum again": [*sgd, "--num_steps=20", "--g_momentum=0.5"],
+    }
+
+
+def test_resume_may_change_momentum_but_not_the_optimizer_slots(trainings):
+    logdirs, results, _ = trainings
+    logdir = logdirs["momentum"]
+    for name in ("momentum first", "momentum resumed", "momentum again"):
+        succeeded(results[name])
     before = checkpoint_values(os.path.join(logdir, "checkpoints", "ckpt-10"))
     assert any(name.endswith("velocity/.ATTRIBUTES/VARIABLE_VALUE") for name in before)
 
-    assert_clean_failure(results["refused"], "g_momentum: checkpoint has 0.9, this run has 0.0",
+    refused = results["momentum refused"]
+    assert_clean_failure(refused, "g_momentum: checkpoint has 0.9, this run has 0.0",
                          "['velocity'] to []", "--restart")
-    assert "d_momentum" not in results["refused"].stderr
+    assert "d_momentum" not in refused.stderr
 
-    resumed = results["resumed"].stdout
+    resumed = results["momentum resumed"].stdout
     assert "Resumed from" in resumed and "at step 10" in resumed and "step      20/20" in resumed
     # The same command again: the run is finished, nothing trains or changes.
-    again = results["again"].stdout
+    again = results["momentum again"].stdout
     assert "at step 20" in again and "Done at step 20" in again
     assert not any(line.startswith("step ") for line in again.splitlines()), again
     assert not os.path.exists(os.path.join(logdir, "checkpoints", "ckpt-21.index"))
 
 
 def test_nonfinite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(trainings):
-    logdirs, results = trainings
+    logdirs, results, _ = trainings
     logdir = logdirs["nonfinite"]
     assert_clean_failure(results["nonfinite"], "non-finite", "at step 21",
                          "last good checkpoint is", "ckpt-20", exit_code=3)
@@ -196,7 +215,7 @@ def test_nonfinite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint
 
 
 def test_rollback_restores_and_continues_with_lower_learning_rate(trainings):
-    logdirs, results = trainings
+    logdirs, results, _ = trainings
     logdir = logdirs["rollback"]
     result = succeeded(results["rollback"])
     assert "rolled back to" in result.stdout and "d_optimizer learning rate -> 0.1" in result.stdout
@@ -236,11 +255,10 @@ def test_a_truncated_checkpoint_is_named_with_the_ones_that_load(
     assert np.load(f"{tmp_path}/s.npy").shape == (64, 28, 28)
 
 
-def test_training_resumes_from_the_previous_checkpoint_when_the_latest_is_truncated(
-        run_with_a_truncated_latest_checkpoint, tmp_path):
-    logdir = str(tmp_path / "copy")
-    shutil.copytree(run_with_a_truncated_latest_checkpoint, logdir)
-    result = run_module("gan.train", *TWENTY_STEPS, f"--logdir={logdir}", "--num_steps=30")
+def test_training_resumes_from_the_previous_checkpoint_when_the_latest_is_truncated(trainings):
+    logdirs, results, _ = trainings
+    logdir = logdirs["truncated"]
+    result = succeeded(results["truncated"])
     assert "ckpt-20 cannot be read" in result.stdout and "resuming from the previous one" in (
         result.stdout)
     assert "at step 10" in result.stdout and "Done at step 30" in result.stdout
@@ -255,7 +273,7 @@ def test_training_resumes_from_the_previous_checkpoint_when_the_latest_is_trunca
 def test_rollback_works_before_the_first_checkpoint(trainings):
     """The seed's SGD at learning rate 0.3 diverges within the first 100 steps, before any
     periodic checkpoint: the run rolls back to the checkpoint written at step 0."""
-    logdirs, results = trainings
+    logdirs, results, _ = trainings
     result = succeeded(results["before_first"])
     assert "rolled back to" in result.stdout and "ckpt-0 (step 0)" in result.stdout
     assert "Done at step 300 after" in result.stdout and "roll-back" in result.stdout
