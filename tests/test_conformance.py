@@ -374,3 +374,13 @@ def test_mirrored_step_matches_one_device_for_every_optimizer(name):
     assert_mirrored_step_matches_one_device(
         lambda: tiny_state("mlp", ema=False, g_optimizer=name, d_optimizer=name),
         trainer.TrainerConfig(batch_size=8, latent_dim=6))
+
+
+def test_unsynchronized_batchnorm_is_a_different_computation():
+    """--nosync_batchnorm (each replica normalizes by its own half-batch's statistics) is a real
+    ablation: the same step then differs from one device's."""
+    config = trainer.TrainerConfig(batch_size=8, latent_dim=6, sync_batchnorm=False)
+    with pytest.raises(AssertionError, match="Not equal to tolerance"):
+        assert_mirrored_step_matches_one_device(
+            lambda: tiny_state("mlp", ema=False, d_norm="batch", g_optimizer="sgd",
+                               d_optimizer="sgd"), config)
