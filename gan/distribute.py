@@ -46,8 +46,23 @@ def configure_cpu_replicas(count):
     return [device.name for device in tf.config.list_logical_devices("CPU")]
 
 
+# One strategy per placement per process: two MirroredStrategy objects over the same devices
+# number their collective operations independently, and the second one's all-reduces then meet
+# the first one's under the same keys ("Shape mismatch in the collective instance"), e.g. when a
+# notebook or a test calls train() twice.
+_STRATEGIES = {}
+
+
 def make_strategy(runtime):
-    """The tf.distribute.Strategy of a RuntimeConfig (--strategy, --cpu_replicas, --tpu)."""
+    """The tf.distribute.Strategy of a RuntimeConfig (--strategy, --cpu_replicas, --tpu); the
+    same object for the same placement within a process."""
+    key = (runtime.strategy, runtime.cpu_replicas, runtime.tpu)
+    if key not in _STRATEGIES:
+        _STRATEGIES[key] = _new_strategy(runtime)
+    return _STRATEGIES[key]
+
+
+def _new_strategy(runtime):
     name = runtime.strategy
     if runtime.cpu_replicas and name not in ("mirrored", "multi_worker"):
         raise StrategyError(f"--cpu_replicas={runtime.cpu_replicas} splits the CPU for "

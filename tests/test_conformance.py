@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan import data, export, losses, networks, optimizers, trainer
+from gan import config, data, distribute, export, losses, networks, optimizers, trainer
 
 NETWORK_CASES = [(architecture, conditional)
                  for architecture in sorted(networks.ARCHITECTURES)
@@ -278,17 +278,13 @@ def test_training_step_with_every_optimizer(name):
 
 # --- tf.distribute: two replicas compute what one device computes ----------------------------------
 
-MIRRORED = []
-
-
 def mirrored_strategy():
-    """MirroredStrategy over the two logical CPUs that conftest makes, built once."""
-    devices = [device.name for device in tf.config.list_logical_devices("CPU")]
-    if len(devices) < 2:
+    """MirroredStrategy over the two logical CPUs that conftest makes: gan.train's own, as
+    `--strategy=mirrored --cpu_replicas=2` makes it (one per process, see gan.distribute)."""
+    if len(tf.config.list_logical_devices("CPU")) != 2:
         pytest.skip("needs 2 logical CPU devices (GAN_TEST_CPU_REPLICAS=1 turns them off)")
-    if not MIRRORED:
-        MIRRORED.append(tf.distribute.MirroredStrategy(devices[:2]))
-    return MIRRORED[0]
+    return distribute.make_strategy(
+        config.RunConfig().replace(strategy="mirrored", cpu_replicas=2).runtime)
 
 
 def draws_noise(penalty):

@@ -177,5 +177,9 @@ def test_make_strategy_gives_what_each_name_promises():
     mirrored = distribute.make_strategy(config_lib.RunConfig().replace(
         strategy="mirrored", cpu_replicas=2).runtime)
     assert mirrored.num_replicas_in_sync == 2
+    # One per placement per process: a second MirroredStrategy over the same devices would
+    # number its all-reduces afresh and collide with the first one's.
+    assert distribute.make_strategy(config_lib.RunConfig().replace(
+        strategy="mirrored", cpu_replicas=2).runtime) is mirrored
     assert distribute.is_chief(mirrored)
     assert distribute.worker_dir("/x", mirrored) == "/x"
