@@ -259,7 +259,8 @@ class Run:
         # Lower the rates that diverged, not the older ones the checkpoint holds.
         for optimizer, rate in zip(optimizers_in_use, rates_in_use):
             optimizer.learning_rate.assign(rate * runtime.rollback_lr_factor)
-            lines.append(f"{optimizer.name} learning rate -> {float(optimizer.learning_rate.numpy()):.3g}")
+            rate = float(optimizer.learning_rate.numpy())
+            lines.append(f"{optimizer.name} learning rate -> {rate:.3g}")
         message = (f"{what}: rolled back to {last} (step {restored_step}); "
                    + "; ".join(lines))
         print(message, flush=True)
@@ -365,9 +366,10 @@ def train(config, logdir, restart=False, handle_signals=False):
     Holds the logdir's writer lock throughout (a second writer gets StopTraining); under
     --strategy=multi_worker, a worker other than the chief writes in its own subfolder of it (see
     `gan.distribute`). Raises config.ConfigError for settings that cannot be trained,
-    data.DataError for missing or damaged data, StopTraining (with an exit code) for a run that cannot go on, and OSError when
-    a file cannot be written. With `handle_signals`, SIGINT and SIGTERM write a checkpoint and
-    return (`stopped_by` names the signal); only the main thread can install the handlers.
+    data.DataError for missing or damaged data, StopTraining (with an exit code) for a run that
+    cannot go on, and OSError when a file cannot be written. With `handle_signals`, SIGINT and
+    SIGTERM write a checkpoint and return (`stopped_by` names the signal); only the main thread
+    can install the handlers.
     """
     config.validate()
     # First: logical CPU devices and the multi-worker runtime must be set up before TensorFlow

@@ -163,7 +163,7 @@ def _sum(values):
 
 
 class ReplicaStream:
-    """A replica's own random stream for one update: stateless draws from (a seed drawn from the
+    """A replica's own random stream for one update: stateless draws from (a seed read from the
     state's RNG, the replica's id, a per-call counter), for the penalties' noise under several
     replicas, where the state's RNG is drawn from in cross-replica context only."""
 
@@ -203,11 +203,9 @@ class Trainer:
         self.local_batch = config.batch_size // self.num_replicas
         if self.num_replicas > 1:
             jit_compile = False
-        for layer in batchnorm_layers(state.generator, state.discriminator):
+        modules = [state.generator, state.discriminator, getattr(state, "generator_ema", None)]
+        for layer in batchnorm_layers(*[module for module in modules if module is not None]):
             layer.cross_replica = config.sync_batchnorm
-        if getattr(state, "generator_ema", None) is not None:
-            for layer in batchnorm_layers(state.generator_ema):
-                layer.cross_replica = config.sync_batchnorm
         self.images = tf.convert_to_tensor(images)
         self.conditional = state.generator.num_classes > 0
         if self.conditional and labels is None:
