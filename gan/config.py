@@ -214,6 +214,10 @@ class OutputConfig:
                              valid=AT_LEAST_1)
 
 
+# --mixed_precision -> the networks' compute dtype.
+MIXED_PRECISIONS = {"none": "float32", "bfloat16": "bfloat16", "float16": "float16"}
+
+
 @dataclasses.dataclass(frozen=True)
 class RuntimeConfig:
     steps_per_loop: int = setting(100, "Iterations per compiled call; logging, samples and "
@@ -248,6 +252,10 @@ class RuntimeConfig:
     sync_batchnorm: bool = setting(True, "Under several replicas, BatchNorm uses the statistics of "
                                    "the global batch (all-reduced); --nosync_batchnorm keeps each "
                                    "replica's own, as separate devices would without it.")
+    mixed_precision: str = setting("none", "Compute the networks in a 16-bit float: bfloat16 or "
+                                   "float16 (with dynamic loss scaling); variables, optimizer "
+                                   "state, losses and penalties stay float32. none = float32 "
+                                   "throughout.", choices=MIXED_PRECISIONS)
 
 
 # Group attribute -> (its dataclass, the prefix of its flags).
@@ -306,7 +314,7 @@ SETTINGS = _settings()
 # Where a run trains, not what it trains: a run may move between strategies and keep its identity.
 PLACEMENT_SETTINGS = ("strategy", "cpu_replicas", "tpu")
 # Settings added after studies began to identify runs by their flags (see `to_flagfile`).
-LATER_SETTINGS = ("sync_batchnorm",)
+LATER_SETTINGS = ("sync_batchnorm", "mixed_precision")
 STRUCTURAL_SETTINGS = tuple(name for name, s in SETTINGS.items() if s.structural)
 
 
@@ -520,6 +528,11 @@ def structural_differences(old, new):
                      f"{new.model.g_ema_decay!r}, which would "
                      f"{'drop' if old.model.g_ema_decay > 0 else 'add'} the generator's moving "
                      "average")
+    old_scaled, new_scaled = (c.runtime.mixed_precision == "float16" for c in (old, new))
+    if old_scaled != new_scaled:
+        lines.append(f"mixed_precision: checkpoint has {old.runtime.mixed_precision!r}, this run "
+                     f"has {new.runtime.mixed_precision!r}, which would "
+                     f"{'drop' if old_scaled else 'add'} float16's loss scales")
     for prefix in ("g", "d"):
         if old_flat[f"{prefix}_optimizer"] != new_flat[f"{prefix}_optimizer"]:
             continue
@@ -548,7 +561,8 @@ def network_config(config):
         bn_momentum=model.bn_momentum, bn_epsilon=model.bn_epsilon,
         g_norm=model.g_norm, d_norm=model.d_norm,
         num_classes=data.NUM_CLASSES if model.conditional else 0,
-        g_conditioning=model.g_conditioning, d_conditioning=model.d_conditioning)
+        g_conditioning=model.g_conditioning, d_conditioning=model.d_conditioning,
+        compute_dtype=MIXED_PRECISIONS[config.runtime.mixed_precision])
 
 
 def trainer_config(config):
@@ -560,7 +574,8 @@ def trainer_config(config):
         penalties=tuple(sorted(penalty_weights(game).items())),
         penalty_every=game.penalty_every, weight_clip=game.weight_clip, d_steps=game.d_steps,
         d_update=game.d_update, d_fake_batchnorm=game.d_fake_batchnorm,
-        g_ema_decay=config.model.g_ema_decay, sync_batchnorm=config.runtime.sync_batchnorm)
+        g_ema_decay=config.model.g_ema_decay, sync_batchnorm=config.runtime.sync_batchnorm,
+        loss_scaling=config.runtime.mixed_precision == "float16")
 
 
 def jit_compile(config):
@@ -583,4 +598,5 @@ def make_state(config):
                                                 network_config(config))
     return trainer.GANState(generator, discriminator, make_optimizer(config, "g"),
                             make_optimizer(config, "d"), seed=config.schedule.seed,
-                            generator_ema=generator_ema)
+                            generator_ema=generator_ema,
+                            loss_scaling=config.runtime.mixed_precision == "float16")

@@ -5,6 +5,12 @@ eagerly when the sizes are given up front. Build a network eagerly once (see `ne
 tracing it under `tf.function`, so that variables are never created inside compiled code.
 
 All layers work eagerly and under `tf.function(jit_compile=True)`; tests check both.
+
+Mixed precision: variables are always float32; a layer computes in its input's dtype (bfloat16 or
+float16 when the network casts its input down, see `networks`), casting its weights to it at each
+use, as Keras' mixed-precision policies do. The normalizations compute in float32 (as Keras'
+do): their statistics, and the subtraction of the mean, would lose most of their digits in 16 bits. With a
+float32 input every cast is the identity, and the float32 graph is what it always was.
 """
 
 import math
@@ -72,9 +78,9 @@ class Dense(tf.Module):
 
     def apply_kernel(self, x, kernel):
         """The layer with `kernel` in place of its own (SpectralNorm passes W / sigma)."""
-        y = tf.matmul(x, kernel)
+        y = tf.matmul(x, tf.cast(kernel, x.dtype))
         if self.use_bias:
-            y = tf.nn.bias_add(y, self.bias)
+            y = tf.nn.bias_add(y, tf.cast(self.bias, y.dtype))
         return y
 
 
@@ -126,10 +132,12 @@ class BatchNorm(tf.Module):
         if training:
             axes = list(range(len(x.shape) - 1))
             synchronized = self.cross_replica and num_replicas() > 1
-            mean = tf.reduce_mean(x, axis=axes)
+            x32 = tf.cast(x, tf.float32)
+            mean = tf.reduce_mean(x32, axis=axes)
             if synchronized:
                 mean = replica_mean(mean)
-            variance = tf.reduce_mean(tf.math.squared_difference(x, tf.stop_gradient(mean)), axis=axes)
+            variance = tf.reduce_mean(tf.math.squared_difference(x32, tf.stop_gradient(mean)),
+                                      axis=axes)
             if synchronized:
                 # The gradient through the mean is left out, locally as globally: the deviations
                 # from the global mean sum to zero over the global batch.
@@ -143,7 +151,10 @@ class BatchNorm(tf.Module):
         # Folding scale and statistics into one multiply-add keeps the op count (and memory traffic)
         # at two elementwise passes over x.
         multiplier = self.scale * tf.math.rsqrt(variance + self.epsilon)
-        return x * multiplier + (self.offset - mean * multiplier)
+        # In float32 for a 16-bit x as well: x * multiplier and the shift nearly cancel when the
+        # mean is large against the spread, and 16 bits would keep little of the difference.
+        y = tf.cast(x, tf.float32) * multiplier + (self.offset - mean * multiplier)
+        return tf.cast(y, x.dtype)
 
 
 class LayerNorm(tf.Module):
@@ -174,8 +185,10 @@ class LayerNorm(tf.Module):
         if self.num_features is None:
             self._build(int(x.shape[-1]))
         axes = list(range(1, len(x.shape)))
-        mean, variance = tf.nn.moments(x, axes=axes, keepdims=True)
-        return (x - mean) * tf.math.rsqrt(variance + self.epsilon) * self.scale + self.offset
+        x32 = tf.cast(x, tf.float32)
+        mean, variance = tf.nn.moments(x32, axes=axes, keepdims=True)
+        y = (x32 - mean) * tf.math.rsqrt(variance + self.epsilon) * self.scale + self.offset
+        return tf.cast(y, x.dtype)
 
 
 def _l2_normalize(x, epsilon):
@@ -346,9 +359,9 @@ class _Convolution(tf.Module):
 
     def apply_kernel(self, x, kernel):
         """The layer with `kernel` in place of its own (SpectralNorm passes W / sigma)."""
-        y = self._convolve(x, kernel)
+        y = self._convolve(x, tf.cast(kernel, x.dtype))
         if self.use_bias:
-            y = tf.nn.bias_add(y, self.bias)
+            y = tf.nn.bias_add(y, tf.cast(self.bias, y.dtype))
         return y
 
 

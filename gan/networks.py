@@ -22,6 +22,10 @@ Conditioning (num_classes > 0):
   D, "projection" (Miyato & Koyama 2018, eq. 3): logit = psi(phi(x)) + <embed(y), phi(x)>, phi(x)
       D's last features before its output layer.
 
+Mixed precision (`NetworkConfig.compute_dtype` bfloat16 or float16): a network casts its input
+to that dtype, its layers compute in it (see `layers`), and it returns float32, so that losses and
+penalties are always computed in float32 on float32 logits and images. Variables stay float32.
+
 To add an architecture, write the two classes here and register them; nothing else changes.
 """
 
@@ -89,6 +93,14 @@ class _Conditional(tf.Module):
     """What every network shares: its class count and the check that labels come when needed."""
 
     num_classes = 0
+    compute_dtype = tf.float32  # set by `_make` from NetworkConfig.compute_dtype
+
+    def _input(self, x):
+        return tf.cast(x, self.compute_dtype)
+
+    @staticmethod
+    def _output(y):
+        return tf.cast(y, tf.float32)
 
     def _labels(self, labels, batch_like):
         if not self.num_classes:
@@ -117,7 +129,8 @@ class _Discriminator(_Conditional):
     def _head(self, features, training, labels):
         logits = tf.squeeze(_apply(self.output_layer, features, training), axis=-1)
         if self.num_classes and self.conditioning == "projection":
-            logits += tf.reduce_sum(_apply(self.embed, labels, training) * features, axis=-1)
+            embedding = tf.cast(_apply(self.embed, labels, training), features.dtype)
+            logits += tf.reduce_sum(embedding * features, axis=-1)
         return logits
 
     @property
@@ -160,12 +173,13 @@ class MLPGenerator(_Conditional):
             self.reshape = layers.Reshape(self.image_shape)
 
     def __call__(self, z, training, labels=None):
+        z = self._input(z)
         one_hot = self._labels(labels, z)
         h = z if one_hot is None else tf.concat([z, one_hot], axis=-1)
         for dense, norm in zip(self.dense_layers, self.norm_layers):
             h = _normalize(norm, layers.leaky_relu(_apply(dense, h, training), self.leaky_slope),
                            training)
-        return self.reshape(tf.tanh(_apply(self.output_layer, h, training)))
+        return self._output(self.reshape(tf.tanh(_apply(self.output_layer, h, training))))
 
 
 class MLPDiscriminator(_Discriminator):
@@ -199,6 +213,7 @@ class MLPDiscriminator(_Discriminator):
             self._make_head(fan_in, num_classes, conditioning, norm)
 
     def __call__(self, images, training, labels=None):
+        images = self._input(images)
         one_hot = self._labels(labels, images)
         h = self.flatten(images)
         if one_hot is not None and self.conditioning == "concat":
@@ -206,7 +221,7 @@ class MLPDiscriminator(_Discriminator):
         for dense, norm in zip(self.dense_layers, self.norm_layers):
             h = layers.leaky_relu(_normalize(norm, _apply(dense, h, training), training),
                                   self.leaky_slope)
-        return self._head(h, training, labels)
+        return self._output(self._head(h, training, labels))
 
 
 # --- DCGAN ----------------------------------------------------------------------------------------
@@ -244,12 +259,13 @@ class DCGANGenerator(_Conditional):
             self.up2 = _linear(layers.Conv2DTranspose(channels, 5, stride=2), norm)
 
     def __call__(self, z, training, labels=None):
+        z = self._input(z)
         one_hot = self._labels(labels, z)
         h = z if one_hot is None else tf.concat([z, one_hot], axis=-1)
         h = tf.reshape(_apply(self.project, h, training), (-1,) + self.base_shape)
         h = tf.nn.relu(_normalize(self.norm0, h, training))
         h = tf.nn.relu(_normalize(self.norm1, _apply(self.up1, h, training), training))
-        return tf.tanh(_apply(self.up2, h, training))
+        return self._output(tf.tanh(_apply(self.up2, h, training)))
 
 
 class DCGANDiscriminator(_Discriminator):
@@ -276,6 +292,7 @@ class DCGANDiscriminator(_Discriminator):
             self._make_head(features, num_classes, conditioning, norm, lazy_output=True)
 
     def __call__(self, images, training, labels=None):
+        images = self._input(images)
         one_hot = self._labels(labels, images)
         h = images
         if one_hot is not None and self.conditioning == "concat":
@@ -284,7 +301,7 @@ class DCGANDiscriminator(_Discriminator):
         h = layers.leaky_relu(_apply(self.conv1, h, training), self.leaky_slope)
         h = _normalize(self.norm2, _apply(self.conv2, h, training), training)
         h = self.flatten(layers.leaky_relu(h, self.leaky_slope))
-        return self._head(h, training, labels)
+        return self._output(self._head(h, training, labels))
 
 
 # --- the registry ---------------------------------------------------------------------------------
@@ -307,6 +324,10 @@ class NetworkConfig:
     num_classes: int = 0
     g_conditioning: str = "concat"
     d_conditioning: str = "projection"
+    compute_dtype: str = "float32"  # bfloat16 / float16: mixed precision (see the module doc)
+
+
+COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
 
 
 def _make_mlp(config, momentum):
@@ -361,8 +382,12 @@ def _make(architecture, config):
     """(generator, discriminator) of an architecture, unbuilt, with its own BatchNorm momentum
     unless the config sets one."""
     entry = get_architecture(architecture)
+    _check_choice("compute dtype", config.compute_dtype, COMPUTE_DTYPES)
     momentum = entry.bn_momentum if config.bn_momentum is None else config.bn_momentum
-    return entry.make(config, momentum)
+    networks = entry.make(config, momentum)
+    for network in networks:
+        network.compute_dtype = tf.as_dtype(config.compute_dtype)
+    return networks
 
 
 def make_networks(architecture, config=NetworkConfig()):

@@ -162,3 +162,53 @@ def make_optimizer(name, learning_rate, beta1=0.5, beta2=0.999, momentum=0.0, ne
     if name == "adam":
         return Adam(learning_rate, beta1=beta1, beta2=beta2, epsilon=epsilon, name=label)
     return RMSprop(learning_rate, rho=rho, momentum=momentum, epsilon=epsilon, name=label)
+
+
+class DynamicLossScale(tf.Module):
+    """Dynamic loss scaling for float16 training (Micikevicius et al. 2018, "Mixed Precision
+    Training"; the schedule of Keras' LossScaleOptimizer).
+
+    float16 flushes gradients below about 6e-8 to zero. The loss is multiplied by a scale S
+    before differentiation, which shifts every gradient into float16's range, and the gradients
+    are divided by S before the update. When a scaled gradient overflows (inf/NaN), the update is
+    skipped and S halves; after `growth_interval` finite updates in a row, S doubles. Both live
+    in variables, so checkpoints hold them and a resumed run goes on with the same scale.
+    """
+
+    def __init__(self, initial_scale=2.0 ** 15, growth_interval=2000, name="loss_scale"):
+        super().__init__(name=name)
+        if not initial_scale >= 1 or growth_interval < 1:
+            raise ValueError("the initial loss scale must be >= 1 and the growth interval >= 1")
+        self.growth_interval = int(growth_interval)
+        self.scale = tf.Variable(float(initial_scale), trainable=False, name="scale")
+        self.good_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="good_steps")
+
+    def scale_loss(self, loss):
+        return loss * tf.cast(self.scale, loss.dtype)
+
+    def unscale(self, grads):
+        return [None if g is None else g / tf.cast(self.scale, g.dtype) for g in grads]
+
+    @staticmethod
+    def all_finite(grads):
+        return tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads if g is not None])
+
+    def update(self, finite):
+        """Moves the scale after an update whose gradients were (not) all finite."""
+        grown = self.good_steps + 1 >= self.growth_interval
+        self.scale.assign(tf.where(finite, tf.where(grown, self.scale * 2.0, self.scale),
+                                   tf.maximum(self.scale * 0.5, 1.0)))
+        self.good_steps.assign(tf.where(finite & ~grown, self.good_steps + 1,
+                                        tf.zeros([], tf.int64)))
+
+    def apply(self, optimizer, grads, variables):
+        """optimizer.apply(grads, variables) when every gradient is finite, else nothing; then
+        the scale moves. `grads` are unscaled already. Returns whether the update was applied."""
+        finite = self.all_finite(grads)
+
+        def step():
+            optimizer.apply(grads, variables)
+            return tf.constant(True)
+        applied = tf.cond(finite, step, lambda: tf.constant(False))
+        self.update(finite)
+        return applied

@@ -45,7 +45,7 @@ import operator
 
 import tensorflow as tf
 
-from gan import data, layers, losses, networks
+from gan import data, layers, losses, networks, optimizers
 
 D_UPDATES = ("joint", "split")
 FAKE_BATCHNORM_MODES = ("train", "inference")
@@ -70,6 +70,7 @@ class TrainerConfig:
     d_fake_batchnorm: str = "train"
     g_ema_decay: float = 0.0
     sync_batchnorm: bool = True
+    loss_scaling: bool = False  # float16 mixed precision: the state's DynamicLossScales
 
     def __post_init__(self):
         losses.get_d_loss(self.d_loss)
@@ -121,11 +122,15 @@ def _non_trainable(module):
 
 class GANState(tf.Module):
     """Everything a checkpoint must hold: both networks, both optimizers, the step, the RNG and,
-    when on, G's moving average (which starts as a copy of G)."""
+    when on, G's moving average (which starts as a copy of G) and, for float16 training
+    (`loss_scaling`), one dynamic loss scale per network."""
 
     def __init__(self, generator, discriminator, g_optimizer, d_optimizer, seed,
-                 generator_ema=None):
+                 generator_ema=None, loss_scaling=False):
         super().__init__(name="gan_state")
+        if loss_scaling:
+            self.g_loss_scale = optimizers.DynamicLossScale(name="g_loss_scale")
+            self.d_loss_scale = optimizers.DynamicLossScale(name="d_loss_scale")
         if generator_ema is not None:
             shapes = [v.shape for v in generator.variables]
             if [v.shape for v in generator_ema.variables] != shapes:
@@ -213,6 +218,8 @@ class Trainer:
         self.labels = tf.convert_to_tensor(labels) if self.conditional else None
         if config.g_ema_decay > 0 and getattr(state, "generator_ema", None) is None:
             raise ValueError("g_ema_decay > 0 needs a state made with a generator_ema")
+        if config.loss_scaling and getattr(state, "d_loss_scale", None) is None:
+            raise ValueError("loss_scaling needs a state made with loss_scaling=True")
         self.d_loss = losses.get_d_loss(config.d_loss, config.label_smoothing)
         self.g_loss = losses.get_g_loss(config.g_loss)
         self.penalties = [(name, weight, losses.PENALTIES[name])
@@ -302,21 +309,50 @@ class Trainer:
         flags["all_finite"] = tf.reduce_all(list(flags.values()))
         return flags
 
+    def _loss_scale(self, network):
+        """The network's DynamicLossScale (float16), or None."""
+        if not self.config.loss_scaling:
+            return None
+        return getattr(self.state, f"{network}_loss_scale")
+
+    @staticmethod
+    def _scaled(loss, loss_scale):
+        """The loss to differentiate (inside the tape): scaled when there is a loss scale."""
+        return loss if loss_scale is None else loss_scale.scale_loss(loss)
+
+    @staticmethod
+    def _gradients(tape, scaled_loss, sources, loss_scale):
+        """d loss / d sources from the scaled loss: unscaled when there is a loss scale."""
+        grads = tape.gradient(scaled_loss, sources)
+        return grads if loss_scale is None else loss_scale.unscale(grads)
+
+    @staticmethod
+    def _apply(optimizer, grads, variables, loss_scale):
+        """Applies the update (with a loss scale: only if every gradient is finite); returns the
+        gradient norm (0 for an update skipped for overflow, which is not a divergence)."""
+        norm = tf.linalg.global_norm(grads)
+        if loss_scale is None:
+            optimizer.apply(grads, variables)
+            return norm
+        applied = loss_scale.apply(optimizer, grads, variables)
+        return tf.where(applied, norm, tf.zeros_like(norm))
+
     def _d_step(self, loss_fn, *args):
         """One D update on loss_fn(*args) -> (loss, extras), run by every replica on its
         share; returns (extras averaged over replicas, gradient norm)."""
-        d = self.state.discriminator
+        d, loss_scale = self.state.discriminator, self._loss_scale("d")
 
         def replica_step(*replica_args):
             with tf.GradientTape() as tape:
                 loss, extras = loss_fn(*replica_args)
-            grads = tape.gradient(loss, d.trainable_variables)
+                scaled_loss = self._scaled(loss, loss_scale)
+            grads = self._gradients(tape, scaled_loss, d.trainable_variables, loss_scale)
             return self._replica_mean((grads, extras))
         grads, extras = self._in_replicas(replica_step, *args)
-        self.state.d_optimizer.apply(grads, d.trainable_variables)
+        norm = self._apply(self.state.d_optimizer, grads, d.trainable_variables, loss_scale)
         if self.config.weight_clip > 0:
             losses.clip_weights(d.trainable_variables, self.config.weight_clip)
-        return extras, tf.linalg.global_norm(grads)
+        return extras, norm
 
     def _discriminator(self, labels):
         """D as a function of (images, training), conditioned on `labels` when conditional."""
@@ -438,7 +474,7 @@ class Trainer:
     def _g_update(self, z, real, labels):
         """One G update from the global noise (and, for the losses that need them, real batch and
         labels); returns (G's loss, |dL_G/dl_f| per example, gradient norm)."""
-        g = self.state.generator
+        g, loss_scale = self.state.generator, self._loss_scale("g")
 
         def replica_step(z, real, labels):
             z, real, labels = self._local(z), self._local(real), self._local(labels)
@@ -450,14 +486,16 @@ class Trainer:
                     real_logits = None
                     fake_logits = self._discriminator(labels)(fake, training=True)
                 g_loss = self.g_loss(fake_logits, real_logits)
-            *grads, logit_grads = tape.gradient(g_loss, g.trainable_variables + (fake_logits,))
+                scaled_loss = self._scaled(g_loss, loss_scale)
+            *grads, logit_grads = self._gradients(
+                tape, scaled_loss, g.trainable_variables + (fake_logits,), loss_scale)
             # Per example, how strongly G's loss pulls on D's verdict: |dL_G/dl_f| with the
             # batch mean undone. Near 0 for the saturating loss while D rejects the fakes.
             logit_grad = tf.reduce_mean(tf.abs(logit_grads)) * float(self.local_batch)
             return self._replica_mean((grads, g_loss, logit_grad))
         grads, g_loss, logit_grad = self._in_replicas(replica_step, z, real, labels)
-        self.state.g_optimizer.apply(grads, g.trainable_variables)
-        return g_loss, logit_grad, tf.linalg.global_norm(grads)
+        norm = self._apply(self.state.g_optimizer, grads, g.trainable_variables, loss_scale)
+        return g_loss, logit_grad, norm
 
     def _iteration(self, images):
         state, config = self.state, self.config
@@ -502,4 +540,7 @@ class Trainer:
             "d_grad_norm": d_grad_norm,
         }
         metrics.update({name: value for name, value in verdicts.items() if name not in metrics})
+        if config.loss_scaling:
+            metrics["d_loss_scale"] = tf.identity(state.d_loss_scale.scale)
+            metrics["g_loss_scale"] = tf.identity(state.g_loss_scale.scale)
         return metrics
