@@ -1,4 +1,5 @@
-"""Training-speed benchmark: gan's compiled step against the seed's Keras loop, in one run.
+"""Training-speed benchmark: gan's compiled step against the seed's Keras loop and a PyTorch
+eager implementation of the same step, in one run.
 
     python experiments/benchmark.py            # the full table (a few minutes)
     python experiments/benchmark.py --quick    # fewer repetitions
@@ -10,10 +11,14 @@ thread pool is shared), warms up (compilation included), then times --repetition
 --iterations iterations each and reports the median. Also measured in the same run: the machine's
 float32 matrix-multiply peak (a large tf.matmul), against which achieved GFLOP/s are compared.
 
-FLOPs per iteration are counted analytically (2 per multiply-add of every matmul; elementwise ops
-ignored), for what the step must compute: D step = G forward + D forward/backward on real and fake
-(weight gradients, and input gradients except for D's first layer); G step = G forward, D forward,
-D backward to its input only, G backward (weights, inputs except G's first layer).
+FLOPs per iteration are counted analytically (2 per multiply-add of every matmul and convolution;
+elementwise ops ignored), for what the step must compute: D step = G forward + D forward/backward
+on real and fake (weight gradients, and input gradients except for D's first layer); G step = G
+forward, D forward, D backward to its input only, G backward (weights, inputs except G's first
+layer). The multiply-adds of each layer are read from the networks themselves (`layer_macs`).
+
+The PyTorch rows (experiments/torch_seed.py) run when torch is importable and are skipped with one
+line otherwise; torch is a yardstick here, never a dependency of gan/.
 """
 
 import argparse
@@ -29,21 +34,47 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# name -> settings; "d_update"/"d_fake_batchnorm" pick the seed's quirks or the joint step.
+# Adam at the common GAN settings (what experiments/torch_seed.py --optimizer=adam runs).
+ADAM = dict(g_optimizer="adam", d_optimizer="adam", g_learning_rate=2e-4, d_learning_rate=2e-4)
+
+
+
+def joint(batch_size, jit_compile=True, **overrides):
+    """The settings of a row of the MLP's joint step: its batch, XLA or not, other flags."""
+    return dict(batch_size=batch_size, d_update="joint", d_fake_batchnorm="train",
+                jit_compile=jit_compile, overrides=overrides)
+
+
+BF16, FP16 = dict(mixed_precision="bfloat16"), dict(mixed_precision="float16")
+
+# name -> settings; "d_update"/"d_fake_batchnorm" pick the seed's quirks or the joint step;
+# "overrides": other settings, by flag name.
 CONFIGS = {
-    "gan b32 (joint D step)": dict(batch_size=32, d_update="joint", d_fake_batchnorm="train"),
+    "gan b32 (joint D step)": joint(32),
     "gan b32 (seed's split D steps)": dict(batch_size=32, d_update="split",
                                            d_fake_batchnorm="inference"),
-    "gan b64 (joint D step)": dict(batch_size=64, d_update="joint", d_fake_batchnorm="train"),
-    "gan b256 (joint D step)": dict(batch_size=256, d_update="joint", d_fake_batchnorm="train"),
-    "gan b32 (joint, no XLA)": dict(batch_size=32, d_update="joint", d_fake_batchnorm="train",
-                                    jit_compile=False),
+    "gan b64 (joint D step)": joint(64),
+    "gan b256 (joint D step)": joint(256),
+    "gan b32 (joint, no XLA)": joint(32, jit_compile=False),
+    "gan b32 (joint, Adam)": joint(32, **ADAM),
+    # --mixed_precision, under XLA and under TensorFlow's own (oneDNN) kernels: on a CPU with bf16
+    # matrix units only the latter may use them.
+    "gan b32 (joint, bfloat16)": joint(32, **BF16),
+    "gan b32 (joint, bfloat16, no XLA)": joint(32, jit_compile=False, **BF16),
+    "gan b32 (joint, float16)": joint(32, **FP16),
+    "gan b256 (joint, no XLA)": joint(256, jit_compile=False),
+    "gan b256 (joint, bfloat16)": joint(256, **BF16),
+    "gan b256 (joint, bfloat16, no XLA)": joint(256, jit_compile=False, **BF16),
     # experiments/dcgan.flags at batch 64, with and without XLA: what --jit_compile=auto rests on.
     "dcgan w32 b64 (XLA)": dict(batch_size=64, flagfile="dcgan.flags", jit_compile=True),
     "dcgan w32 b64 (no XLA)": dict(batch_size=64, flagfile="dcgan.flags", jit_compile=False),
 }
 KERAS = "Keras seed loop b32 (train_on_batch)"
 MATMULS = "b32 joint step's matmuls alone"
+# name -> torch_seed.py's optimizer; the step is the one of "gan b32 (joint D step)".
+TORCH = {"PyTorch eager b32 joint (SGD)": "sgd", "PyTorch eager b32 joint (Adam)": "adam"}
+TORCH_SKIPPED = 3  # torch_seed.py's exit code without torch
+HLO = "hlo"  # worker: the HLO instruction count of one b32 joint iteration
 
 
 def row_batch_size(name):
@@ -59,21 +90,55 @@ def layer_sizes(config):
     return ([model.latent_dim, *model.g_hidden, image_size], [image_size, *model.d_hidden, 1])
 
 
-def mlp_flops_per_iteration(config):
-    g_sizes, d_sizes = layer_sizes(config)
+def layer_macs(network, inputs):
+    """Multiply-adds per example of each matmul and convolution of a network, in call order,
+    recorded while it runs on `inputs`: a*b for a Dense [a, b]; for a convolution, its kernel's
+    size times the positions it is applied at (the output's for Conv2D, the input's for the
+    transposed one, which scatters each input pixel through the whole kernel)."""
+    from gan import layers
+    macs = []
+    originals = {cls: cls.apply_kernel for cls in (layers.Dense, layers.Conv2D,
+                                                   layers.Conv2DTranspose)}
+
+    def recording(cls):
+        def apply_kernel(self, x, kernel):
+            y = originals[cls](self, x, kernel)
+            positions = {layers.Dense: 1, layers.Conv2D: math.prod(y.shape[1:3]),
+                         layers.Conv2DTranspose: math.prod(x.shape[1:3])}[cls]
+            macs.append(positions * math.prod(kernel.shape))
+            return y
+        return apply_kernel
+    for cls in originals:
+        cls.apply_kernel = recording(cls)
+    try:
+        output = network(inputs, training=False)
+    finally:
+        for cls, original in originals.items():
+            cls.apply_kernel = original
+    return macs, output
+
+
+def flops_per_iteration(config):
+    """FLOPs of one joint iteration of a RunConfig's networks (see the module docstring)."""
+    import tensorflow as tf
+    from gan import config as config_lib
+    from gan import networks
+    generator, discriminator = networks.make_networks(config.model.architecture,
+                                                      config_lib.network_config(config))
+    g_macs, fakes = layer_macs(generator, tf.zeros([2, config.model.latent_dim]))
+    d_macs, _ = layer_macs(discriminator, fakes)
     batch = config.schedule.batch_size
 
-    def forward(sizes, n):
-        return sum(2 * n * a * b for a, b in zip(sizes, sizes[1:]))
+    def forward(macs, n):
+        return 2 * n * sum(macs)
 
-    def input_grads(sizes, n, skip_first):
-        pairs = list(zip(sizes, sizes[1:]))[1 if skip_first else 0:]
-        return sum(2 * n * a * b for a, b in pairs)
+    def input_grads(macs, n, skip_first):
+        return 2 * n * sum(macs[1 if skip_first else 0:])
 
-    g_fwd, d_fwd = forward(g_sizes, batch), forward(d_sizes, batch)
-    d_step = g_fwd + 2 * forward(d_sizes, 2 * batch) + input_grads(d_sizes, 2 * batch, True)
-    g_step = (g_fwd + d_fwd + input_grads(d_sizes, batch, False) + g_fwd
-              + input_grads(g_sizes, batch, True))
+    g_fwd, d_fwd = forward(g_macs, batch), forward(d_macs, batch)
+    d_step = g_fwd + 2 * forward(d_macs, 2 * batch) + input_grads(d_macs, 2 * batch, True)
+    g_step = (g_fwd + d_fwd + input_grads(d_macs, batch, False) + g_fwd
+              + input_grads(g_macs, batch, True))
     return d_step + g_step
 
 
@@ -160,20 +225,41 @@ def seed_mlp_config(batch_size=32, d_update="split", d_fake_batchnorm="inference
                                 d_fake_batchnorm=d_fake_batchnorm)
 
 
-def gan_runner(settings):
-    """A function n -> None that runs n iterations of a CONFIGS entry and waits for them."""
+def row_config(settings):
+    """The RunConfig of a CONFIGS entry."""
     from gan import config as config_lib
-    from gan import data, trainer
     if "flagfile" in settings:
         config = config_lib.from_flagfile(os.path.join(REPO, "experiments", settings["flagfile"]),
                                           batch_size=settings["batch_size"])
     else:
         config = seed_mlp_config(settings["batch_size"], settings["d_update"],
                                  settings["d_fake_batchnorm"])
+    return config.replace(**settings.get("overrides", {})).validate()
+
+
+def make_trainer(settings):
+    from gan import config as config_lib
+    from gan import data, trainer
+    config = row_config(settings)
     state = config_lib.make_state(config)
-    runner = trainer.Trainer(state, config_lib.trainer_config(config),
-                             data.load("mnist", "train").images,
-                             jit_compile=settings.get("jit_compile", True))
+    return trainer.Trainer(state, config_lib.trainer_config(config),
+                           data.load("mnist", "train").images,
+                           jit_compile=settings.get("jit_compile", True))
+
+
+def hlo_instructions(settings):
+    """How many instructions XLA's optimized HLO of one iteration of a CONFIGS entry has."""
+    runner = make_trainer(settings)
+    import tensorflow as tf
+    iteration = tf.function(runner._iteration, jit_compile=True, autograph=False)
+    hlo = iteration.experimental_get_compiler_ir(runner.images)(stage="optimized_hlo")
+    return sum(1 for line in hlo.splitlines() if " = " in line and line.lstrip().startswith(
+        ("%", "ROOT ")))
+
+
+def gan_runner(settings):
+    """A function n -> None that runs n iterations of a CONFIGS entry and waits for them."""
+    runner = make_trainer(settings)
     return lambda n: float(runner.run(n)["d_loss"])
 
 
@@ -221,12 +307,18 @@ def interleaved(name_a, name_b, args):
           f"{statistics.median(ratios):.3f}  (rounds: {' '.join(f'{r:.2f}' for r in ratios)})")
 
 
-def worker_keras(iterations, repetitions):
+def worker_script(script, iterations, repetitions, *script_args):
+    """Median iterations/s of `repetitions` runs of a yardstick script (keras_seed.py,
+    torch_seed.py), or {"skipped": its one line} when its library is not installed."""
     rates = []
     for _ in range(repetitions):
-        out = subprocess.run([sys.executable, os.path.join(REPO, "experiments", "keras_seed.py"),
-                              f"--iterations={iterations}"], capture_output=True, text=True,
-                             check=True, cwd=REPO)
+        out = subprocess.run([sys.executable, os.path.join(REPO, "experiments", script),
+                              f"--iterations={iterations}", *script_args], capture_output=True,
+                             text=True, cwd=REPO)
+        if out.returncode == TORCH_SKIPPED:
+            return {"skipped": out.stderr.strip().splitlines()[-1]}
+        if out.returncode != 0:
+            raise RuntimeError(f"{script} failed:\n{out.stderr[-3000:]}")
         rates.append(json.loads(out.stdout.strip().splitlines()[-1])["iterations_per_sec"])
     return {"iterations_per_sec": statistics.median(rates), "all": rates}
 
@@ -244,15 +336,18 @@ def run_worker(args):
         result = worker_matmuls_only(seed_mlp_config(d_update="joint", d_fake_batchnorm="train"),
                                      args.iterations, args.repetitions)
     elif args.worker == KERAS:
-        result = worker_keras(args.keras_iterations, args.keras_repetitions)
+        result = worker_script("keras_seed.py", args.keras_iterations, args.keras_repetitions)
+    elif args.worker in TORCH:
+        result = worker_script("torch_seed.py", args.iterations, args.repetitions,
+                               f"--optimizer={TORCH[args.worker]}")
+    elif args.worker == HLO:
+        result = {"instructions": hlo_instructions(CONFIGS["gan b32 (joint D step)"])}
     else:
         result = worker_gan(CONFIGS[args.worker], args.iterations, args.repetitions)
     result["peak_rss_mib"] = peak_rss_mib()  # before the FLOP count's imports, for Keras' sake
-    if args.worker != "peak":
-        # The analytic count covers the MLP only; a convolutional row reports none.
-        result["gflop_per_iteration"] = float("nan") if "flagfile" in CONFIGS.get(
-            args.worker, {}) else mlp_flops_per_iteration(
-                seed_mlp_config(row_batch_size(args.worker))) / 1e9
+    if args.worker not in ("peak", HLO):
+        settings = CONFIGS.get(args.worker, CONFIGS["gan b32 (joint D step)"])
+        result["gflop_per_iteration"] = flops_per_iteration(row_config(settings)) / 1e9
     print(json.dumps(result))
 
 
@@ -290,7 +385,8 @@ def argument_errors(args):
     if unknown:
         errors.append(f"--compare: unknown config {unknown[0]!r}; expected one of: "
                       + "; ".join(CONFIGS))
-    if args.only is not None and not any(args.only in n for n in list(CONFIGS) + [MATMULS, KERAS]):
+    if args.only is not None and not any(args.only in n
+                                         for n in list(CONFIGS) + [MATMULS, *TORCH, KERAS]):
         errors.append(f"--only={args.only}: matches no configuration")
     return errors
 
@@ -324,8 +420,9 @@ def main():
         args.iterations, args.repetitions = 200, 3
         args.keras_iterations, args.keras_repetitions = 100, 1
 
-    print(f"# {time.strftime('%Y-%m-%d')}  {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores, Python {platform.python_version()}")
+    model, bf16_units = cpu_description()
+    print(f"# {time.strftime('%Y-%m-%d')}  {model}, {os.cpu_count()} cores, bf16 matrix units: "
+          f"{bf16_units}, Python {platform.python_version()}")
     peak = spawn("peak", args)["gflops"]
     print(f"# float32 matmul peak (2048^3 tf.matmul, median): {peak:.1f} GFLOP/s")
     header = (f"| {'configuration':<38} | {'iter/s':>8} | {'images/s':>9} | {'GFLOP/iter':>10} | "
@@ -333,9 +430,13 @@ def main():
     print(header)
     print("|" + "|".join("-" * (len(cell)) for cell in header.split("|")[1:-1]) + "|")
     rates = {}
-    names = [n for n in list(CONFIGS) + [MATMULS, KERAS] if not args.only or args.only in n]
+    names = [n for n in list(CONFIGS) + [MATMULS, *TORCH, KERAS]
+             if not args.only or args.only in n]
     for name in names:
         result = spawn(name, args)
+        if "skipped" in result:
+            print(f"# {name}: skipped: {result['skipped']}", flush=True)
+            continue
         batch = row_batch_size(name)
         rate = result["iterations_per_sec"]
         rates[name] = rate
@@ -343,11 +444,49 @@ def main():
         print(f"| {name:<38} | {rate:>8.1f} | {rate * batch:>9.0f} | {gflop:>10.3f} | "
               f"{rate * gflop:>8.1f} | {100 * rate * gflop / peak:>5.1f}% | "
               f"{result['peak_rss_mib']:>12.0f} |", flush=True)
-    ours, seed_split = "gan b32 (joint D step)", "gan b32 (seed's split D steps)"
-    if KERAS in rates:
-        for name in (ours, seed_split):
-            if name in rates:
-                print(f"# {name} / Keras seed loop: {rates[name] / rates[KERAS]:.1f}x")
+    for line in ratio_lines(rates):
+        print(line)
+    if not args.only or args.only in "gan b32 (joint D step)":
+        print(f"# HLO instructions of one b32 joint iteration (optimized): "
+              f"{spawn(HLO, args)['instructions']}")
+
+
+# (numerator, denominator): the ratios the performance targets are stated in.
+RATIOS = [
+    ("gan b32 (joint D step)", MATMULS),
+    ("gan b32 (joint D step)", "PyTorch eager b32 joint (SGD)"),
+    ("gan b32 (joint, Adam)", "PyTorch eager b32 joint (Adam)"),
+    ("gan b32 (joint D step)", KERAS),
+    ("gan b32 (seed's split D steps)", KERAS),
+    ("gan b32 (joint, bfloat16)", "gan b32 (joint D step)"),
+    ("gan b32 (joint, bfloat16, no XLA)", "gan b32 (joint D step)"),
+    ("gan b32 (joint, float16)", "gan b32 (joint D step)"),
+    ("gan b256 (joint, bfloat16)", "gan b256 (joint D step)"),
+    ("gan b256 (joint, bfloat16, no XLA)", "gan b256 (joint D step)"),
+    ("dcgan w32 b64 (no XLA)", "dcgan w32 b64 (XLA)"),
+]
+
+
+def ratio_lines(rates):
+    return [f"# {a} / {b}: {rates[a] / rates[b]:.2f}x" for a, b in RATIOS
+            if a in rates and b in rates]
+
+
+def cpu_description():
+    """(the CPU's model name, which bf16 matrix instructions it has) from /proc/cpuinfo."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+    except OSError:
+        pass
+    units = sorted(flags & {"amx_bf16", "avx512_bf16"})
+    return model, ", ".join(units) or "none"
 
 
 if __name__ == "__main__":

@@ -204,7 +204,13 @@ class Dataset:
 
 def to_unit_range(images_uint8):
     """uint8 [0, 255] -> float32 [-1, 1], NHWC."""
-    return (images_uint8.astype(np.float32) / 127.5 - 1.0)[..., None]
+    # In place: the same float32 operations as `x / 127.5 - 1.0`, without its two temporary
+    # copies (376 MB at MNIST's training set, most of a training run's peak memory beyond
+    # TensorFlow's own).
+    images = images_uint8.astype(np.float32)
+    images /= np.float32(127.5)
+    images -= np.float32(1.0)
+    return images[..., None]
 
 
 @functools.lru_cache(maxsize=8)

@@ -84,6 +84,9 @@ class Evaluator:
         subset = rng.choice(len(self.reference), min(num_samples, len(self.reference)),
                             replace=False)
         self.reference_subset = self.reference[subset]
+        # The reference's share of KID and of precision/recall, done once for all evaluations.
+        self._kid_subsets = metrics.KIDSubsets(self.reference_subset, num_subsets=kid_subsets)
+        self._reference_radii = None
         self._class_statistics = None
         self._sampler = (None, None)  # (generator, its compiled sampler), kept between evaluations
 
@@ -96,9 +99,11 @@ class Evaluator:
               class's training images (Miyato & Koyama 2018)."""
         features, probs = classifier_lib.predict(self.classifier, images)
         mu, sigma = metrics.gaussian_statistics(features)
-        kid_mean, kid_std = metrics.kid(self.reference_subset, features,
-                                        num_subsets=self.kid_subsets)
-        precision, recall = metrics.precision_recall(self.reference_subset, features)
+        kid_mean, kid_std = self._kid_subsets.kid(features)
+        if self._reference_radii is None:
+            self._reference_radii = metrics.knn_squared_radii(self.reference_subset)
+        precision, recall = metrics.precision_recall(self.reference_subset, features,
+                                                     real_radii=self._reference_radii)
         histogram, covered, coverage_kl = metrics.class_coverage(probs)
         results = {
             "fid": metrics.frechet_distance(self.reference_mu, self.reference_sigma, mu, sigma),

@@ -13,7 +13,7 @@ the FID's matrix square root needs the precision.
 
 import numpy as np
 
-CHUNK = 1000  # rows per block of pairwise distances (CHUNK x N float64 in memory)
+CHUNK = 250  # rows per block of pairwise distances (CHUNK x N float64, 20 MB at N = 10,000)
 
 
 def gaussian_statistics(features):
@@ -45,12 +45,51 @@ def polynomial_kernel(x, y):
     return base * base * base  # two multiplies: ~10x faster than numpy's general power
 
 
-def mmd2_unbiased(x, y):
-    """Unbiased MMD^2 (Gretton et al. 2012, eq. 3) with the cubic polynomial kernel."""
-    m, n = len(x), len(y)
-    k_xx, k_yy, k_xy = polynomial_kernel(x, x), polynomial_kernel(y, y), polynomial_kernel(x, y)
-    return float((k_xx.sum() - np.trace(k_xx)) / (m * (m - 1))
-                 + (k_yy.sum() - np.trace(k_yy)) / (n * (n - 1)) - 2 * k_xy.mean())
+def within_set_term(x):
+    """MMD^2's mean kernel value between distinct points of one set (x's own term)."""
+    m = len(x)
+    k_xx = polynomial_kernel(x, x)
+    return (k_xx.sum() - np.trace(k_xx)) / (m * (m - 1))
+
+
+def mmd2_unbiased(x, y, x_term=None):
+    """Unbiased MMD^2 (Gretton et al. 2012, eq. 3) with the cubic polynomial kernel. `x_term`:
+    within_set_term(x), when the caller has it already."""
+    x_term = within_set_term(x) if x_term is None else x_term
+    return float(x_term + within_set_term(y) - 2 * polynomial_kernel(x, y).mean())
+
+
+class KIDSubsets:
+    """The random subsets that `kid` compares, with the first set's own kernel terms: a fixed
+    reference set is compared with many generated sets of one size, and its share of the work
+    (a third) is then done once. Built lazily for the sizes it meets."""
+
+    def __init__(self, features_a, num_subsets=100, subset_size=1000, seed=0):
+        self.a = np.asarray(features_a, np.float64)
+        self.num_subsets, self.subset_size, self.seed = num_subsets, subset_size, seed
+        self._by_size = {}
+
+    def draws(self, size_b):
+        """[(indices into a, indices into b, a's term)] for generated sets of size_b points."""
+        if size_b not in self._by_size:
+            size = min(self.subset_size, len(self.a), size_b)
+            rng = np.random.default_rng(self.seed)
+            draws = []
+            for _ in range(self.num_subsets):
+                a_indices = rng.choice(len(self.a), size, replace=False)
+                b_indices = rng.choice(size_b, size, replace=False)
+                draws.append((a_indices, b_indices, within_set_term(self.a[a_indices])))
+            self._by_size[size_b] = draws
+        return self._by_size[size_b]
+
+    def kid(self, features_b):
+        b = np.asarray(features_b, np.float64)
+        size = min(self.subset_size, len(self.a), len(b))
+        if size == len(self.a) == len(b):
+            return mmd2_unbiased(self.a, b), 0.0
+        values = [mmd2_unbiased(self.a[a_indices], b[b_indices], a_term)
+                  for a_indices, b_indices, a_term in self.draws(len(b))]
+        return float(np.mean(values)), float(np.std(values))
 
 
 def kid(features_a, features_b, num_subsets=100, subset_size=1000, seed=0):
@@ -59,15 +98,7 @@ def kid(features_a, features_b, num_subsets=100, subset_size=1000, seed=0):
     When the subsets are the whole of both sets (as with at most subset_size samples), every
     subset is a permutation of them, on which MMD^2 does not depend: it is computed once, std 0.
     """
-    a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
-    size = min(subset_size, len(a), len(b))
-    if size == len(a) == len(b):
-        return mmd2_unbiased(a, b), 0.0
-    rng = np.random.default_rng(seed)
-    values = [mmd2_unbiased(a[rng.choice(len(a), size, replace=False)],
-                            b[rng.choice(len(b), size, replace=False)])
-              for _ in range(num_subsets)]
-    return float(np.mean(values)), float(np.std(values))
+    return KIDSubsets(features_a, num_subsets, subset_size, seed).kid(features_b)
 
 
 def classifier_score(probs, eps=1e-12):
@@ -93,22 +124,22 @@ def knn_squared_radii(features, k=3):
     return radii
 
 
-def _fraction_inside_manifold(queries, manifold, squared_radii):
-    """Fraction of queries within radius j of some manifold point j (compared squared)."""
-    inside = 0
-    for start in range(0, len(queries), CHUNK):
-        d2 = _squared_distances(queries[start:start + CHUNK], manifold)
-        inside += int(np.sum(np.any(d2 <= squared_radii[None, :], axis=1)))
-    return inside / len(queries)
-
-
-def precision_recall(real_features, fake_features, k=3):
-    """Improved precision (fakes inside the real manifold) and recall (reals inside the fake one)."""
+def precision_recall(real_features, fake_features, k=3, real_radii=None):
+    """Improved precision (fakes inside the real manifold) and recall (reals inside the fake one).
+    `real_radii`: knn_squared_radii(real_features, k), when the caller keeps them (a fixed
+    reference set). The distances between the two sets are computed once, for both."""
     real = np.asarray(real_features, np.float64)
     fake = np.asarray(fake_features, np.float64)
-    precision = _fraction_inside_manifold(fake, real, knn_squared_radii(real, k))
-    recall = _fraction_inside_manifold(real, fake, knn_squared_radii(fake, k))
-    return precision, recall
+    if real_radii is None:
+        real_radii = knn_squared_radii(real, k)
+    fake_radii = knn_squared_radii(fake, k)
+    fakes_inside = 0
+    reals_inside = np.zeros(len(real), bool)
+    for start in range(0, len(fake), CHUNK):
+        d2 = _squared_distances(fake[start:start + CHUNK], real)
+        fakes_inside += int(np.sum(np.any(d2 <= real_radii[None, :], axis=1)))
+        reals_inside |= np.any(d2 <= fake_radii[start:start + CHUNK, None], axis=0)
+    return fakes_inside / len(fake), float(np.mean(reals_inside))
 
 
 def class_coverage(probs, num_classes=10):

@@ -1,14 +1,19 @@
-"""The benchmark's analytic FLOP count against the matmuls XLA actually compiles for one iteration."""
+"""The benchmark's FLOP count against the matmuls XLA actually compiles for one iteration and
+against DCGAN's layers written out; its yardstick rows when their library is missing."""
 
+import json
 import math
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 import tensorflow as tf
 
 from gan import config as config_lib
 from gan import data, trainer
-from helpers import load_benchmark
+from helpers import REPO, load_benchmark
 
 
 
@@ -47,6 +52,42 @@ def test_flop_count_matches_the_compiled_iteration(batch):
     iteration = tf.function(runner._iteration, jit_compile=True)
     hlo = iteration.experimental_get_compiler_ir(runner.images)(stage="optimized_hlo")
     compiled = compiled_matmul_flops(hlo)
-    counted = benchmark.mlp_flops_per_iteration(config)
+    counted = benchmark.flops_per_iteration(config)
     # XLA may turn the 1-unit output layer's matmuls into multiply-reduce: 0.1% of the FLOPs.
     assert compiled == pytest.approx(counted, rel=2e-3), (compiled, counted)
+
+
+def test_dcgan_flop_count_is_its_layers_written_out():
+    benchmark = load_benchmark()
+    config = config_lib.from_flagfile(os.path.join(REPO, "experiments", "dcgan.flags"),
+                                      batch_size=64)
+    w = config.model.dcgan_width
+    # G: Dense z -> 7x7x4w; ConvT 5x5 4w -> 2w on 7x7 inputs; ConvT 5x5 2w -> 1 on 14x14 inputs.
+    g = [100 * 7 * 7 * 4 * w, 7 * 7 * 25 * 4 * w * 2 * w, 14 * 14 * 25 * 2 * w]
+    # D: Conv 5x5 1 -> w, stride 2, 14x14 outputs; Conv 5x5 w -> 2w, 7x7 outputs; Dense 7x7x2w -> 1.
+    wd = config.model.dcgan_d_width or w
+    d = [14 * 14 * 25 * wd, 7 * 7 * 25 * wd * 2 * wd, 7 * 7 * 2 * wd]
+    b = 64
+    d_step = 2 * b * sum(g) + 2 * (2 * 2 * b * sum(d)) + 2 * 2 * b * sum(d[1:])
+    g_step = 2 * b * sum(g) + 2 * b * sum(d) + 2 * b * sum(d) + 2 * b * sum(g) + 2 * b * sum(g[1:])
+    assert benchmark.flops_per_iteration(config) == d_step + g_step
+
+
+def test_torch_rows_are_skipped_with_one_line_without_torch(tmp_path):
+    # A `torch` that fails to import, first on the path: what a machine without PyTorch sees.
+    (tmp_path / "torch.py").write_text("raise ImportError('No module named torch')\n")
+    result = subprocess.run([sys.executable, os.path.join(REPO, "experiments", "torch_seed.py"),
+                             "--iterations=2"], capture_output=True, text=True, cwd=REPO,
+                            env=dict(os.environ, PYTHONPATH=str(tmp_path)))
+    assert result.returncode == load_benchmark().TORCH_SKIPPED
+    assert result.stdout == "" and len(result.stderr.strip().splitlines()) == 1
+    assert "PyTorch is not installed; skipped" in result.stderr
+
+
+def test_torch_peer_trains_the_same_step():
+    pytest.importorskip("torch", reason="PyTorch (a yardstick only) is not installed")
+    result = subprocess.run([sys.executable, os.path.join(REPO, "experiments", "torch_seed.py"),
+                             "--iterations=3", "--warmup=1", "--optimizer=adam"],
+                            capture_output=True, text=True, cwd=REPO, check=True)
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["iterations"] == 3 and report["iterations_per_sec"] > 0

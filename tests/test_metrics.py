@@ -133,6 +133,30 @@ def test_precision_recall_matches_the_definition():
     np.testing.assert_allclose(got, naive_precision_recall(real, fake, 3), rtol=1e-12)
 
 
+def test_precision_recall_in_chunks_with_kept_reference_radii(monkeypatch):
+    """Blocks of rows that do not divide the sets, and the reference's radii passed in (what
+    the evaluator keeps between evaluations), give the definition's values."""
+    monkeypatch.setattr(metrics, "CHUNK", 16)
+    rng = np.random.default_rng(9)
+    real = rng.normal(size=(60, 3))
+    fake = rng.normal(0.5, 0.8, size=(50, 3))
+    expected = naive_precision_recall(real, fake, 3)
+    np.testing.assert_allclose(metrics.precision_recall(real, fake, k=3), expected, rtol=1e-12)
+    radii = metrics.knn_squared_radii(real, 3)
+    np.testing.assert_allclose(metrics.precision_recall(real, fake, k=3, real_radii=radii),
+                               expected, rtol=1e-12)
+
+
+def test_kid_subsets_kept_for_a_reference_give_kids_values():
+    rng = np.random.default_rng(10)
+    reference = rng.normal(size=(900, 8))
+    kept = metrics.KIDSubsets(reference, num_subsets=5, subset_size=200, seed=3)
+    for shift in (0.0, 0.3):
+        generated = rng.normal(shift, 1, size=(700, 8))
+        assert kept.kid(generated) == metrics.kid(reference, generated, num_subsets=5,
+                                                  subset_size=200, seed=3)
+
+
 def test_precision_recall_extremes():
     rng = np.random.default_rng(8)
     real = rng.normal(size=(300, 4))

@@ -1,0 +1,121 @@
+"""Where the whole seed job's time and memory go: `python -m gan.train --flagfile=experiments/seed.flags`
+(10,000 iterations, 5 evaluations of 10,000 samples, sample grids, summaries, checkpoints) against its
+training alone, in one run on one machine.
+
+    python experiments/profile_seed_job.py            # about 4 minutes on 2 cores
+
+Prints, in order:
+  1. the whole job, and the same job with --eval_every=0, each in its own process: wall time and
+     peak resident memory (getrusage of the child);
+  2. in this process, stage by stage: importing TensorFlow and gan, loading MNIST, building the
+     state and compiling the loop, the 10,000 training iterations alone (100 compiled calls of 100,
+     nothing written), the evaluator's set-up (reference features, cached on disk after the first
+     run), then one evaluation split into its parts; after each stage, the time it took and the
+     process's peak resident memory so far (a stage that raises the peak shows it).
+The target of the performance issue: whole job <= 1.3 x training alone, peak RSS <= 1.3 GB.
+"""
+
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SEED_FLAGS = os.path.join(REPO, "experiments", "seed.flags")
+
+
+def peak_mib(who=resource.RUSAGE_SELF):
+    return resource.getrusage(who).ru_maxrss / 1024  # Linux: KiB
+
+
+def child_job(extra_flags):
+    """(wall seconds, peak RSS MiB) of a gan.train run in a fresh process."""
+    with tempfile.TemporaryDirectory() as logdir:
+        command = [sys.executable, "-c",
+                   "import resource, runpy, sys; sys.argv = sys.argv[1:]; "
+                   "code = 0\ntry:\n runpy.run_module('gan.train', run_name='__main__')\n"
+                   "except SystemExit as e:\n code = e.code or 0\n"
+                   "print('PEAK_KIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+                   "sys.exit(code)",
+                   "gan.train", f"--flagfile={SEED_FLAGS}", f"--logdir={logdir}", *extra_flags]
+        start = time.perf_counter()
+        out = subprocess.run(command, capture_output=True, text=True, cwd=REPO,
+                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+        wall = time.perf_counter() - start
+    if out.returncode != 0:
+        raise RuntimeError(f"gan.train failed:\n{out.stderr[-3000:]}")
+    peak = [line for line in out.stdout.splitlines() if line.startswith("PEAK_KIB")][-1]
+    return wall, int(peak.split()[1]) / 1024
+
+
+class Stages:
+    def __init__(self):
+        self.last = time.perf_counter()
+        self.times = {}
+
+    def done(self, name):
+        now = time.perf_counter()
+        self.times[name] = now - self.last
+        print(f"| {name:<52} | {now - self.last:>8.2f} | {peak_mib():>9.0f} |", flush=True)
+        self.last = now
+
+
+def in_process():
+    print("| stage (this process)                                 |     s    | peak MiB  |")
+    print("|------------------------------------------------------|----------|-----------|")
+    stages = Stages()
+    import numpy as np
+    import tensorflow as tf
+    from gan import classifier, config, data, evaluation, metrics, trainer
+    stages.done("import TensorFlow and gan")
+    run = config.from_flagfile(SEED_FLAGS)
+    images = data.load("mnist", "train").images
+    stages.done("load MNIST")
+    state = config.make_state(run)
+    runner = trainer.Trainer(state, config.trainer_config(run), images,
+                             jit_compile=config.jit_compile(run))
+    float(runner.run(1)["d_loss"])
+    stages.done("build the state, compile the loop, 1 iteration")
+    for _ in range(run.schedule.num_steps // run.runtime.steps_per_loop):
+        float(runner.run(run.runtime.steps_per_loop)["d_loss"])
+    stages.done(f"{run.schedule.num_steps} training iterations alone")
+    training = stages.times[f"{run.schedule.num_steps} training iterations alone"]
+    evaluator = evaluation.Evaluator(run.data.dataset, run.output.eval_num_samples)
+    stages.done("evaluator set-up (reference features and statistics)")
+    samples = evaluation.generate(state.generator, run.output.eval_num_samples)
+    stages.done("evaluation: generate 10,000 samples (compiles once)")
+    samples = evaluation.generate(state.generator, run.output.eval_num_samples,
+                                  sampler=evaluation.compile_sampler(state.generator))
+    stages.done("evaluation: generate 10,000 samples again")
+    features, probs = classifier.predict(evaluator.classifier, samples)
+    stages.done("evaluation: classifier features")
+    mu, sigma = metrics.gaussian_statistics(features)
+    metrics.frechet_distance(evaluator.reference_mu, evaluator.reference_sigma, mu, sigma)
+    stages.done("evaluation: FID")
+    metrics.kid(evaluator.reference_subset, features)
+    stages.done("evaluation: KID (100 subsets of 1,000)")
+    metrics.precision_recall(evaluator.reference_subset, features)
+    stages.done("evaluation: precision and recall (k = 3)")
+    metrics.classifier_score(probs)
+    metrics.class_coverage(probs)
+    stages.done("evaluation: score and coverage")
+    evaluator.evaluate_generator(state.generator)
+    stages.done("one whole evaluation, as training runs it")
+    del np, tf
+    return training
+
+
+def main():
+    whole, whole_peak = child_job([])
+    print(f"# whole seed job (5 evaluations): {whole:.1f} s wall, peak RSS {whole_peak:.0f} MiB")
+    no_eval, no_eval_peak = child_job(["--eval_every=0"])
+    print(f"# the same with --eval_every=0: {no_eval:.1f} s wall, peak RSS {no_eval_peak:.0f} MiB")
+    training = in_process()
+    print(f"# whole job / training alone: {whole / training:.2f}x "
+          f"(target <= 1.3x); with --eval_every=0: {no_eval / training:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
