@@ -33,6 +33,12 @@ computes what one device computes on the same batch, up to float rounding. The o
 the WGAN-GP and DRAGAN noise is drawn by each replica from its own stream (seeded from the state's
 RNG every step), so those two penalties see other draws of the same law than on one device.
 
+Mixed precision: the networks compute in 16 bits and return float32 (see `networks`), so the
+losses and penalties here are float32 as always. With float16 (`loss_scaling`), each update's loss
+is multiplied by its network's dynamic loss scale before differentiation and the gradients divided
+by it after (`optimizers.DynamicLossScale`); an update whose gradients overflow is skipped and
+reported with gradient norm 0, which the finiteness check does not count as a divergence.
+
 `Trainer.run(n)` runs n iterations inside one compiled function: batches are drawn in-graph from the
 resident training set with the state's own RNG, so there is no Python work and no host transfer per
 iteration; the metrics come back as their means over the n iterations, as tensors that stay on
