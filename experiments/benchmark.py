@@ -379,6 +379,11 @@ class OneLineParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def selected(name, only):
+    """Whether --only (None: everything; "a|b": names containing a or b) selects a row."""
+    return only is None or any(part in name for part in only.split("|"))
+
+
 def argument_errors(args):
     # isinstance: Python 3.11's argparse turns "--iterations=--" into [] without calling int.
     errors = [f"--{name}={getattr(args, name)}: expected an integer >= 1"
@@ -389,7 +394,7 @@ def argument_errors(args):
     if unknown:
         errors.append(f"--compare: unknown config {unknown[0]!r}; expected one of: "
                       + "; ".join(CONFIGS))
-    if args.only is not None and not any(args.only in n
+    if args.only is not None and not any(selected(n, args.only)
                                          for n in list(CONFIGS) + [MATMULS, *TORCH, KERAS]):
         errors.append(f"--only={args.only}: matches no configuration")
     return errors
@@ -403,7 +408,8 @@ def main():
     parser.add_argument("--keras_iterations", type=int, default=200, help="Keras timed iterations.")
     parser.add_argument("--keras_repetitions", type=int, default=3, help="Keras timed runs.")
     parser.add_argument("--quick", action="store_true", help="Fewer iterations and repetitions.")
-    parser.add_argument("--only", default=None, help="Run only configs whose name contains this.")
+    parser.add_argument("--only", default=None, help="Run only configs whose name contains this "
+                        "(several: separated by |).")
     parser.add_argument("--compare", nargs=2, metavar=("A", "B"), default=None,
                         help="Instead of the table: time two gan configs (names as in the "
                         "table) in interleaved rounds and print the median ratio B/A.")
@@ -434,8 +440,7 @@ def main():
     print(header)
     print("|" + "|".join("-" * (len(cell)) for cell in header.split("|")[1:-1]) + "|")
     rates = {}
-    names = [n for n in list(CONFIGS) + [MATMULS, *TORCH, KERAS]
-             if not args.only or args.only in n]
+    names = [n for n in list(CONFIGS) + [MATMULS, *TORCH, KERAS] if selected(n, args.only)]
     for name in names:
         result = spawn(name, args)
         if "skipped" in result:
@@ -450,7 +455,7 @@ def main():
               f"{result['peak_rss_mib']:>12.0f} |", flush=True)
     for line in ratio_lines(rates):
         print(line)
-    if not args.only or args.only in "gan b32 (joint D step)":
+    if selected("gan b32 (joint D step)", args.only):
         print(f"# HLO instructions of one b32 joint iteration (optimized): "
               f"{spawn(HLO, args)['instructions']}")
 
