@@ -142,18 +142,18 @@ def test_one_low_precision_step_follows_the_float32_gradient(mixed_precision):
 
 def test_a_bfloat16_run_trains_on_mnist_and_resumes(tmp_path):
     logdir = str(tmp_path / "bf16")
-    settings = dict(g_hidden=(64, 128), d_hidden=(128, 64), batch_size=32, num_steps=300,
-                    log_every=50, sample_every=1000, checkpoint_every=150, eval_every=0,
+    settings = dict(g_hidden=(64, 128), d_hidden=(128, 64), batch_size=32, num_steps=200,
+                    log_every=50, sample_every=1000, checkpoint_every=100, eval_every=0,
                     steps_per_loop=50, mixed_precision="bfloat16", jit_compile="false")
     run = config_lib.RunConfig().replace(**settings).validate()
     result = train.train(run, logdir)
-    assert result.step == 300
+    assert result.step == 200
     saved, state, _ = rundir.load_run(logdir)
     assert saved.runtime.mixed_precision == "bfloat16"
     assert state.generator.compute_dtype == tf.bfloat16
     assert all(v.dtype == tf.float32 for v in state.variables if v.dtype.is_floating)
-    # D has learned, in bfloat16, to tell MNIST digits from G's samples (from 1.39 = 2 ln 2, the
-    # loss of a D that cannot, to about 0.2 in this configuration).
+    # D has learned, in bfloat16, to tell MNIST digits from G's samples (its loss falls from near
+    # 1.39 = 2 ln 2, that of a D that cannot, to about 0.2 by step 200 in this configuration).
     images = data.load("mnist", "test").images[:512]
     z = tf.random.stateless_normal([512, 100], seed=[6, 7])
     fakes = state.generator(z, training=False)
@@ -161,10 +161,10 @@ def test_a_bfloat16_run_trains_on_mnist_and_resumes(tmp_path):
     fake_logits = state.discriminator(fakes, training=False).numpy()
     assert real_logits.mean() > fake_logits.mean() + 1.0
     d_losses = scalar_events(logdir)["train/d_loss"]
-    assert d_losses[300] < 0.5 * d_losses[50], d_losses
+    assert d_losses[200] < 0.5 * d_losses[50], d_losses
     # Resumes in bfloat16 to a longer budget.
-    result = train.train(run.replace(num_steps=350), logdir)
-    assert result.step == 350
+    result = train.train(run.replace(num_steps=250), logdir)
+    assert result.step == 250
 
 
 def test_float16_and_float32_checkpoints_do_not_mix():
