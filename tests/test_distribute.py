@@ -23,8 +23,12 @@ from helpers import REPO, checkpoint_values
 TINY = dict(g_hidden=(32,), d_hidden=(32,), batch_size=16, log_every=5, sample_every=5,
             checkpoint_every=5, steps_per_loop=5, eval_every=0, g_optimizer="sgd",
             d_optimizer="sgd", g_learning_rate=0.01, d_learning_rate=0.01)
-TINY_FLAGS = ["--g_hidden=32", "--d_hidden=32", "--batch_size=16", "--log_every=5",
-              "--sample_every=5", "--checkpoint_every=5", "--steps_per_loop=5"]
+
+
+def as_flags(settings):
+    """gan.train's command-line flags for {flag name: value}."""
+    return [f"--{name}={','.join(map(str, value)) if isinstance(value, tuple) else value}"
+            for name, value in settings.items()]
 
 
 def two_logical_cpus():
@@ -134,7 +138,8 @@ def test_two_workers_train_together_and_the_chief_checkpoint_restores_on_one_dev
                                          "task": {"type": "worker", "index": index}}))
         workers.append(subprocess.Popen(
             [sys.executable, "-m", "gan.train", "--strategy=multi_worker", "--num_steps=10",
-             "--eval_every=10", "--eval_num_samples=100", *TINY_FLAGS, f"--logdir={logdir}"],
+             *as_flags({**TINY, "eval_every": 10, "eval_num_samples": 100}),
+             f"--logdir={logdir}"],
             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     outputs = []
     try:
