@@ -47,10 +47,13 @@ def joint(batch_size, jit_compile=True, **overrides):
 
 BF16, FP16 = dict(mixed_precision="bfloat16"), dict(mixed_precision="float16")
 
+# The row the performance targets are stated against.
+OURS = "gan b32 (joint D step)"
+
 # name -> settings; "d_update"/"d_fake_batchnorm" pick the seed's quirks or the joint step;
 # "overrides": other settings, by flag name.
 CONFIGS = {
-    "gan b32 (joint D step)": joint(32),
+    OURS: joint(32),
     "gan b32 (seed's split D steps)": dict(batch_size=32, d_update="split",
                                            d_fake_batchnorm="inference"),
     "gan b64 (joint D step)": joint(64),
@@ -74,9 +77,9 @@ CONFIGS = {
 }
 KERAS = "Keras seed loop b32 (train_on_batch)"
 MATMULS = "b32 joint step's matmuls alone"
-# name -> torch_seed.py's optimizer; the step is the one of "gan b32 (joint D step)".
+# name -> torch_seed.py's optimizer; the step is the one of OURS.
 TORCH = {"PyTorch eager b32 joint (SGD)": "sgd", "PyTorch eager b32 joint (Adam)": "adam"}
-TORCH_SKIPPED = 3  # torch_seed.py's exit code without torch
+SKIPPED_EXIT_CODE = 3  # a yardstick script's exit code without its library (torch_seed.py's)
 HLO = "hlo"  # worker: the HLO instruction count of one b32 joint iteration
 
 
@@ -250,12 +253,16 @@ def make_trainer(settings):
                            jit_compile=settings.get("jit_compile", True))
 
 
-def hlo_instructions(settings):
-    """How many instructions XLA's optimized HLO of one iteration of a CONFIGS entry has."""
-    runner = make_trainer(settings)
+def optimized_hlo(runner):
+    """XLA's optimized HLO text of one iteration of a Trainer."""
     import tensorflow as tf
     iteration = tf.function(runner._iteration, jit_compile=True, autograph=False)
-    hlo = iteration.experimental_get_compiler_ir(runner.images)(stage="optimized_hlo")
+    return iteration.experimental_get_compiler_ir(runner.images)(stage="optimized_hlo")
+
+
+def hlo_instructions(settings):
+    """How many instructions XLA's optimized HLO of one iteration of a CONFIGS entry has."""
+    hlo = optimized_hlo(make_trainer(settings))
     return sum(1 for line in hlo.splitlines() if " = " in line and line.lstrip().startswith(
         ("%", "ROOT ")))
 
@@ -313,13 +320,14 @@ def interleaved(name_a, name_b, args):
 
 def worker_script(script, iterations, repetitions, *script_args):
     """Median iterations/s of `repetitions` runs of a yardstick script (keras_seed.py,
-    torch_seed.py), or {"skipped": its one line} when its library is not installed."""
+    torch_seed.py), or {"skipped": its one line} when it exits with SKIPPED_EXIT_CODE, as
+    torch_seed.py does without torch."""
     rates = []
     for _ in range(repetitions):
         out = subprocess.run([sys.executable, os.path.join(REPO, "experiments", script),
                               f"--iterations={iterations}", *script_args], capture_output=True,
                              text=True, cwd=REPO)
-        if out.returncode == TORCH_SKIPPED:
+        if out.returncode == SKIPPED_EXIT_CODE:
             return {"skipped": out.stderr.strip().splitlines()[-1]}
         if out.returncode != 0:
             raise RuntimeError(f"{script} failed:\n{out.stderr[-3000:]}")
@@ -345,12 +353,12 @@ def run_worker(args):
         result = worker_script("torch_seed.py", args.iterations, args.repetitions,
                                f"--optimizer={TORCH[args.worker]}")
     elif args.worker == HLO:
-        result = {"instructions": hlo_instructions(CONFIGS["gan b32 (joint D step)"])}
+        result = {"instructions": hlo_instructions(CONFIGS[OURS])}
     else:
         result = worker_gan(CONFIGS[args.worker], args.iterations, args.repetitions)
     result["peak_rss_mib"] = peak_rss_mib()  # before the FLOP count's imports, for Keras' sake
     if args.worker not in ("peak", HLO):
-        settings = CONFIGS.get(args.worker, CONFIGS["gan b32 (joint D step)"])
+        settings = CONFIGS.get(args.worker, CONFIGS[OURS])
         result["gflop_per_iteration"] = flops_per_iteration(row_config(settings)) / 1e9
     print(json.dumps(result))
 
@@ -455,21 +463,21 @@ def main():
               f"{result['peak_rss_mib']:>12.0f} |", flush=True)
     for line in ratio_lines(rates):
         print(line)
-    if selected("gan b32 (joint D step)", args.only):
+    if selected(OURS, args.only):
         print(f"# HLO instructions of one b32 joint iteration (optimized): "
               f"{spawn(HLO, args)['instructions']}")
 
 
 # (numerator, denominator): the ratios the performance targets are stated in.
 RATIOS = [
-    ("gan b32 (joint D step)", MATMULS),
-    ("gan b32 (joint D step)", "PyTorch eager b32 joint (SGD)"),
+    (OURS, MATMULS),
+    (OURS, "PyTorch eager b32 joint (SGD)"),
     ("gan b32 (joint, Adam)", "PyTorch eager b32 joint (Adam)"),
-    ("gan b32 (joint D step)", KERAS),
+    (OURS, KERAS),
     ("gan b32 (seed's split D steps)", KERAS),
-    ("gan b32 (joint, bfloat16)", "gan b32 (joint D step)"),
-    ("gan b32 (joint, bfloat16, no XLA)", "gan b32 (joint D step)"),
-    ("gan b32 (joint, float16)", "gan b32 (joint D step)"),
+    ("gan b32 (joint, bfloat16)", OURS),
+    ("gan b32 (joint, bfloat16, no XLA)", OURS),
+    ("gan b32 (joint, float16)", OURS),
     ("gan b256 (joint, bfloat16)", "gan b256 (joint D step)"),
     ("gan b256 (joint, bfloat16, no XLA)", "gan b256 (joint D step)"),
     ("dcgan w32 b64 (no XLA)", "dcgan w32 b64 (XLA)"),

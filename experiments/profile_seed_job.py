@@ -1,6 +1,7 @@
-"""Where the whole seed job's time and memory go: `python -m gan.train --flagfile=experiments/seed.flags`
-(10,000 iterations, 5 evaluations of 10,000 samples, sample grids, summaries, checkpoints) against its
-training alone, in one run on one machine.
+"""Where the whole seed job's time and memory go:
+`python -m gan.train --flagfile=experiments/seed.flags` (10,000 iterations, 5 evaluations of 10,000
+samples, sample grids, summaries, checkpoints) against its training alone, in one run on one
+machine.
 
     python experiments/profile_seed_job.py            # about 4 minutes on 2 cores
 
@@ -66,9 +67,7 @@ def in_process():
     print("| stage (this process)                                 |     s    | peak MiB  |")
     print("|------------------------------------------------------|----------|-----------|")
     stages = Stages()
-    import numpy as np
-    import tensorflow as tf
-    from gan import classifier, config, data, evaluation, metrics, trainer
+    from gan import classifier, config, data, evaluation, metrics, trainer  # imports TensorFlow
     stages.done("import TensorFlow and gan")
     run = config.from_flagfile(SEED_FLAGS)
     images = data.load("mnist", "train").images
@@ -103,7 +102,6 @@ def in_process():
     stages.done("evaluation: score and coverage")
     evaluator.evaluate_generator(state.generator)
     stages.done("one whole evaluation, as training runs it")
-    del np, tf
     return training
 
 

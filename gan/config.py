@@ -528,7 +528,7 @@ def structural_differences(old, new):
                      f"{new.model.g_ema_decay!r}, which would "
                      f"{'drop' if old.model.g_ema_decay > 0 else 'add'} the generator's moving "
                      "average")
-    old_scaled, new_scaled = (c.runtime.mixed_precision == "float16" for c in (old, new))
+    old_scaled, new_scaled = loss_scaling(old), loss_scaling(new)
     if old_scaled != new_scaled:
         lines.append(f"mixed_precision: checkpoint has {old.runtime.mixed_precision!r}, this run "
                      f"has {new.runtime.mixed_precision!r}, which would "
@@ -565,6 +565,11 @@ def network_config(config):
         compute_dtype=MIXED_PRECISIONS[config.runtime.mixed_precision])
 
 
+def loss_scaling(config):
+    """Whether a run keeps dynamic loss scales (float16 mixed precision)."""
+    return config.runtime.mixed_precision == "float16"
+
+
 def trainer_config(config):
     game = config.game
     return trainer.TrainerConfig(
@@ -575,7 +580,7 @@ def trainer_config(config):
         penalty_every=game.penalty_every, weight_clip=game.weight_clip, d_steps=game.d_steps,
         d_update=game.d_update, d_fake_batchnorm=game.d_fake_batchnorm,
         g_ema_decay=config.model.g_ema_decay, sync_batchnorm=config.runtime.sync_batchnorm,
-        loss_scaling=config.runtime.mixed_precision == "float16")
+        loss_scaling=loss_scaling(config))
 
 
 def jit_compile(config):
@@ -599,4 +604,4 @@ def make_state(config):
     return trainer.GANState(generator, discriminator, make_optimizer(config, "g"),
                             make_optimizer(config, "d"), seed=config.schedule.seed,
                             generator_ema=generator_ema,
-                            loss_scaling=config.runtime.mixed_precision == "float16")
+                            loss_scaling=loss_scaling(config))

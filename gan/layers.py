@@ -9,8 +9,9 @@ All layers work eagerly and under `tf.function(jit_compile=True)`; tests check b
 Mixed precision: variables are always float32; a layer computes in its input's dtype (bfloat16 or
 float16 when the network casts its input down, see `networks`), casting its weights to it at each
 use, as Keras' mixed-precision policies do. The normalizations compute in float32 (as Keras'
-do): their statistics, and the subtraction of the mean, would lose most of their digits in 16 bits. With a
-float32 input every cast is the identity, and the float32 graph is what it always was.
+do): their statistics, and the subtraction of the mean, would lose most of their digits in 16
+bits. With a float32 input every cast is the identity, and the float32 graph is what it always
+was.
 """
 
 import math

@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-import tensorflow as tf
 
 from gan import config as config_lib
 from gan import data, trainer
@@ -49,9 +48,7 @@ def test_flop_count_matches_the_compiled_iteration(batch):
     state = config_lib.make_state(config)
     runner = trainer.Trainer(state, config_lib.trainer_config(config),
                              data.load("mnist", "test").images[:1000])
-    iteration = tf.function(runner._iteration, jit_compile=True)
-    hlo = iteration.experimental_get_compiler_ir(runner.images)(stage="optimized_hlo")
-    compiled = compiled_matmul_flops(hlo)
+    compiled = compiled_matmul_flops(benchmark.optimized_hlo(runner))
     counted = benchmark.flops_per_iteration(config)
     # XLA may turn the 1-unit output layer's matmuls into multiply-reduce: 0.1% of the FLOPs.
     assert compiled == pytest.approx(counted, rel=2e-3), (compiled, counted)
@@ -79,7 +76,7 @@ def test_torch_rows_are_skipped_with_one_line_without_torch(tmp_path):
     result = subprocess.run([sys.executable, os.path.join(REPO, "experiments", "torch_seed.py"),
                              "--iterations=2"], capture_output=True, text=True, cwd=REPO,
                             env=dict(os.environ, PYTHONPATH=str(tmp_path)))
-    assert result.returncode == load_benchmark().TORCH_SKIPPED
+    assert result.returncode == load_benchmark().SKIPPED_EXIT_CODE
     assert result.stdout == "" and len(result.stderr.strip().splitlines()) == 1
     assert "PyTorch is not installed; skipped" in result.stderr
 

@@ -25,11 +25,6 @@ TINY = dict(g_hidden=(32,), d_hidden=(32,), batch_size=16, log_every=5, sample_e
             d_optimizer="sgd", g_learning_rate=0.01, d_learning_rate=0.01)
 
 
-def as_flags(settings):
-    """gan.train's command-line flags for {flag name: value}."""
-    return [f"--{name}={','.join(map(str, value)) if isinstance(value, tuple) else value}"
-            for name, value in settings.items()]
-
 
 def two_logical_cpus():
     if len(tf.config.list_logical_devices("CPU")) < 2:
@@ -137,8 +132,9 @@ def test_two_workers_train_together_and_the_chief_checkpoint_restores_on_one_dev
                    TF_CONFIG=json.dumps({"cluster": {"worker": cluster},
                                          "task": {"type": "worker", "index": index}}))
         workers.append(subprocess.Popen(
-            [sys.executable, "-m", "gan.train", "--strategy=multi_worker", "--num_steps=10",
-             *as_flags({**TINY, "eval_every": 10, "eval_num_samples": 100}),
+            [sys.executable, "-m", "gan.train",
+             *tiny_run(strategy="multi_worker", num_steps=10, eval_every=10,
+                       eval_num_samples=100).to_flagfile().splitlines(),
              f"--logdir={logdir}"],
             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     outputs = []
