@@ -249,7 +249,7 @@ def make_trainer(settings):
     config = row_config(settings)
     state = config_lib.make_state(config)
     return trainer.Trainer(state, config_lib.trainer_config(config),
-                           data.load("mnist", "train").images,
+                           data.load("mnist", "train").pixels,  # as gan.train does
                            jit_compile=settings.get("jit_compile", True))
 
 

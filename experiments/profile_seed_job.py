@@ -67,15 +67,16 @@ def in_process():
     print("| stage (this process)                                 |     s    | peak MiB  |")
     print("|------------------------------------------------------|----------|-----------|")
     stages = Stages()
-    from gan import classifier, config, data, evaluation, metrics, trainer  # imports TensorFlow
+    from gan import classifier, config, data, evaluation, metrics, train, trainer  # imports TF
     stages.done("import TensorFlow and gan")
     run = config.from_flagfile(SEED_FLAGS)
-    images = data.load("mnist", "train").images
+    pixels = data.load("mnist", "train").pixels  # what gan.train hands the trainer
     stages.done("load MNIST")
     state = config.make_state(run)
-    runner = trainer.Trainer(state, config.trainer_config(run), images,
+    runner = trainer.Trainer(state, config.trainer_config(run), pixels,
                              jit_compile=config.jit_compile(run))
     float(runner.run(1)["d_loss"])
+    train.return_freed_memory()  # as gan.train does after its first compiled call
     stages.done("build the state, compile the loop, 1 iteration")
     for _ in range(run.schedule.num_steps // run.runtime.steps_per_loop):
         float(runner.run(run.runtime.steps_per_loop)["d_loss"])

@@ -198,6 +198,8 @@ def batchnorm_layers(*modules):
 class Trainer:
     """Compiles and runs training iterations over a GANState.
 
+    `images`: the training set, float32 [N, 28, 28, 1] in [-1, 1], or its uint8 pixels [N, 28, 28]
+    (a quarter of the memory), which each batch converts in-graph to exactly the same floats.
     `strategy`: the `tf.distribute.Strategy` whose scope made the state (default: the current
     one, i.e. one device outside any scope). Several replicas compile without XLA (`strategy.run`
     cannot live inside an XLA cluster); TPUStrategy compiles each replica's step itself.
@@ -373,7 +375,7 @@ class Trainer:
         if not self.conditional:
             return data.sample_batch(images, batch, state.rng), None
         indices = data.sample_indices(tf.shape(images, out_type=tf.int64)[0], batch, state.rng)
-        return tf.gather(images, indices), tf.gather(self.labels, indices)
+        return data.batch_to_unit_range(tf.gather(images, indices)), tf.gather(self.labels, indices)
 
     def _penalties(self, penalties, real, fake, labels, rng, due=None):
         """(the weighted sum to add to D's loss, or None; {"penalty_<name>": value}).

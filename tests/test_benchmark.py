@@ -47,7 +47,7 @@ def test_flop_count_matches_the_compiled_iteration(batch):
     config = benchmark.seed_mlp_config(batch, d_update="joint", d_fake_batchnorm="train")
     state = config_lib.make_state(config)
     runner = trainer.Trainer(state, config_lib.trainer_config(config),
-                             data.load("mnist", "test").images[:1000])
+                             data.load("mnist", "test").pixels[:1000])
     compiled = compiled_matmul_flops(benchmark.optimized_hlo(runner))
     counted = benchmark.flops_per_iteration(config)
     # XLA may turn the 1-unit output layer's matmuls into multiply-reduce: 0.1% of the FLOPs.

@@ -145,3 +145,13 @@ def test_sample_batch_draws_rows_of_the_dataset_in_compiled_code():
     counts = np.bincount(values.astype(int), minlength=50)
     assert counts.min() > 40 and counts.max() < 130  # uniform: 80 expected each
     assert not np.array_equal(values, draw().numpy().ravel())  # the RNG state advances
+
+
+def test_pixels_are_kept_and_every_value_converts_as_the_images_do():
+    test = data.load("mnist", "test")
+    assert test.pixels.dtype == np.uint8 and test.pixels.shape == (10000, 28, 28)
+    np.testing.assert_array_equal(
+        data.UNIT_RANGE_TABLE, np.arange(256, dtype=np.float32) / np.float32(127.5) - np.float32(1))
+    batch = data.batch_to_unit_range(tf.constant(test.pixels[:300]))
+    assert batch.dtype == tf.float32 and batch.shape == (300, 28, 28, 1)
+    np.testing.assert_array_equal(batch.numpy(), test.images[:300])

@@ -295,6 +295,22 @@ def test_run_of_n_iterations_in_one_call_equals_n_calls():
         np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("case", ["mlp", "conditional mlp, projection D, BN in D"])
+@pytest.mark.parametrize("jit_compile", [True, False])
+def test_training_on_uint8_pixels_is_bit_identical_to_training_on_float_images(case, jit_compile):
+    test = data.load("mnist", "test")
+    pixels, labels = test.pixels[:512], test.labels[:512]
+    assert pixels.dtype == np.uint8 and pixels.shape == (512, 28, 28)
+    config = trainer.TrainerConfig(batch_size=16, latent_dim=8, d_fake_batchnorm="train")
+    states = []
+    for images in (data.to_unit_range(pixels), pixels):
+        state = make_state(**NETWORKS[case])
+        trainer.Trainer(state, config, images, labels, jit_compile=jit_compile).run(5)
+        states.append(state)
+    for x, y in zip(states[0].variables, states[1].variables):
+        np.testing.assert_array_equal(x.numpy(), y.numpy(), err_msg=x.name)
+
+
 def test_bad_config_names_list_choices():
     with pytest.raises(ValueError, match="valid choices"):
         trainer.TrainerConfig(d_update="both")
