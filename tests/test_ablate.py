@@ -318,3 +318,17 @@ def test_confidence_intervals_from_their_formulas():
     text = "\n".join(ablation_report.noise_statements(summaries))
     assert "- bad: " in text and "beyond seed noise" in text.split("- bad: ")[1].split("\n")[0]
     assert "within seed noise" in text.split("- same: ")[1].split("\n")[0]
+
+
+@pytest.mark.parametrize("study_file", sorted(
+    name for name in os.listdir(os.path.join(REPO, "experiments", "ablations"))
+    if name.endswith(".toml")))
+def test_every_shipped_study_plans_valid_runs(study_file):
+    study = ablate.load_study(os.path.join(REPO, "experiments", "ablations", study_file))
+    runs = ablate.plan(study)
+    configurations = math.prod(len(axis.choices) for axis in study.axes)
+    assert len(runs) == configurations * len(study.seeds) + len(study.references) * len(study.seeds)
+    assert len({run.name for run in runs}) == len(runs)
+    for run in runs:
+        if isinstance(run, ablate.PlannedRun):
+            assert run.config.schedule.num_steps > 0 and run.config.schedule.seed == run.seed
