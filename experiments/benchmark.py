@@ -17,8 +17,9 @@ on real and fake (weight gradients, and input gradients except for D's first lay
 forward, D forward, D backward to its input only, G backward (weights, inputs except G's first
 layer). The multiply-adds of each layer are read from the networks themselves (`layer_macs`).
 
-The PyTorch rows (experiments/torch_seed.py) run when torch is importable and are skipped with one
-line otherwise; torch is a yardstick here, never a dependency of gan/.
+The PyTorch rows (experiments/torch_seed.py) run when torch is importable, and the Keras row
+(experiments/keras_seed.py) when Keras is; each is skipped with one line otherwise. Both are
+yardsticks here, never dependencies of gan/.
 """
 
 import argparse
@@ -79,7 +80,8 @@ KERAS = "Keras seed loop b32 (train_on_batch)"
 MATMULS = "b32 joint step's matmuls alone"
 # name -> torch_seed.py's optimizer; the step is the one of OURS.
 TORCH = {"PyTorch eager b32 joint (SGD)": "sgd", "PyTorch eager b32 joint (Adam)": "adam"}
-SKIPPED_EXIT_CODE = 3  # a yardstick script's exit code without its library (torch_seed.py's)
+# A yardstick script's exit code without its library (keras_seed.py, torch_seed.py).
+SKIPPED_EXIT_CODE = 3
 HLO = "hlo"  # worker: the HLO instruction count of one b32 joint iteration
 
 

@@ -70,15 +70,18 @@ def test_dcgan_flop_count_is_its_layers_written_out():
     assert benchmark.flops_per_iteration(config) == d_step + g_step
 
 
-def test_torch_rows_are_skipped_with_one_line_without_torch(tmp_path):
-    # A `torch` that fails to import, first on the path: what a machine without PyTorch sees.
-    (tmp_path / "torch.py").write_text("raise ImportError('No module named torch')\n")
-    result = subprocess.run([sys.executable, os.path.join(REPO, "experiments", "torch_seed.py"),
+@pytest.mark.parametrize("script, module, name", [("torch_seed.py", "torch", "PyTorch"),
+                                                  ("keras_seed.py", "keras", "Keras")])
+def test_yardstick_rows_are_skipped_with_one_line_without_their_library(tmp_path, script, module,
+                                                                      name):
+    # A module that fails to import, first on the path: what a machine without the library sees.
+    (tmp_path / f"{module}.py").write_text(f"raise ImportError('No module named {module}')\n")
+    result = subprocess.run([sys.executable, os.path.join(REPO, "experiments", script),
                              "--iterations=2"], capture_output=True, text=True, cwd=REPO,
                             env=dict(os.environ, PYTHONPATH=str(tmp_path)))
     assert result.returncode == load_benchmark().SKIPPED_EXIT_CODE
     assert result.stdout == "" and len(result.stderr.strip().splitlines()) == 1
-    assert "PyTorch is not installed; skipped" in result.stderr
+    assert f"{name} is not installed; skipped" in result.stderr
 
 
 def test_torch_peer_trains_the_same_step():
