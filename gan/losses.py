@@ -275,57 +275,68 @@ def _flat_squared_norms(gradients):
     return tf.reduce_sum(tf.square(gradients), axis=list(range(1, gradients.shape.rank)))
 
 
-def input_gradients(discriminator, inputs):
+def input_gradients(discriminator, inputs, scale=None):
     """dD/dx at each input, by a tape nested inside the caller's: the caller's tape then
     differentiates the penalty with respect to D's weights (double back-propagation).
-    grad of sum_i D(x_i) gives each example's own gradient, since D's logits are per example."""
+    grad of sum_i D(x_i) gives each example's own gradient, since D's logits are per example.
+
+    `scale`: float16 training's loss scale. D's backward pass then runs in float16, where small
+    gradients flush to zero, so it is taken of scale * sum D and divided by scale after, as the
+    outer loss is (PyTorch's AMP recipe for gradient penalties). An overflow shows as a
+    non-finite penalty, and the loss scale skips that update as any other."""
     with tf.GradientTape() as tape:
         tape.watch(inputs)
         total = tf.reduce_sum(discriminator(inputs, training=True))
-    return tape.gradient(total, inputs)
+        if scale is not None:
+            total = total * scale
+    gradients = tape.gradient(total, inputs)
+    return gradients if scale is None else gradients / scale
 
 
 # Keeps sqrt differentiable where a gradient is exactly zero (d sqrt(s)/ds is infinite at 0).
 NORM_EPSILON = 1e-12
 
 
-def _unit_norm_penalty(discriminator, points):
-    norms = tf.sqrt(_flat_squared_norms(input_gradients(discriminator, points)) + NORM_EPSILON)
+def _unit_norm_penalty(discriminator, points, gradient_scale):
+    gradients = input_gradients(discriminator, points, gradient_scale)
+    norms = tf.sqrt(_flat_squared_norms(gradients) + NORM_EPSILON)
     return _mean(tf.square(norms - 1.0))
 
 
-def wgan_gp_penalty(discriminator, real, fake, rng):
+def wgan_gp_penalty(discriminator, real, fake, rng, gradient_scale=None):
     """WGAN-GP (Gulrajani et al. 2017, eq. 3 and Algorithm 1):
         E[(||grad_x D(x^)||_2 - 1)^2],  x^ = e x + (1 - e) G(z),  e ~ U[0, 1] per example,
     on random interpolates between a real and a fake example. Paper weight: 10."""
     shape = [tf.shape(real)[0]] + [1] * (real.shape.rank - 1)
     epsilon = rng.uniform(shape, dtype=real.dtype)
-    return _unit_norm_penalty(discriminator, epsilon * real + (1.0 - epsilon) * fake)
+    return _unit_norm_penalty(discriminator, epsilon * real + (1.0 - epsilon) * fake,
+                              gradient_scale)
 
 
-def r1_penalty(discriminator, real, fake, rng):
+def r1_penalty(discriminator, real, fake, rng, gradient_scale=None):
     """R1 (Mescheder et al. 2018, "Which Training Methods for GANs do actually Converge?", eq. 9):
         1/2 E_r[||grad_x D(x)||^2]  on real data; the weight is the paper's gamma."""
-    return 0.5 * _mean(_flat_squared_norms(input_gradients(discriminator, real)))
+    return 0.5 * _mean(_flat_squared_norms(input_gradients(discriminator, real, gradient_scale)))
 
 
-def r2_penalty(discriminator, real, fake, rng):
+def r2_penalty(discriminator, real, fake, rng, gradient_scale=None):
     """R2 (Mescheder et al. 2018, eq. 10): 1/2 E_f[||grad_x D(G(z))||^2] on fake data."""
-    return 0.5 * _mean(_flat_squared_norms(input_gradients(discriminator, fake)))
+    return 0.5 * _mean(_flat_squared_norms(input_gradients(discriminator, fake, gradient_scale)))
 
 
-def dragan_penalty(discriminator, real, fake, rng):
+def dragan_penalty(discriminator, real, fake, rng, gradient_scale=None):
     """DRAGAN (Kodali et al. 2017, "On Convergence and Stability of GANs", eq. 7):
         E[(||grad_x D(x~)||_2 - 1)^2],  x~ = x + std(x) * (u - 1/2),  u ~ U[0, 1] per pixel,
     around the real data only (the perturbation of compare_gan's implementation; std over the
     whole batch). Paper weight: 10."""
     noise = rng.uniform(tf.shape(real), dtype=real.dtype) - 0.5
-    return _unit_norm_penalty(discriminator, real + _batch_std(real) * noise)
+    return _unit_norm_penalty(discriminator, real + _batch_std(real) * noise, gradient_scale)
 
 
 @dataclasses.dataclass(frozen=True)
 class Penalty:
-    """A penalty on D: `function(discriminator, real, fake, rng)` -> unweighted value.
+    """A penalty on D: `function(discriminator, real, fake, rng, gradient_scale=None)` ->
+    unweighted value (`gradient_scale`: see input_gradients).
     `uses_fake`: in the split update it joins the fake step (else the real step).
     `help`: the text of its weight flag --<name>_weight."""
     function: Callable

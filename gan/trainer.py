@@ -37,7 +37,8 @@ Mixed precision: the networks compute in 16 bits and return float32 (see `networ
 losses and penalties here are float32 as always. With float16 (`loss_scaling`), each update's loss
 is multiplied by its network's dynamic loss scale before differentiation and the gradients divided
 by it after (`optimizers.DynamicLossScale`); an update whose gradients overflow is skipped and
-reported with gradient norm 0, which the finiteness check does not count as a divergence.
+reported with gradient norm 0, which the finiteness check does not count as a divergence. The
+gradient penalties' own input gradients through D are taken through D's scale the same way.
 
 `Trainer.run(n)` runs n iterations inside one compiled function: batches are drawn in-graph from the
 resident training set with the state's own RNG, so there is no Python work and no host transfer per
@@ -386,10 +387,12 @@ class Trainer:
         whether this is such an iteration when the caller has decided it already.
         """
         d, every = self._discriminator(labels), self.config.penalty_every
+        loss_scale = self._loss_scale("d")
+        scale = None if loss_scale is None else loss_scale.scale
         values = {}
         for name, _, penalty in penalties:
             def compute(function=penalty.function):
-                return function(d, real, fake, rng)
+                return function(d, real, fake, rng, gradient_scale=scale)
             if every == 1:
                 values[f"penalty_{name}"] = compute()
             elif due is not None:  # decided outside, in cross-replica context

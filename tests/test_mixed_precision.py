@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from gan import config as config_lib
-from gan import data, layers, networks, optimizers, rundir, train, trainer
+from gan import data, layers, losses, networks, optimizers, rundir, train, trainer
 from helpers import scalar_events
 
 LOW = [tf.bfloat16, tf.float16]
@@ -118,6 +118,48 @@ def test_float16_skips_an_overflowing_update_and_halves_its_scale():
         np.testing.assert_array_equal(old, variable.numpy())
     # G's own scale was fine: G was updated.
     assert state.g_loss_scale.scale.numpy() == 2.0 ** 15
+
+
+def test_float16_penalties_take_d_input_gradients_through_the_loss_scale():
+    # D's logits times 1e-7 (in float32, outside the network): the gradient entering D's float16
+    # backward pass is then below float16's normal range, as a small loss weight makes it.
+    discriminators = {}
+    for dtype in ("float32", "float16"):
+        tf.random.set_seed(0)
+        _, d = networks.make_networks(
+            "mlp", networks.NetworkConfig(d_hidden=(64, 32), compute_dtype=dtype))
+        discriminators[dtype] = lambda x, training, d=d: 1e-7 * d(x, training=training)
+    real = tf.constant(data.load("mnist", "test").images[:16])
+    exact = losses.input_gradients(discriminators["float32"], real).numpy()
+
+    def relative_error(scale):
+        got = losses.input_gradients(discriminators["float16"], real, scale).numpy()
+        return np.linalg.norm(got - exact) / np.linalg.norm(exact)
+    assert relative_error(tf.constant(2.0 ** 15)) < 0.01
+    assert relative_error(None) > 0.1  # what the scale saves
+    r1 = {dtype: losses.r1_penalty(discriminators[dtype], real, real, None,
+                                   gradient_scale=tf.constant(2.0 ** 15) if dtype == "float16"
+                                   else None).numpy() for dtype in discriminators}
+    assert r1["float16"] == pytest.approx(r1["float32"], rel=0.01)
+
+
+def test_the_trainer_hands_penalties_d_loss_scale(monkeypatch):
+    scales = []
+    original = losses.input_gradients
+
+    def recording(discriminator, inputs, scale=None):
+        scales.append(scale)
+        return original(discriminator, inputs, scale)
+    monkeypatch.setattr(losses, "input_gradients", recording)
+    for precision in ("float16", "none"):
+        run, state = small_state(precision, r1_weight=1.0, d_loss="minimax")
+        metrics = trainer.Trainer(state, config_lib.trainer_config(run),
+                                  data.load("mnist", "test").pixels[:256], jit_compile=False).run(1)
+        assert bool(metrics["all_finite"]) and metrics["penalty_r1"].numpy() > 0
+        if precision == "float16":
+            assert float(scales[-1]) == 2.0 ** 15
+        else:
+            assert scales[-1] is None
 
 
 @pytest.mark.parametrize("mixed_precision", ["bfloat16", "float16"])
