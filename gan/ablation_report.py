@@ -90,10 +90,12 @@ def run_row(study, run, root):
     long run's events are large). row["scalars"] keeps every series for the curve plots."""
     run_dir = os.path.join(root, run.name)
     status = ablate.read_status(run_dir)
+    state = ablate.current_state(run_dir) if os.path.isdir(run_dir) else "not run"
+    steps = status.get("step", 0)
+    if state in ("running", "interrupted") and isinstance(run, ablate.PlannedRun):
+        steps = ablate.checkpoint_step(run_dir)  # how far it got: its last checkpoint
     row = {"run": run.name, "config": run.config_name, **dict(run.choices), "seed": run.seed,
-           "status": ablate.current_state(run_dir) if os.path.isdir(run_dir) else "not run",
-           "reason": status.get("reason", ""),
-           "steps": status.get("step", 0),
+           "status": state, "reason": status.get("reason", ""), "steps": steps,
            "wall_seconds": round(status["wall_seconds"], 1) if "wall_seconds" in status else ""}
     if isinstance(run, ablate.PlannedReference):
         return dict(row, scalars={}, **reference_metrics(run_dir))

@@ -332,3 +332,16 @@ def test_every_shipped_study_plans_valid_runs(study_file):
     for run in runs:
         if isinstance(run, ablate.PlannedRun):
             assert run.config.schedule.num_steps > 0 and run.config.schedule.seed == run.seed
+
+
+def test_an_interrupted_run_is_reported_at_its_last_checkpoint(tmp_path):
+    study = ablate.load_study(write_study(str(tmp_path)))
+    run = ablate.plan(study)[0]
+    run_dir = tmp_path / "root" / run.name
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(v=tf.Variable(1.0)),
+                                         rundir.checkpoint_dir(str(run_dir)), max_to_keep=2)
+    manager.save(checkpoint_number=30)
+    ablate.write_status(str(run_dir), {"status": "running", "flags_digest": ablate.run_digest(run)})
+    row = ablation_report.run_row(study, run, str(tmp_path / "root"))
+    # Nobody holds the run's lock: its runner was killed.
+    assert row["status"] == "interrupted" and row["steps"] == 30
