@@ -335,8 +335,9 @@ def dragan_penalty(discriminator, real, fake, rng, gradient_scale=None):
 
 @dataclasses.dataclass(frozen=True)
 class Penalty:
-    """A penalty on D: `function(discriminator, real, fake, rng, gradient_scale=None)` ->
-    unweighted value (`gradient_scale`: see input_gradients).
+    """A penalty on D: `function(discriminator, real, fake, rng)` -> unweighted value. One that
+    takes D's input gradients may also take `gradient_scale=None` (see input_gradients), which
+    the trainer passes under float16.
     `uses_fake`: in the split update it joins the fake step (else the real step).
     `help`: the text of its weight flag --<name>_weight."""
     function: Callable

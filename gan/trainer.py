@@ -48,6 +48,7 @@ the device until they are logged.
 
 import dataclasses
 import functools
+import inspect
 import operator
 
 import tensorflow as tf
@@ -391,8 +392,14 @@ class Trainer:
         scale = None if loss_scale is None else loss_scale.scale
         values = {}
         for name, _, penalty in penalties:
-            def compute(function=penalty.function):
-                return function(d, real, fake, rng, gradient_scale=scale)
+            # Only under float16, and only to penalties that take it: a penalty is still any
+            # function(d, real, fake, rng).
+            extra = ({"gradient_scale": scale} if scale is not None
+                     and "gradient_scale" in inspect.signature(penalty.function).parameters
+                     else {})
+
+            def compute(function=penalty.function, extra=extra):
+                return function(d, real, fake, rng, **extra)
             if every == 1:
                 values[f"penalty_{name}"] = compute()
             elif due is not None:  # decided outside, in cross-replica context
