@@ -252,8 +252,13 @@ def sample_indices(num_examples, batch_size, rng):
                        dtype=tf.int64)
 
 
+def gather_batch(images, indices):
+    """The float32 images at `indices` of a resident tensor of images or of uint8 pixels."""
+    return batch_to_unit_range(tf.gather(images, indices))
+
+
 def sample_batch(images, batch_size, rng):
     """Draws batch_size examples uniformly with replacement, in-graph, from a resident tensor of
     images or of uint8 pixels; returns float32 images."""
-    indices = sample_indices(tf.shape(images, out_type=tf.int64)[0], batch_size, rng)
-    return batch_to_unit_range(tf.gather(images, indices))
+    return gather_batch(images, sample_indices(tf.shape(images, out_type=tf.int64)[0], batch_size,
+                                               rng))

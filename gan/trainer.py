@@ -374,10 +374,9 @@ class Trainer:
     def _real_batch(self, images):
         """(a real batch, its labels or None)."""
         state, batch = self.state, self.config.batch_size
-        if not self.conditional:
-            return data.sample_batch(images, batch, state.rng), None
         indices = data.sample_indices(tf.shape(images, out_type=tf.int64)[0], batch, state.rng)
-        return data.batch_to_unit_range(tf.gather(images, indices)), tf.gather(self.labels, indices)
+        labels = tf.gather(self.labels, indices) if self.conditional else None
+        return data.gather_batch(images, indices), labels
 
     def _penalties(self, penalties, real, fake, labels, rng, due=None):
         """(the weighted sum to add to D's loss, or None; {"penalty_<name>": value}).
