@@ -150,16 +150,20 @@ def flops_per_iteration(config):
     return d_step + g_step
 
 
-def worker_matmul_peak(size=2048, repetitions=20):
+def worker_matmul_peak(dtype="float32", size=2048, repetitions=20):
+    """GFLOP/s of a large matmul in dtype, with TensorFlow's own (oneDNN) kernel and with XLA's;
+    "gflops" is the faster. In bfloat16 this says what the CPU's bf16 units give the kernels at
+    all, before any question of our step's overheads."""
     import tensorflow as tf
-    a = tf.random.normal([size, size])
-    b = tf.random.normal([size, size])
-    best = 0.0
-    for jit in (False, True):  # the faster of TensorFlow's own kernel and XLA's
-        matmul = tf.function(lambda x, y: tf.matmul(x, y)[0, 0], jit_compile=jit)
+    a = tf.cast(tf.random.normal([size, size]), dtype)
+    b = tf.cast(tf.random.normal([size, size]), dtype)
+    by_kernel = {}
+    for kernel, jit in (("oneDNN", False), ("XLA", True)):
+        matmul = tf.function(lambda x, y: tf.cast(tf.matmul(x, y)[0, 0], tf.float32),
+                             jit_compile=jit)
         calls = _time_runs(lambda n: float(matmul(a, b)), 1, repetitions)["iterations_per_sec"]
-        best = max(best, 2 * size ** 3 * calls / 1e9)
-    return {"gflops": best}
+        by_kernel[kernel] = 2 * size ** 3 * calls / 1e9
+    return {"gflops": max(by_kernel.values()), "by_kernel": by_kernel}
 
 
 def worker_matmuls_only(config, iterations, repetitions):
@@ -346,6 +350,8 @@ def peak_rss_mib():
 def run_worker(args):
     if args.worker == "peak":
         result = worker_matmul_peak()
+    elif args.worker == "peak_bfloat16":
+        result = worker_matmul_peak("bfloat16")
     elif args.worker == MATMULS:
         result = worker_matmuls_only(seed_mlp_config(d_update="joint", d_fake_batchnorm="train"),
                                      args.iterations, args.repetitions)
@@ -359,7 +365,7 @@ def run_worker(args):
     else:
         result = worker_gan(CONFIGS[args.worker], args.iterations, args.repetitions)
     result["peak_rss_mib"] = peak_rss_mib()  # before the FLOP count's imports, for Keras' sake
-    if args.worker not in ("peak", HLO):
+    if args.worker not in ("peak", "peak_bfloat16", HLO):
         settings = CONFIGS.get(args.worker, CONFIGS[OURS])
         result["gflop_per_iteration"] = flops_per_iteration(row_config(settings)) / 1e9
     print(json.dumps(result))
@@ -385,7 +391,7 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse, but a bad argument is one line on stderr (exit 2), as in the gan.* programs."""
 
     def error(self, message):
-        print(f"benchmark.py: error: {message}", file=sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
         sys.exit(2)
 
 
@@ -443,8 +449,14 @@ def main():
     model, bf16_units = cpu_description()
     print(f"# {time.strftime('%Y-%m-%d')}  {model}, {os.cpu_count()} cores, bf16 matrix units: "
           f"{bf16_units}, Python {platform.python_version()}")
-    peak = spawn("peak", args)["gflops"]
-    print(f"# float32 matmul peak (2048^3 tf.matmul, median): {peak:.1f} GFLOP/s")
+    peak_result = spawn("peak", args)
+    peak = peak_result["gflops"]
+    print(f"# float32 matmul peak (2048^3 tf.matmul, median): {peak:.1f} GFLOP/s "
+          f"({kernel_rates(peak_result)})")
+    if any("bfloat16" in name and selected(name, args.only) for name in CONFIGS):
+        bf16 = spawn("peak_bfloat16", args)
+        print(f"# bfloat16 matmul peak (same): {bf16['gflops']:.1f} GFLOP/s "
+              f"({kernel_rates(bf16)}): {bf16['gflops'] / peak:.2f}x float32's")
     header = (f"| {'configuration':<38} | {'iter/s':>8} | {'images/s':>9} | {'GFLOP/iter':>10} | "
               f"{'GFLOP/s':>8} | {'% peak':>6} | {'peak RSS MiB':>12} |")
     print(header)
@@ -484,6 +496,10 @@ RATIOS = [
     ("gan b256 (joint, bfloat16, no XLA)", "gan b256 (joint D step)"),
     ("dcgan w32 b64 (no XLA)", "dcgan w32 b64 (XLA)"),
 ]
+
+
+def kernel_rates(peak_result):
+    return ", ".join(f"{kernel} {gflops:.1f}" for kernel, gflops in peak_result["by_kernel"].items())
 
 
 def ratio_lines(rates):

@@ -12,7 +12,7 @@ import pytest
 
 from gan import config as config_lib
 from gan import data, trainer
-from helpers import REPO, load_benchmark
+from helpers import REPO, load_benchmark, load_experiment_script
 
 
 
@@ -91,3 +91,32 @@ def test_torch_peer_trains_the_same_step():
                             capture_output=True, text=True, cwd=REPO, check=True)
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["iterations"] == 3 and report["iterations_per_sec"] > 0
+
+
+def test_profile_step_sorts_compiled_instructions_by_what_they_do():
+    import tensorflow as tf
+    profile_step = load_experiment_script("profile_step")
+    weight = tf.Variable(tf.random.normal([64, 48]))
+
+    @tf.function(jit_compile=True)
+    def sgd_step(x):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.square(x @ weight))
+        grad = tape.gradient(loss, weight)
+        weight.assign_sub(0.1 * grad)
+        return tf.linalg.global_norm([grad]) + tf.random.stateless_normal([], seed=[1, 2])
+
+    hlo = sgd_step.experimental_get_compiler_ir(tf.ones([32, 64]))(stage="optimized_hlo")
+    categories = profile_step.instruction_categories(hlo)
+    lines = {name: line for line in hlo.splitlines()
+             for name in re.findall(r"^\s*(?:ROOT )?%(\S+) = ", line)}
+    kinds = {}
+    for name, category in categories.items():
+        kinds.setdefault(category, []).append(lines[name])
+    # the forward matmul and its weight gradient
+    assert sum(" dot(" in line for line in kinds["matmuls"]) == 2
+    assert not any(" dot(" in line for c, ls in kinds.items() if c != "matmuls" for line in ls)
+    assert any('op_type="L2Loss"' in line for line in kinds["gradient norms"])
+    assert any('op_type="AssignSubVariableOp"' in line for line in kinds["optimizer updates"])
+    assert any('StatelessRandomNormal' in line for line in kinds["random numbers"])
+    assert set(categories.values()) <= set(profile_step.CATEGORIES)

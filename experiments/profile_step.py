@@ -1,0 +1,183 @@
+"""Where one compiled training iteration spends its time, by kind of XLA operation.
+
+    python experiments/profile_step.py                                  # the b32 joint step
+    python experiments/profile_step.py --config="gan b256 (joint D step)" --iterations=20
+
+Runs a configuration of experiments/benchmark.py (same names) under TensorFlow's profiler, with
+XLA's CPU runtime tracing every HLO instruction it executes (XLA_FLAGS
+--xla_cpu_enable_xprof_traceme), and sums the traced time of each instruction over the timed
+iterations. Each instruction is put in a category from XLA's optimized HLO of the same compiled
+loop (its opcode, and the TensorFlow op it came from):
+
+    gradient norms      the global norms logged and checked for NaN every iteration (with
+                        what XLA adds to them, such as a tree reduction's reduce-window)
+    matmuls             dot and convolution instructions, and fusions that contain one
+    optimizer updates   the variables' assignments (the SGD/Adam arithmetic fuses into them)
+    copies              copy instructions (buffers XLA could not update in place)
+    random numbers      the noise and the batch indices
+    the rest            activations, biases, BatchNorm, the losses, the batch gather, ...
+
+This answers the performance issue's "what is the remaining time spent on" for the step the
+targets are stated against: the matmuls' share is the most a faster matmul could give, and the
+rest is what a "matmuls alone" row leaves out. The tracing itself costs some time per
+instruction, so compare shares, not the traced rate, with the benchmark's rows (the untraced rate
+is printed beside it).
+"""
+
+import argparse
+import collections
+import glob
+import os
+import re
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchmark  # noqa: E402  (imports TensorFlow only when used)
+
+CATEGORIES = ["matmuls", "gradient norms", "optimizer updates", "copies", "random numbers",
+              "the rest"]
+_INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%(\S+) = .*?\s([a-z][a-z0-9-]*)\(")
+_COMPUTATION = re.compile(r"^%(\S+) \(.*\{\s*$")
+
+
+def instruction_categories(hlo_text):
+    """{HLO instruction name: category} for every instruction of an optimized HLO module."""
+    computations, current = {}, None
+    instructions = []
+    for line in hlo_text.splitlines():
+        header = _COMPUTATION.match(line) or (
+            line.startswith("ENTRY ") and re.match(r"ENTRY %(\S+)", line))
+        if header:
+            current = header.group(1)
+            computations[current] = []
+            continue
+        match = _INSTRUCTION.match(line)
+        if not match:
+            continue
+        computations[current].append(match.group(2))
+        name, opcode = match.groups()
+        op_type = re.search(r'op_type="([^"]+)"', line)
+        op_name = re.search(r'op_name="([^"]+)"', line)
+        called = re.search(r"calls=%([^\s,]+)", line)
+        operands = re.findall(r"%([\w.-]+)", line.split(" = ", 1)[1].split("),")[0])
+        instructions.append((name, opcode, op_type and op_type.group(1),
+                             op_name and op_name.group(1), called and called.group(1), operands))
+
+    categories = {}
+    for name, opcode, op_type, op_name, called, operands in instructions:
+        inner = computations.get(called, []) if opcode == "fusion" else []
+        if op_name and "global_norm" in op_name:
+            category = "gradient norms"
+        elif opcode in ("dot", "convolution") or "dot" in inner or "convolution" in inner:
+            category = "matmuls"
+        elif opcode == "copy":
+            category = "copies"
+        elif op_type and op_type.startswith("Assign"):
+            category = "optimizer updates"
+        elif op_type and (op_type.startswith("StatelessRandom") or op_type == "RngReadAndSkip"):
+            category = "random numbers"
+        elif op_type is None and operands:
+            # XLA's own instructions (e.g. a tree reduction's reduce-window) carry no TensorFlow
+            # op: they belong with what they read.
+            category = next((categories[o] for o in operands if o in categories), "the rest")
+        else:
+            category = "the rest"
+        categories[name] = category
+    return categories
+
+
+def traced_durations(logdir):
+    """{event name: (total picoseconds, count)} over the host plane of a profiler trace."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+    path = sorted(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True))[-1]
+    space = xplane_pb2.XSpace()
+    with open(path, "rb") as f:
+        space.ParseFromString(f.read())
+    totals = collections.defaultdict(lambda: [0, 0])
+    for plane in space.planes:
+        for line in plane.lines:
+            for event in line.events:
+                entry = totals[plane.event_metadata[event.metadata_id].name]
+                entry[0] += event.duration_ps
+                entry[1] += 1
+    return totals
+
+
+def main():
+    parser = benchmark.OneLineParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=benchmark.OURS,
+                        help="A gan configuration of experiments/benchmark.py, by its name.")
+    parser.add_argument("--iterations", type=int, default=200, help="Iterations traced.")
+    parser.add_argument("--top", type=int, default=12,
+                        help="How many of the costliest instructions outside the matmuls to list.")
+    args = parser.parse_args()
+    # Before TensorFlow loads: XLA reads its flags once.
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                               + " --xla_cpu_enable_xprof_traceme").strip()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.config not in benchmark.CONFIGS:
+        parser.error(f"--config={args.config!r}: expected one of {sorted(benchmark.CONFIGS)}")
+    if args.iterations < 1:
+        parser.error(f"--iterations={args.iterations}: expected an integer >= 1")
+    settings = benchmark.CONFIGS[args.config]
+    if not settings.get("jit_compile", True):
+        parser.error(f"--config={args.config!r}: runs without XLA; this profiles XLA's HLO")
+
+    import tensorflow as tf
+    runner = benchmark.make_trainer(settings)
+    with runner.strategy.scope():
+        hlo = runner._run.experimental_get_compiler_ir(
+            runner.images, tf.constant(args.iterations, tf.int32))(stage="optimized_hlo")
+    categories = instruction_categories(hlo)
+
+    def run():
+        start = time.perf_counter()
+        float(runner.run(args.iterations)["d_loss"])
+        return time.perf_counter() - start
+
+    run(), run()  # compile and warm up
+    untraced = run()
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        traced = run()
+        tf.profiler.experimental.stop()
+        durations = traced_durations(logdir)
+
+    per_category = collections.Counter()
+    per_instruction = []
+    for name, (picoseconds, count) in durations.items():
+        if name in categories:
+            per_category[categories[name]] += picoseconds
+            per_instruction.append((picoseconds, name, categories[name]))
+    total = sum(per_category.values())
+    ms_per_iteration = lambda ps: ps / 1e9 / args.iterations  # noqa: E731
+    model, _ = benchmark.cpu_description()
+    print(f"# {args.config}, {args.iterations} iterations; {model}, {os.cpu_count()} cores, "
+          f"TensorFlow {tf.__version__}")
+    print(f"# untraced {args.iterations / untraced:.1f} iter/s, traced "
+          f"{args.iterations / traced:.1f} iter/s")
+    print(f"# time in traced instructions (summed over threads): "
+          f"{ms_per_iteration(total):.3f} ms per iteration")
+    print("| category           | ms/iter | share  | instructions run |")
+    print("|--------------------|---------|--------|------------------|")
+    counts = collections.Counter(category for _, _, category in per_instruction)
+    for category in CATEGORIES:
+        print(f"| {category:<18} | {ms_per_iteration(per_category[category]):>7.3f} | "
+              f"{100 * per_category[category] / total:>5.1f}% | {counts[category]:>16} |")
+    print(f"# the {args.top} costliest instructions outside the matmuls:")
+    op_types = dict(re.findall(r'%(\S+) = [^\n]*?op_type="([^"]+)"', hlo))
+    for picoseconds, name, category in sorted(per_instruction, reverse=True):
+        if category == "matmuls":
+            continue
+        print(f"#   {ms_per_iteration(picoseconds):.3f} ms  {100 * picoseconds / total:4.1f}%  "
+              f"{name} ({category}; from {op_types.get(name, 'XLA')})")
+        args.top -= 1
+        if args.top == 0:
+            break
+
+
+if __name__ == "__main__":
+    main()
