@@ -12,7 +12,7 @@ loop (its opcode, and the TensorFlow op it came from):
     gradient norms      the global norms logged and checked for NaN every iteration (with
                         what XLA adds to them, such as a tree reduction's reduce-window)
     matmuls             dot and convolution instructions, and fusions that contain one
-    optimizer updates   the variables' assignments (the SGD/Adam arithmetic fuses into them)
+    optimizer updates   the optimizers' arithmetic and assignments (slots included)
     copies              copy instructions (buffers XLA could not update in place)
     random numbers      the noise and the batch indices
     the rest            activations, biases, BatchNorm, the losses, the batch gather, ...
@@ -38,6 +38,9 @@ import benchmark  # noqa: E402  (imports TensorFlow only when used)
 
 CATEGORIES = ["matmuls", "gradient norms", "optimizer updates", "copies", "random numbers",
               "the rest"]
+# gan.optimizers' name scope around every update (optimizers.UPDATE_SCOPE; not imported here, so
+# that this module loads without TensorFlow).
+OPTIMIZER_SCOPE = "optimizer_update"
 _INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%(\S+) = .*?\s([a-z][a-z0-9-]*)\(")
 _COMPUTATION = re.compile(r"^%(\S+) \(.*\{\s*$")
 
@@ -74,7 +77,7 @@ def instruction_categories(hlo_text):
             category = "matmuls"
         elif opcode == "copy":
             category = "copies"
-        elif op_type and op_type.startswith("Assign"):
+        elif op_name and OPTIMIZER_SCOPE in op_name:
             category = "optimizer updates"
         elif op_type and (op_type.startswith("StatelessRandom") or op_type == "RngReadAndSkip"):
             category = "random numbers"

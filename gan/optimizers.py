@@ -11,6 +11,9 @@ The learning rate is a variable, so a run can change it (e.g. after a roll-back)
 import tensorflow as tf
 
 
+UPDATE_SCOPE = "optimizer_update"
+
+
 class Optimizer(tf.Module):
     """Common state and bookkeeping; subclasses define `_slot_names` and `_update`."""
 
@@ -48,15 +51,18 @@ class Optimizer(tf.Module):
         grads_and_vars = [(g, v) for g, v in zip(grads, variables) if g is not None]
         if tf.executing_eagerly():
             self.build([v for _, v in grads_and_vars])
-        step = self.iterations.assign_add(1)
-        for grad, variable in grads_and_vars:
-            index = self._slot_index.get(variable.ref())
-            if index is None:
-                raise ValueError(f"{self.name}: variable {variable.name} was not built; call "
-                                 "build(variables) before compiling the training step")
-            # Hyper-parameters follow each variable's dtype, so float64 problems stay float64.
-            lr = tf.cast(self.learning_rate, variable.dtype)
-            self._update(grad, variable, self.slots[index], lr, tf.cast(step, variable.dtype))
+        # The scope names the update's ops, so that a profile (experiments/profile_step.py) can
+        # tell them from the rest of the step.
+        with tf.name_scope(UPDATE_SCOPE):
+            step = self.iterations.assign_add(1)
+            for grad, variable in grads_and_vars:
+                index = self._slot_index.get(variable.ref())
+                if index is None:
+                    raise ValueError(f"{self.name}: variable {variable.name} was not built; call "
+                                     "build(variables) before compiling the training step")
+                # Hyper-parameters follow each variable's dtype, so float64 problems stay float64.
+                lr = tf.cast(self.learning_rate, variable.dtype)
+                self._update(grad, variable, self.slots[index], lr, tf.cast(step, variable.dtype))
 
     def _update(self, grad, variable, slots, lr, step):
         raise NotImplementedError
