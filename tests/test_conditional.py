@@ -77,7 +77,11 @@ def test_sample_label_and_the_savedmodel_take_the_class(conditional_run, tmp_pat
     assert int(model.num_classes.numpy()) == 10
     noise = sample.latent_noise(int(model.latent_dim.numpy()), 200, seed=0)
     generated = model.generate(tf.constant(noise), tf.fill([200], 3)).numpy()
-    np.testing.assert_array_equal(generated[..., 0], threes)  # the EMA generator, as gan.sample
+    # The EMA generator, as gan.sample. gan.sample runs G eagerly and the SavedModel as a graph,
+    # whose kernels may round differently (on an AVX-512 Xeon, 1 pixel in 156,800 was one level
+    # off at a .5 boundary; on the AMD EPYC none): one level, on almost no pixels.
+    off = np.abs(generated[..., 0].astype(np.int32) - threes)
+    assert off.max() <= 1 and np.mean(off > 0) < 1e-4, (off.max(), np.mean(off > 0))
     served = model.signatures["serving_default"](
         noise=tf.constant(noise), labels=tf.fill([200], 3))["images"].numpy()
     np.testing.assert_array_equal(served, generated)
