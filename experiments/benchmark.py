@@ -83,6 +83,7 @@ TORCH = {"PyTorch eager b32 joint (SGD)": "sgd", "PyTorch eager b32 joint (Adam)
 # A yardstick script's exit code without its library (keras_seed.py, torch_seed.py).
 SKIPPED_EXIT_CODE = 3
 HLO = "hlo"  # worker: the HLO instruction count of one b32 joint iteration
+PEAKS = {"peak": "float32", "peak_bfloat16": "bfloat16"}  # worker -> its large matmul's dtype
 
 
 def row_batch_size(name):
@@ -348,10 +349,8 @@ def peak_rss_mib():
 
 
 def run_worker(args):
-    if args.worker == "peak":
-        result = worker_matmul_peak()
-    elif args.worker == "peak_bfloat16":
-        result = worker_matmul_peak("bfloat16")
+    if args.worker in PEAKS:
+        result = worker_matmul_peak(PEAKS[args.worker])
     elif args.worker == MATMULS:
         result = worker_matmuls_only(seed_mlp_config(d_update="joint", d_fake_batchnorm="train"),
                                      args.iterations, args.repetitions)
@@ -365,7 +364,7 @@ def run_worker(args):
     else:
         result = worker_gan(CONFIGS[args.worker], args.iterations, args.repetitions)
     result["peak_rss_mib"] = peak_rss_mib()  # before the FLOP count's imports, for Keras' sake
-    if args.worker not in ("peak", "peak_bfloat16", HLO):
+    if args.worker not in (*PEAKS, HLO):
         settings = CONFIGS.get(args.worker, CONFIGS[OURS])
         result["gflop_per_iteration"] = flops_per_iteration(row_config(settings)) / 1e9
     print(json.dumps(result))

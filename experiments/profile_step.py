@@ -92,19 +92,17 @@ def instruction_categories(hlo_text):
 
 
 def traced_durations(logdir):
-    """{event name: (total picoseconds, count)} over the host plane of a profiler trace."""
+    """{event name: total picoseconds} over the planes of a profiler trace."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
     path = sorted(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True))[-1]
     space = xplane_pb2.XSpace()
     with open(path, "rb") as f:
         space.ParseFromString(f.read())
-    totals = collections.defaultdict(lambda: [0, 0])
+    totals = collections.Counter()
     for plane in space.planes:
         for line in plane.lines:
             for event in line.events:
-                entry = totals[plane.event_metadata[event.metadata_id].name]
-                entry[0] += event.duration_ps
-                entry[1] += 1
+                totals[plane.event_metadata[event.metadata_id].name] += event.duration_ps
     return totals
 
 
@@ -151,7 +149,7 @@ def main():
 
     per_category = collections.Counter()
     per_instruction = []
-    for name, (picoseconds, count) in durations.items():
+    for name, picoseconds in durations.items():
         if name in categories:
             per_category[categories[name]] += picoseconds
             per_instruction.append((picoseconds, name, categories[name]))
