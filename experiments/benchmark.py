@@ -34,6 +34,7 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)  # this checkout's gan, installed or not
 
 # Adam at the common GAN settings (what experiments/torch_seed.py --optimizer=adam runs).
 ADAM = dict(g_optimizer="adam", d_optimizer="adam", g_learning_rate=2e-4, d_learning_rate=2e-4)

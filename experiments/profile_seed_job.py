@@ -24,6 +24,7 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)  # this checkout's gan, installed or not
 SEED_FLAGS = os.path.join(REPO, "experiments", "seed.flags")
 
 

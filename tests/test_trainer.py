@@ -1,5 +1,7 @@
 """The compiled training iteration against a hand-written replay of the same iteration."""
 
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -373,3 +375,44 @@ def test_joint_step_stacks_real_and_fake_only_for_per_example_discriminators(per
     # is traced a second time by tf.while_loop, so only the first iteration's calls are checked.
     expected_calls = [32, 16] if per_example else [16, 16, 16]
     assert calls[:len(expected_calls)] == expected_calls
+
+
+def test_global_norm_is_the_square_root_of_the_sum_of_squares_compiled_or_not():
+    """The XLA path sums in padded rows behind an optimization barrier: it must still be the norm
+    (sizes below, at and above a row, and not multiples of it), and propagate a NaN or an inf,
+    which the finiteness check relies on."""
+    rng = np.random.default_rng(0)
+    tensors = [rng.normal(size=shape).astype(np.float32)
+               for shape in [(100, 256), (784,), (33,), (32,), (5, 7), (1,), (1024, 3, 3)]]
+    want = np.sqrt(sum(np.sum(np.float64(t) ** 2) for t in tensors))
+    compiled = tf.function(lambda ts: trainer.global_norm(ts, compiled=True), jit_compile=True)
+    np.testing.assert_allclose(float(compiled(tensors)), want, rtol=1e-6)
+    np.testing.assert_allclose(float(trainer.global_norm(tensors)), want, rtol=1e-6)
+    hlo = compiled.experimental_get_compiler_ir(tensors)(stage="optimized_hlo")
+    # XLA's tree-reduction rewrite (a reduce-window) may only meet the short sums of row sums,
+    # never a whole tensor's squares, which would then take a second pass.
+    windowed = [int(np.prod([int(d) for d in dims.split(",")])) for dims in re.findall(
+        r"reduce-window_computation[.\d]* \(param_[\d.]+: f32\[([\d,]+)\]", hlo)]
+    assert max(windowed, default=0) <= max(t.size for t in tensors) / trainer.NORM_ROW
+    for bad in (np.nan, np.inf):
+        spoiled = [t.copy() for t in tensors]
+        spoiled[0][57, 3] = bad
+        assert not np.isfinite(float(compiled(spoiled)))
+
+
+@pytest.mark.parametrize("jit", [True, False])
+def test_logged_gradient_norms_are_the_norms_of_the_applied_gradients(jit):
+    """With plain SGD an update moves the weights by lr * gradient, so the logged norms must be
+    |weights after - weights before| / lr, network by network (the joint step updates D once)."""
+    images = tf.constant(data.load("mnist", "test").images[:512])
+    state = make_state()
+    networks_before = {name: [v.numpy().astype(np.float64) for v in net.trainable_variables]
+                       for name, net in (("d", state.discriminator), ("g", state.generator))}
+    config = trainer.TrainerConfig(batch_size=16, latent_dim=8, d_update="joint")
+    metrics = trainer.Trainer(state, config, images, jit_compile=jit).run(1)
+    for name, net in (("d", state.discriminator), ("g", state.generator)):
+        moved = [v.numpy() - before
+                 for v, before in zip(net.trainable_variables, networks_before[name])]
+        want = np.sqrt(sum(np.sum(m ** 2) for m in moved)) / 0.05
+        assert want > 0
+        np.testing.assert_allclose(float(metrics[f"{name}_grad_norm"]), want, rtol=1e-3)
