@@ -5,6 +5,8 @@ eager implementation of the same step, in one run.
     python experiments/benchmark.py --quick    # fewer repetitions
     python experiments/benchmark.py --compare "gan b32 (seed's split D steps)" \
         "gan b32 (joint D step)"                   # two configs in interleaved rounds: B/A
+    python experiments/benchmark.py --compare "b32 joint step's matmuls alone" \
+        "gan b32 (joint D step)"                   # the step against its own matmuls
 
 Each configuration runs in its own subprocess (so its peak resident memory is its own and no
 thread pool is shared), warms up (compilation included), then times --repetitions runs of
@@ -168,11 +170,11 @@ def worker_matmul_peak(dtype="float32", size=2048, repetitions=20):
     return {"gflops": max(by_kernel.values()), "by_kernel": by_kernel}
 
 
-def worker_matmuls_only(config, iterations, repetitions):
-    """Only the matmuls of one joint iteration (the FLOPs counted above), at the same shapes and
-    in the same order, in one compiled loop: how fast this machine's XLA runs those shapes, a
-    ceiling for the whole step, which also has activations, BatchNorm, losses, RNG, gather,
-    updates and gradient norms."""
+def matmuls_only_runner(config):
+    """A function n -> None that runs only the matmuls of n joint iterations (the FLOPs counted
+    above), at the same shapes and in the same order, in one compiled loop: how fast this
+    machine's XLA runs those shapes, a ceiling for the whole step, which also has activations,
+    BatchNorm, losses, RNG, gather, updates and gradient norms."""
     import tensorflow as tf
     g_sizes, d_sizes = layer_sizes(config)
     g_weights = [tf.Variable(tf.random.normal([a, b]) * 0.01) for a, b in zip(g_sizes, g_sizes[1:])]
@@ -212,7 +214,7 @@ def worker_matmuls_only(config, iterations, repetitions):
             iteration(z)
         return g_weights[0][0, 0]
 
-    return _time_runs(lambda n: float(run(tf.constant(n))), iterations, repetitions)
+    return lambda n: float(run(tf.constant(n)))
 
 
 def _warm_up(run, iterations):
@@ -289,9 +291,16 @@ def worker_gan(settings, iterations, repetitions):
     return result
 
 
+def timed_runner(name):
+    """A run(n) function for a gan config or for the "matmuls alone" row."""
+    if name == MATMULS:
+        return matmuls_only_runner(seed_mlp_config(d_update="joint", d_fake_batchnorm="train"))
+    return gan_runner(CONFIGS[name])
+
+
 def serve_timed_runs(name, iterations):
     """Worker of `interleaved`: warms up, then times one run per line read from stdin."""
-    run = gan_runner(CONFIGS[name])
+    run = timed_runner(name)
     _warm_up(run, iterations)
     print("ready", flush=True)
     for _ in sys.stdin:
@@ -353,8 +362,7 @@ def run_worker(args):
     if args.worker in PEAKS:
         result = worker_matmul_peak(PEAKS[args.worker])
     elif args.worker == MATMULS:
-        result = worker_matmuls_only(seed_mlp_config(d_update="joint", d_fake_batchnorm="train"),
-                                     args.iterations, args.repetitions)
+        result = _time_runs(timed_runner(MATMULS), args.iterations, args.repetitions)
     elif args.worker == KERAS:
         result = worker_script("keras_seed.py", args.keras_iterations, args.keras_repetitions)
     elif args.worker in TORCH:
@@ -406,10 +414,10 @@ def argument_errors(args):
               for name in ("iterations", "repetitions", "keras_iterations", "keras_repetitions",
                            "rounds")
               if not isinstance(getattr(args, name), int) or getattr(args, name) < 1]
-    unknown = [name for name in args.compare or () if name not in CONFIGS]
+    unknown = [name for name in args.compare or () if name not in (*CONFIGS, MATMULS)]
     if unknown:
         errors.append(f"--compare: unknown config {unknown[0]!r}; expected one of: "
-                      + "; ".join(CONFIGS))
+                      + "; ".join([*CONFIGS, MATMULS]))
     if args.only is not None and not any(selected(n, args.only)
                                          for n in list(CONFIGS) + [MATMULS, *TORCH, KERAS]):
         errors.append(f"--only={args.only}: matches no configuration")
@@ -427,8 +435,9 @@ def main():
     parser.add_argument("--only", default=None, help="Run only configs whose name contains this "
                         "(several: separated by |).")
     parser.add_argument("--compare", nargs=2, metavar=("A", "B"), default=None,
-                        help="Instead of the table: time two gan configs (names as in the "
-                        "table) in interleaved rounds and print the median ratio B/A.")
+                        help="Instead of the table: time two gan configs, or a gan config and "
+                        "the matmuls-alone row (names as in the table), in interleaved rounds "
+                        "and print the median ratio B/A.")
     parser.add_argument("--rounds", type=int, default=12, help="Rounds for --compare.")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--serve", default=None, help=argparse.SUPPRESS)
