@@ -378,22 +378,22 @@ def test_joint_step_stacks_real_and_fake_only_for_per_example_discriminators(per
 
 
 def test_global_norm_is_the_square_root_of_the_sum_of_squares_compiled_or_not():
-    """The XLA path sums in padded rows behind an optimization barrier: it must still be the norm
-    (sizes below, at and above a row, and not multiples of it), and propagate a NaN or an inf,
-    which the finiteness check relies on."""
+    """The XLA path sums in padded blocks behind an optimization barrier: it must still be the
+    norm (sizes below, at and above a block, and not multiples of it), and propagate a NaN or an
+    inf, which the finiteness check relies on."""
     rng = np.random.default_rng(0)
     tensors = [rng.normal(size=shape).astype(np.float32)
-               for shape in [(100, 256), (784,), (33,), (32,), (5, 7), (1,), (1024, 3, 3)]]
+               for shape in [(100, 256), (784,), (33,), (512,), (3, 171), (1,), (1024, 3, 3)]]
     want = np.sqrt(sum(np.sum(np.float64(t) ** 2) for t in tensors))
     compiled = tf.function(lambda ts: trainer.global_norm(ts, compiled=True), jit_compile=True)
     np.testing.assert_allclose(float(compiled(tensors)), want, rtol=1e-6)
     np.testing.assert_allclose(float(trainer.global_norm(tensors)), want, rtol=1e-6)
     hlo = compiled.experimental_get_compiler_ir(tensors)(stage="optimized_hlo")
-    # XLA's tree-reduction rewrite (a reduce-window) may only meet the short sums of row sums,
+    # XLA's tree-reduction rewrite (a reduce-window) may only meet the short sums of partial sums,
     # never a whole tensor's squares, which would then take a second pass.
     windowed = [int(np.prod([int(d) for d in dims.split(",")])) for dims in re.findall(
         r"reduce-window_computation[.\d]* \(param_[\d.]+: f32\[([\d,]+)\]", hlo)]
-    assert max(windowed, default=0) <= max(t.size for t in tensors) / trainer.NORM_ROW
+    assert max(windowed, default=0) <= max(t.size for t in tensors) / trainer.NORM_BLOCK[0]
     for bad in (np.nan, np.inf):
         spoiled = [t.copy() for t in tensors]
         spoiled[0][57, 3] = bad
