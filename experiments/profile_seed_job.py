@@ -108,7 +108,6 @@ def in_process():
 
 
 def main():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before this process imports TensorFlow
     whole, whole_peak = child_job([])
     print(f"# whole seed job (5 evaluations): {whole:.1f} s wall, peak RSS {whole_peak:.0f} MiB")
     no_eval, no_eval_peak = child_job(["--eval_every=0"])
