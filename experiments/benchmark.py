@@ -292,9 +292,10 @@ def worker_gan(settings, iterations, repetitions):
 
 
 def timed_runner(name):
-    """A run(n) function for a gan config or for the "matmuls alone" row."""
+    """A run(n) function for a gan config or for the "matmuls alone" row (the matmuls of the row
+    the targets are stated against)."""
     if name == MATMULS:
-        return matmuls_only_runner(seed_mlp_config(d_update="joint", d_fake_batchnorm="train"))
+        return matmuls_only_runner(row_config(CONFIGS[OURS]))
     return gan_runner(CONFIGS[name])
 
 

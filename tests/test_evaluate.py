@@ -21,7 +21,6 @@ def test_shipped_classifier_reaches_its_accuracy(dataset, target):
     assert classifier.accuracy(net, data.load(dataset, "test")) >= target
 
 
-
 def test_classifier_features_do_not_depend_on_the_batch_size():
     """predict's batches (small, for memory) give the features of one call on all the images,
     a last short batch included."""
@@ -31,6 +30,7 @@ def test_classifier_features_do_not_depend_on_the_batch_size():
     features, probs = classifier.predict(net, images)  # 4 batches of 250, then one of 100
     np.testing.assert_allclose(features, whole_features.numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(probs, tf.nn.softmax(whole_logits).numpy(), atol=1e-6)
+
 
 def test_classifier_weights_round_trip(tmp_path):
     net = classifier.load_classifier("mnist")

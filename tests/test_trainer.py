@@ -388,6 +388,8 @@ def test_global_norm_is_the_square_root_of_the_sum_of_squares_compiled_or_not():
     compiled = tf.function(lambda ts: trainer.global_norm(ts, compiled=True), jit_compile=True)
     np.testing.assert_allclose(float(compiled(tensors)), want, rtol=1e-6)
     np.testing.assert_allclose(float(trainer.global_norm(tensors)), want, rtol=1e-6)
+    # A variable without a gradient (None) counts for nothing, as in tf.linalg.global_norm.
+    np.testing.assert_allclose(float(compiled([*tensors, None])), want, rtol=1e-6)
     hlo = compiled.experimental_get_compiler_ir(tensors)(stage="optimized_hlo")
     # XLA's tree-reduction rewrite (a reduce-window) may only meet the short sums of partial sums,
     # never a whole tensor's squares, which would then take a second pass.
