@@ -147,6 +147,17 @@ def test_precision_recall_in_chunks_with_kept_reference_radii(monkeypatch):
                                expected, rtol=1e-12)
 
 
+def test_knn_radii_in_reused_blocks_are_the_sorted_distances(monkeypatch):
+    """Blocks of 16 rows (the last one short) share two buffers: each block's radii must still be
+    its own rows' k-th neighbour distance, squared, computed here point by point."""
+    monkeypatch.setattr(metrics, "CHUNK", 16)
+    rng = np.random.default_rng(12)
+    points = rng.normal(2.0, 1.5, size=(70, 6))
+    for k in (1, 3, 5):
+        expected = [np.sort(np.sum((points - p) ** 2, axis=1))[k] for p in points]
+        np.testing.assert_allclose(metrics.knn_squared_radii(points, k), expected, rtol=1e-10)
+
+
 def test_kid_subsets_kept_for_a_reference_give_kids_values():
     rng = np.random.default_rng(10)
     reference = rng.normal(size=(900, 8))
