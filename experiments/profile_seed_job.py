@@ -6,8 +6,10 @@ machine.
     python experiments/profile_seed_job.py            # about 4 minutes on 2 cores
 
 Prints, in order:
-  1. the whole job, and the same job with --eval_every=0, each in its own process: wall time and
-     peak resident memory (getrusage of the child);
+  1. the whole job, and the same job with --eval_every=0, each in its own process: wall time,
+     peak resident memory (getrusage of the child), and the time the job itself spent in the
+     trainer's compiled calls, so that a ratio within one job is not thrown off by the machine's
+     speed drifting between runs;
   2. in this process, stage by stage: importing TensorFlow and gan, loading MNIST, building the
      state and compiling the loop, the 10,000 training iterations alone (100 compiled calls of 100,
      nothing written), the evaluator's set-up (reference features, cached on disk after the first
@@ -32,24 +34,46 @@ def peak_mib(who=resource.RUSAGE_SELF):
     return resource.getrusage(who).ru_maxrss / 1024  # Linux: KiB
 
 
+# Run in the child: gan.train, with the time spent in the trainer's compiled calls added up
+# (TensorFlow runs them synchronously on CPU, so a call's duration is its iterations' time).
+CHILD = """
+import resource, runpy, sys, time
+from gan import trainer
+run, seconds = trainer.Trainer.run, [0.0]
+def timed_run(self, iterations):
+    start = time.perf_counter()
+    try:
+        return run(self, iterations)
+    finally:
+        seconds[0] += time.perf_counter() - start
+trainer.Trainer.run = timed_run
+sys.argv = sys.argv[1:]
+code = 0
+try:
+    runpy.run_module("gan.train", run_name="__main__")
+except SystemExit as e:
+    code = e.code or 0
+print("PEAK_KIB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print("TRAINING_S", seconds[0])
+sys.exit(code)
+"""
+
+
 def child_job(extra_flags):
-    """(wall seconds, peak RSS MiB) of a gan.train run in a fresh process."""
+    """(wall seconds, peak RSS MiB, seconds in the training loop's calls) of a gan.train run in a
+    fresh process."""
     with tempfile.TemporaryDirectory() as logdir:
-        command = [sys.executable, "-c",
-                   "import resource, runpy, sys; sys.argv = sys.argv[1:]; "
-                   "code = 0\ntry:\n runpy.run_module('gan.train', run_name='__main__')\n"
-                   "except SystemExit as e:\n code = e.code or 0\n"
-                   "print('PEAK_KIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
-                   "sys.exit(code)",
-                   "gan.train", f"--flagfile={SEED_FLAGS}", f"--logdir={logdir}", *extra_flags]
+        command = [sys.executable, "-c", CHILD, "gan.train", f"--flagfile={SEED_FLAGS}",
+                   f"--logdir={logdir}", *extra_flags]
         start = time.perf_counter()
         out = subprocess.run(command, capture_output=True, text=True, cwd=REPO,
                              env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
         wall = time.perf_counter() - start
     if out.returncode != 0:
         raise RuntimeError(f"gan.train failed:\n{out.stderr[-3000:]}")
-    peak = [line for line in out.stdout.splitlines() if line.startswith("PEAK_KIB")][-1]
-    return wall, int(peak.split()[1]) / 1024
+    reported = dict(line.split() for line in out.stdout.splitlines()
+                    if line.startswith(("PEAK_KIB", "TRAINING_S")))
+    return wall, int(reported["PEAK_KIB"]) / 1024, float(reported["TRAINING_S"])
 
 
 class Stages:
@@ -108,13 +132,19 @@ def in_process():
 
 
 def main():
-    whole, whole_peak = child_job([])
-    print(f"# whole seed job (5 evaluations): {whole:.1f} s wall, peak RSS {whole_peak:.0f} MiB")
-    no_eval, no_eval_peak = child_job(["--eval_every=0"])
-    print(f"# the same with --eval_every=0: {no_eval:.1f} s wall, peak RSS {no_eval_peak:.0f} MiB")
+    whole, whole_peak, whole_training = child_job([])
+    print(f"# whole seed job (5 evaluations): {whole:.1f} s wall, peak RSS {whole_peak:.0f} MiB; "
+          f"{whole_training:.1f} s of it in the training loop's calls (first compile "
+          f"included): {whole / whole_training:.2f}x")
+    no_eval, no_eval_peak, no_eval_training = child_job(["--eval_every=0"])
+    print(f"# the same with --eval_every=0: {no_eval:.1f} s wall, peak RSS {no_eval_peak:.0f} "
+          f"MiB; {no_eval_training:.1f} s in the training loop's calls: "
+          f"{no_eval / no_eval_training:.2f}x")
     training = in_process()
     print(f"# whole job / training alone: {whole / training:.2f}x "
           f"(target <= 1.3x); with --eval_every=0: {no_eval / training:.2f}x")
+    print("# (the ratios within one job are the steadier ones: this machine's speed can drift "
+          "between the three runs above)")
 
 
 if __name__ == "__main__":
