@@ -148,6 +148,7 @@ class _DistanceBlocks:
 
 def knn_squared_radii(features, k=3):
     """Squared distance from each point to its k-th nearest neighbour in the set, itself excluded."""
+    features = np.asarray(features, np.float64)
     norms = squared_norms(features)
     distances = _DistanceBlocks(features, norms)
     radii = np.empty(len(features))
