@@ -151,3 +151,17 @@ def test_compare_times_the_step_against_its_own_matmuls_in_interleaved_rounds():
                           "--compare", a, "no such row"], capture_output=True, text=True, cwd=REPO)
     assert bad.returncode == 2 and "--compare: unknown config 'no such row'" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_seed_job_profile_reports_the_jobs_own_training_time():
+    """profile_seed_job's child runs gan.train with the seed's flags (shortened here) and adds up
+    the time of the trainer's calls, which must be counted (0 if the patch missed them) and be
+    part of the wall time; a job that fails is an error carrying gan.train's message."""
+    profile = load_experiment_script("profile_seed_job")
+    wall, peak_mib, training = profile.child_job(
+        ["--num_steps=40", "--sample_every=20", "--log_every=20", "--checkpoint_every=40",
+         "--eval_every=0", "--steps_per_loop=20"])
+    assert 0 < training < wall
+    assert 100 < peak_mib < 4096
+    with pytest.raises(RuntimeError, match="--batch_size"):
+        profile.child_job(["--batch_size=0"])
