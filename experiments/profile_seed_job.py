@@ -4,6 +4,7 @@ samples, sample grids, summaries, checkpoints) against its training alone, in on
 machine.
 
     python experiments/profile_seed_job.py            # about 4 minutes on 2 cores
+    python experiments/profile_seed_job.py --xla_cache_pairs=2   # cold and warm XLA cache
 
 Prints, in order:
   1. the whole job, and the same job with --eval_every=0, each in its own process: wall time,
@@ -18,8 +19,10 @@ Prints, in order:
 The target of the performance issue: whole job <= 1.3 x training alone, peak RSS <= 1.3 GB.
 """
 
+import argparse
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -131,12 +134,36 @@ def in_process():
     return training
 
 
+def job_line(name, wall, peak, training):
+    return (f"{name}: whole job {wall:.1f} s, {training:.1f} s in the trainer's calls, "
+            f"{wall / training:.2f}x, {wall - training:.1f} s beyond training, peak {peak:.0f} MiB")
+
+
+def compare_xla_cache(pairs):
+    """The whole job with an empty XLA cache, then again with the entry the first run wrote."""
+    with tempfile.TemporaryDirectory() as parent:
+        for _ in range(pairs):
+            cache = os.path.join(parent, "xla")
+            shutil.rmtree(cache, ignore_errors=True)
+            for name in ("cold (empty cache)", "warm (second run)"):
+                print(job_line(name, *child_job([f"--xla_cache_dir={cache}"])), flush=True)
+
+
 def main():
-    whole, whole_peak, whole_training = child_job([])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--xla_cache_pairs", type=int, default=0,
+                        help="Instead of the profile: this many pairs of whole jobs, the first "
+                        "with an empty --xla_cache_dir, the second with what the first left.")
+    args = parser.parse_args()
+    if args.xla_cache_pairs:
+        compare_xla_cache(args.xla_cache_pairs)
+        return
+    # Children without the cache: the profile is of a first run, compile included.
+    whole, whole_peak, whole_training = child_job(["--xla_cache_dir="])
     print(f"# whole seed job (5 evaluations): {whole:.1f} s wall, peak RSS {whole_peak:.0f} MiB; "
           f"{whole_training:.1f} s of it in the training loop's calls (first compile "
           f"included): {whole / whole_training:.2f}x")
-    no_eval, no_eval_peak, no_eval_training = child_job(["--eval_every=0"])
+    no_eval, no_eval_peak, no_eval_training = child_job(["--eval_every=0", "--xla_cache_dir="])
     print(f"# the same with --eval_every=0: {no_eval:.1f} s wall, peak RSS {no_eval_peak:.0f} "
           f"MiB; {no_eval_training:.1f} s in the training loop's calls: "
           f"{no_eval / no_eval_training:.2f}x")

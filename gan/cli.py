@@ -22,7 +22,7 @@ def fail(program, lines, exit_code=USAGE_EXIT_CODE):
     sys.exit(exit_code)
 
 
-def _parser(program):
+def _parser(program, after_parsing=None):
     def parse(argv):
         try:
             remaining = flags.FLAGS(argv)
@@ -31,6 +31,8 @@ def _parser(program):
         if len(remaining) > 1:
             fail(program, [f"unexpected arguments: {' '.join(remaining[1:])} (flags are written "
                            "--name=value)"])
+        if after_parsing:
+            after_parsing()
         return remaining
     return parse
 
@@ -41,9 +43,11 @@ def user_errors():
     return (rundir.RunError, config.ConfigError, data.DataError)
 
 
-def run(main, program, argv=None):
+def run(main, program, argv=None, after_parsing=None):
     """app.run(main) with one-line errors for bad flags and for the user's mistakes; argv
-    defaults to sys.argv."""
+    defaults to sys.argv. `after_parsing()` runs once the flags are parsed and before absl's
+    init callbacks, one of which (TensorFlow's own) already lists the devices, and with that
+    fixes TensorFlow's XLA flags for the process."""
     def guarded(argv):
         try:
             return main(argv)
@@ -51,7 +55,7 @@ def run(main, program, argv=None):
             fail(program, [f"{e.filename}: {e.strerror or e}" if e.filename else str(e)])
         except user_errors() as e:
             fail(program, str(e).splitlines()[:1])
-    app.run(guarded, argv=argv, flags_parser=_parser(program))
+    app.run(guarded, argv=argv, flags_parser=_parser(program, after_parsing))
 
 
 def check_output_path(path, suffixes=(), flag="output"):

@@ -25,7 +25,8 @@ from absl import flags
 import tensorflow as tf
 
 from gan import config as config_lib
-from gan import cli, data, distribute, evaluation, events, images, networks, rundir, trainer
+from gan import cli, compile_cache, data, distribute, evaluation, events, images, networks
+from gan import rundir, trainer
 
 FLAGS = flags.FLAGS
 
@@ -35,6 +36,10 @@ flags.DEFINE_string("logdir", None, "Directory for events, samples and checkpoin
                     "with the same logdir resumes.")
 flags.DEFINE_boolean("restart", False, "Start over in a logdir that holds a previous run: the "
                      "old files are moved to <logdir>/archived-<time>/, never deleted.")
+flags.DEFINE_string("xla_cache_dir", compile_cache.DEFAULT_DIR,
+                    "Where TensorFlow keeps compiled XLA training loops between runs, so that a "
+                    "run compiled before on this machine starts without compiling; empty to "
+                    "compile every time.")
 flags.mark_flag_as_required("logdir")
 
 SAMPLE_NOISE_SALT = 1234567  # keeps the fixed sample noise apart from the training RNG stream
@@ -459,5 +464,13 @@ def main(argv):
     print(f"Done at step {result.step}{rollbacks}; logdir {FLAGS.logdir}", flush=True)
 
 
+def enable_compile_cache():
+    """--xla_cache_dir, before TensorFlow reads its XLA flags (see cli.run)."""
+    if FLAGS.xla_cache_dir:
+        not_cached = compile_cache.enable(FLAGS.xla_cache_dir)
+        if not_cached:
+            print(f"not caching compiled loops: {not_cached}", flush=True)
+
+
 if __name__ == "__main__":
-    cli.run(main, PROGRAM)
+    cli.run(main, PROGRAM, after_parsing=enable_compile_cache)
