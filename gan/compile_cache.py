@@ -16,11 +16,11 @@ import hashlib
 import os
 import platform
 
-from gan import cli
+import tensorflow as tf
 
-DEFAULT_DIR = os.path.join(
-    os.environ.get("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache")), "gan",
-    "xla")
+from gan import cli, data
+
+DEFAULT_DIR = os.path.join(data.DEFAULT_CACHE_DIR, "xla")
 TF_FLAGS_VARIABLE = "TF_XLA_FLAGS"
 
 
@@ -37,7 +37,6 @@ def _cpu_description():
 
 def fingerprint():
     """What decides a compiled loop's machine code besides its graph, as a short hash."""
-    import tensorflow as tf
     parts = [tf.__version__, _cpu_description(), str(os.cpu_count()),
              os.environ.get("XLA_FLAGS", "")]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
@@ -46,9 +45,9 @@ def fingerprint():
 def enable(directory):
     """Turns the cache on in `directory` (gan.train's --xla_cache_dir) for this process, if
     TensorFlow has not read its XLA flags yet: it reads them once, when it first lists devices
-    or compiles. Returns None when on, else why
-    not: a directory that cannot be written (TensorFlow would then fail the compile itself), a
-    path with a space, or a cache the environment already sets (left as it is)."""
+    or compiles. Returns None when on, else why not: a directory that cannot be written
+    (TensorFlow would then fail the compile itself), a path with a space, or a cache the
+    environment already sets (left as it is)."""
     existing = os.environ.get(TF_FLAGS_VARIABLE, "")
     if "tf_xla_persistent_cache" in existing:
         return f"{TF_FLAGS_VARIABLE} already sets a persistent cache ({existing.strip()})"
