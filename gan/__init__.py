@@ -1,1 +1,34 @@
 """gan: a low-level, pure-TensorFlow research codebase for studying Generative Adversarial Networks."""
+
+import importlib.util
+import sys
+import types
+
+
+def _import_tensorflow_without_keras():
+    """Imports TensorFlow without the Keras import its own __init__ makes.
+
+    When Keras is installed (TensorFlow's wheel requires it), TensorFlow's __init__ imports
+    `keras.src.optimizers` eagerly, to register Keras optimizers for loading Keras SavedModels.
+    gan neither writes nor reads those. That import was 1.7 s of a 4.3 s `import tensorflow` on
+    the 2-core Xeon VM, and every gan process paid it. TensorFlow catches an ImportError there, so
+    for the length of its import `keras` is a placeholder module: its spec is the real one, so that
+    TensorFlow still finds Keras's directory for `tf.keras`, but it has no submodules. Afterwards the
+    placeholder is removed, and `tf.keras` or `import keras` loads the real Keras on first use.
+    """
+    if "tensorflow" in sys.modules or "keras" in sys.modules:
+        return  # too late, or Keras is wanted anyway
+    spec = importlib.util.find_spec("keras")
+    if spec is None:
+        return  # no Keras: TensorFlow skips the import itself
+    placeholder = types.ModuleType("keras")
+    placeholder.__spec__ = spec
+    sys.modules["keras"] = placeholder
+    try:
+        import tensorflow  # noqa: F401
+    finally:
+        if sys.modules.get("keras") is placeholder:
+            del sys.modules["keras"]
+
+
+_import_tensorflow_without_keras()
