@@ -5,6 +5,7 @@ machine.
 
     python experiments/profile_seed_job.py            # about 4 minutes on 2 cores
     python experiments/profile_seed_job.py --xla_cache_pairs=2   # cold and warm XLA cache
+    python experiments/profile_seed_job.py --overlap_rounds=3    # evaluating beside training
 
 Prints, in order:
   1. the whole job, and the same job with --eval_every=0, each in its own process: wall time,
@@ -149,12 +150,74 @@ def compare_xla_cache(pairs):
                 print(job_line(name, *child_job([f"--xla_cache_dir={cache}"])), flush=True)
 
 
+def compare_overlap(rounds, iterations=2000, num_samples=None):
+    """Whether evaluating beside training saves time: `iterations` training iterations and then
+    one evaluation, against the same evaluation done in a thread while the next `iterations`
+    train (its samples drawn first, at its step, as a background evaluation would have to).
+    `num_samples`: the evaluation's size (default: the seed's, 10,000). Returns, a round each,
+    (serial seconds, overlapped seconds, serial metrics, overlapped metrics), and the step the
+    state reached."""
+    import threading
+
+    from gan import config, data, evaluation, trainer
+    run = config.from_flagfile(SEED_FLAGS)
+    state = config.make_state(run)
+    runner = trainer.Trainer(state, config.trainer_config(run), data.load("mnist", "train").pixels,
+                             jit_compile=config.jit_compile(run))
+    chunk = min(iterations, run.runtime.steps_per_loop)
+    float(runner.run(chunk)["d_loss"])  # compiled before any timing
+    evaluator = evaluation.Evaluator(run.data.dataset,
+                                     num_samples or run.output.eval_num_samples)
+    sampler = evaluation.compile_sampler(state.generator)
+    evaluator.evaluate_generator(state.generator)  # the reference's share and every trace, once
+
+    def train(count):
+        for _ in range(count // chunk):
+            float(runner.run(chunk)["d_loss"])
+
+    rows = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        train(iterations)
+        trained = time.perf_counter() - start
+        serial_metrics = evaluator.evaluate_images(
+            evaluation.generate(state.generator, evaluator.num_samples, sampler=sampler))
+        serial = time.perf_counter() - start
+        print(f"one after the other: {trained:.2f} s training, then {serial - trained:.2f} s "
+              f"evaluating: {serial:.2f} s", flush=True)
+        start = time.perf_counter()
+        samples = evaluation.generate(state.generator, evaluator.num_samples, sampler=sampler)
+        evaluated = []
+
+        def evaluate():
+            evaluated.append(evaluator.evaluate_images(samples))
+            evaluated.append(time.perf_counter() - start)
+
+        thread = threading.Thread(target=evaluate)
+        thread.start()
+        train(iterations)
+        trained = time.perf_counter() - start
+        thread.join()
+        overlapped = time.perf_counter() - start
+        print(f"overlapped: {trained:.2f} s training, the evaluation done after "
+              f"{evaluated[1]:.2f} s: {overlapped:.2f} s", flush=True)
+        rows.append((serial, overlapped, serial_metrics, evaluated[0]))
+    return rows, int(state.step.numpy())
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--xla_cache_pairs", type=int, default=0,
                         help="Instead of the profile: this many pairs of whole jobs, the first "
                         "with an empty --xla_cache_dir, the second with what the first left.")
+    parser.add_argument("--overlap_rounds", type=int, default=0,
+                        help="Instead of the profile: this many rounds of 2,000 training "
+                        "iterations and an evaluation, one after the other and then overlapped "
+                        "(the evaluation in a thread while training goes on), in this process.")
     args = parser.parse_args()
+    if args.overlap_rounds:
+        compare_overlap(args.overlap_rounds)
+        return
     if args.xla_cache_pairs:
         compare_xla_cache(args.xla_cache_pairs)
         return

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from gan import config as config_lib
@@ -165,3 +166,16 @@ def test_seed_job_profile_reports_the_jobs_own_training_time():
     assert 100 < peak_mib < 4096
     with pytest.raises(RuntimeError, match="--batch_size"):
         profile.child_job(["--batch_size=0"])
+
+
+def test_seed_job_profile_times_evaluation_beside_training():
+    """The overlap comparison trains as many iterations as it says, twice a round, and both of
+    its evaluations measure a generator (every metric there and finite)."""
+    profile = load_experiment_script("profile_seed_job")
+    rows, step = profile.compare_overlap(rounds=1, iterations=20, num_samples=1000)
+    (serial, overlapped, serial_metrics, overlapped_metrics), = rows
+    assert step == 20 + 2 * 20  # the compiling call, then both halves of the round
+    assert serial > 0 and overlapped > 0
+    for results in (serial_metrics, overlapped_metrics):
+        assert results["num_samples"] == 1000
+        assert all(np.isfinite(results[name]) for name in ("fid", "kid", "precision", "recall"))
