@@ -7,6 +7,9 @@ eager implementation of the same step, in one run.
         "gan b32 (joint D step)"                   # two configs in interleaved rounds: B/A
     python experiments/benchmark.py --compare "b32 joint step's matmuls alone" \
         "gan b32 (joint D step)"                   # the step against its own matmuls
+    git worktree add /tmp/before HEAD~1 && python experiments/benchmark.py \
+        --compare "gan b32 (joint D step)" "gan b32 (joint D step)" \
+        --checkouts /tmp/before .                  # one config, before and after a change
 
 Each configuration runs in its own subprocess (so its peak resident memory is its own and no
 thread pool is shared), warms up (compilation included), then times --repetitions runs of
@@ -312,11 +315,16 @@ def serve_timed_runs(name, iterations):
 
 def interleaved(name_a, name_b, args):
     """Times two configs in turns, each in its own warm process: both see the same moments of a
-    noisy machine, so the median of the per-round ratios B/A is steadier than two separate rows."""
-    workers = [subprocess.Popen([sys.executable, os.path.abspath(__file__), f"--serve={name}",
-                                 f"--iterations={args.iterations}"], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, text=True, env=_worker_env(), cwd=REPO)
-               for name in (name_a, name_b)]
+    noisy machine, so the median of the per-round ratios B/A is steadier than two separate rows.
+    With --checkouts, A runs from the first checkout and B from the second: the same config
+    before and after a change."""
+    checkouts = [os.path.abspath(c) for c in args.checkouts or (REPO, REPO)]
+    workers = [subprocess.Popen([sys.executable,
+                                 os.path.join(checkout, "experiments", "benchmark.py"),
+                                 f"--serve={name}", f"--iterations={args.iterations}"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                env=_worker_env(checkout), cwd=checkout)
+               for name, checkout in zip((name_a, name_b), checkouts)]
     for worker in workers:
         if worker.stdout.readline().strip() != "ready":
             raise RuntimeError(f"a worker of {name_a!r} / {name_b!r} failed to start")
@@ -330,8 +338,9 @@ def interleaved(name_a, name_b, args):
         worker.stdin.close()
         worker.wait()
     ratios = [b / a for a, b in zip(*rates)]
-    print(f"# A = {name_a}: median {statistics.median(rates[0]):.1f} iter/s")
-    print(f"# B = {name_b}: median {statistics.median(rates[1]):.1f} iter/s")
+    where = [f" ({checkout})" if args.checkouts else "" for checkout in checkouts]
+    print(f"# A = {name_a}{where[0]}: median {statistics.median(rates[0]):.1f} iter/s")
+    print(f"# B = {name_b}{where[1]}: median {statistics.median(rates[1]):.1f} iter/s")
     print(f"# B/A, median of {args.rounds} interleaved rounds of {args.iterations} iterations: "
           f"{statistics.median(ratios):.3f}  (rounds: {' '.join(f'{r:.2f}' for r in ratios)})")
 
@@ -380,9 +389,9 @@ def run_worker(args):
     print(json.dumps(result))
 
 
-def _worker_env():
-    """The environment of a worker subprocess: quiet TensorFlow, this checkout's gan."""
-    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
+def _worker_env(checkout=REPO):
+    """The environment of a worker subprocess: quiet TensorFlow, the checkout's gan."""
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=checkout)
 
 
 def spawn(name, args):
@@ -419,6 +428,12 @@ def argument_errors(args):
     if unknown:
         errors.append(f"--compare: unknown config {unknown[0]!r}; expected one of: "
                       + "; ".join([*CONFIGS, MATMULS]))
+    if args.checkouts and not args.compare:
+        errors.append("--checkouts: needs --compare (the config each checkout runs)")
+    for checkout in args.checkouts or ():
+        if not os.path.isfile(os.path.join(checkout, "experiments", "benchmark.py")):
+            errors.append(f"--checkouts: {checkout} holds no experiments/benchmark.py; expected "
+                          "the root of a checkout of this repository")
     if args.only is not None and not any(selected(n, args.only)
                                          for n in list(CONFIGS) + [MATMULS, *TORCH, KERAS]):
         errors.append(f"--only={args.only}: matches no configuration")
@@ -440,6 +455,10 @@ def main():
                         "the matmuls-alone row (names as in the table), in interleaved rounds "
                         "and print the median ratio B/A.")
     parser.add_argument("--rounds", type=int, default=12, help="Rounds for --compare.")
+    parser.add_argument("--checkouts", nargs=2, metavar=("A_DIR", "B_DIR"), default=None,
+                        help="With --compare: run A from the first checkout of this repository "
+                        "and B from the second (e.g. a worktree of the commit before a change), "
+                        "to time a change to the code rather than a setting.")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--serve", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -5,6 +5,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -130,19 +131,25 @@ def test_profile_step_sorts_compiled_instructions_by_what_they_do():
     assert set(categories.values()) <= set(profile_step.CATEGORIES)
 
 
-def test_compare_times_the_step_against_its_own_matmuls_in_interleaved_rounds():
+def test_compare_times_the_step_against_its_own_matmuls_in_interleaved_rounds(tmp_path):
     """--compare takes the matmuls-alone row as well as gan configs: both run warm in their own
     process, in alternating rounds, and the printed ratio is the median of the rounds' ratios.
-    (The row against itself: the gan step's compile would double this test's time.)"""
+    (The row against itself: the gan step's compile would double this test's time.) With
+    --checkouts, B runs from a second copy of the code, here one made for the test."""
     benchmark = load_benchmark()
     a = b = benchmark.MATMULS
+    other = tmp_path / "checkout"
+    for folder in ("gan", "experiments"):
+        shutil.copytree(os.path.join(REPO, folder), other / folder)
     result = subprocess.run([sys.executable, os.path.join(REPO, "experiments", "benchmark.py"),
-                             "--compare", a, b, "--iterations=3", "--rounds=3"],
+                             "--compare", a, b, "--iterations=3", "--rounds=3",
+                             "--checkouts", REPO, str(other)],
                             capture_output=True, text=True, cwd=REPO, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.splitlines()
     medians = [float(re.search(r"median ([\d.]+) iter/s", line).group(1)) for line in lines[:2]]
-    assert lines[0].startswith(f"# A = {a}:") and lines[1].startswith(f"# B = {b}:")
+    assert lines[0].startswith(f"# A = {a} ({REPO}):")
+    assert lines[1].startswith(f"# B = {b} ({other}):")
     assert min(medians) > 0
     summary = re.search(r"B/A, median of 3 interleaved rounds of 3 iterations: ([\d.]+)  "
                         r"\(rounds: ([\d. ]+)\)", lines[2])
@@ -152,6 +159,11 @@ def test_compare_times_the_step_against_its_own_matmuls_in_interleaved_rounds():
                           "--compare", a, "no such row"], capture_output=True, text=True, cwd=REPO)
     assert bad.returncode == 2 and "--compare: unknown config 'no such row'" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+    elsewhere = subprocess.run([sys.executable, os.path.join(REPO, "experiments", "benchmark.py"),
+                                "--compare", a, b, "--checkouts", REPO, str(tmp_path)],
+                               capture_output=True, text=True, cwd=REPO)
+    assert elsewhere.returncode == 2
+    assert f"--checkouts: {tmp_path} holds no experiments/benchmark.py" in elsewhere.stderr
 
 
 def test_seed_job_profile_reports_the_jobs_own_training_time():
