@@ -15,7 +15,8 @@ def _import_tensorflow_without_keras():
     every gan process paid it. TensorFlow catches an ImportError there. So while TensorFlow
     imports, `keras` is a placeholder module without submodules. It carries Keras's real spec,
     so TensorFlow still finds Keras's directory for `tf.keras`. Afterwards the placeholder is
-    removed, and `tf.keras` or `import keras` loads the real Keras on first use.
+    removed, and `tf.keras` or `import keras` loads the real Keras on first use. A TensorFlow that
+    raised on the missing submodule instead would be imported again, without the placeholder.
     """
     if "tensorflow" in sys.modules or "keras" in sys.modules:
         return  # too late, or Keras is wanted anyway
@@ -24,12 +25,20 @@ def _import_tensorflow_without_keras():
         return  # no Keras: TensorFlow skips the import itself
     placeholder = types.ModuleType("keras")
     placeholder.__spec__ = spec
+
+    def remove_placeholder():
+        if sys.modules.get("keras") is placeholder:
+            del sys.modules["keras"]
+
     sys.modules["keras"] = placeholder
     try:
         import tensorflow  # noqa: F401
+    except ImportError:
+        # A TensorFlow that no longer tolerates the missing submodule: import it as it is.
+        remove_placeholder()
+        import tensorflow  # noqa: F401
     finally:
-        if sys.modules.get("keras") is placeholder:
-            del sys.modules["keras"]
+        remove_placeholder()
 
 
 _import_tensorflow_without_keras()
