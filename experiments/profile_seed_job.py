@@ -92,18 +92,24 @@ class Stages:
         self.last = now
 
 
+def seed_trainer(run, pixels):
+    """(state, trainer) for the seed's config `run`, as gan.train builds them."""
+    from gan import config, trainer
+    state = config.make_state(run)
+    return state, trainer.Trainer(state, config.trainer_config(run), pixels,
+                                  jit_compile=config.jit_compile(run))
+
+
 def in_process():
     print("| stage (this process)                                 |     s    | peak MiB  |")
     print("|------------------------------------------------------|----------|-----------|")
     stages = Stages()
-    from gan import classifier, config, data, evaluation, metrics, train, trainer  # imports TF
+    from gan import classifier, config, data, evaluation, metrics, train  # imports TF
     stages.done("import TensorFlow and gan")
     run = config.from_flagfile(SEED_FLAGS)
     pixels = data.load("mnist", "train").pixels  # what gan.train hands the trainer
     stages.done("load MNIST")
-    state = config.make_state(run)
-    runner = trainer.Trainer(state, config.trainer_config(run), pixels,
-                             jit_compile=config.jit_compile(run))
+    state, runner = seed_trainer(run, pixels)
     float(runner.run(1)["d_loss"])
     train.return_freed_memory()  # as gan.train does after its first compiled call
     stages.done("build the state, compile the loop, 1 iteration")
@@ -159,17 +165,19 @@ def compare_overlap(rounds, iterations=2000, num_samples=None):
     state reached."""
     import threading
 
-    from gan import config, data, evaluation, trainer
+    from gan import config, data, evaluation
     run = config.from_flagfile(SEED_FLAGS)
-    state = config.make_state(run)
-    runner = trainer.Trainer(state, config.trainer_config(run), data.load("mnist", "train").pixels,
-                             jit_compile=config.jit_compile(run))
+    state, runner = seed_trainer(run, data.load("mnist", "train").pixels)
     chunk = min(iterations, run.runtime.steps_per_loop)
     float(runner.run(chunk)["d_loss"])  # compiled before any timing
     evaluator = evaluation.Evaluator(run.data.dataset,
                                      num_samples or run.output.eval_num_samples)
     sampler = evaluation.compile_sampler(state.generator)
-    evaluator.evaluate_generator(state.generator)  # the reference's share and every trace, once
+
+    def draw():
+        return evaluation.generate(state.generator, evaluator.num_samples, sampler=sampler)
+
+    evaluator.evaluate_images(draw())  # the reference's share and every trace, once
 
     def train(count):
         for _ in range(count // chunk):
@@ -180,13 +188,12 @@ def compare_overlap(rounds, iterations=2000, num_samples=None):
         start = time.perf_counter()
         train(iterations)
         trained = time.perf_counter() - start
-        serial_metrics = evaluator.evaluate_images(
-            evaluation.generate(state.generator, evaluator.num_samples, sampler=sampler))
+        serial_metrics = evaluator.evaluate_images(draw())
         serial = time.perf_counter() - start
         print(f"one after the other: {trained:.2f} s training, then {serial - trained:.2f} s "
               f"evaluating: {serial:.2f} s", flush=True)
         start = time.perf_counter()
-        samples = evaluation.generate(state.generator, evaluator.num_samples, sampler=sampler)
+        samples = draw()
         evaluated = []
 
         def evaluate():

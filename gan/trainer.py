@@ -252,11 +252,6 @@ def batchnorm_layers(*modules):
             if isinstance(layer, layers.BatchNorm)]
 
 
-# The metrics whose finiteness every iteration checks, and the flags `Trainer.run` returns.
-CHECKED_METRICS = ("d_loss", "g_loss", "d_grad_norm", "g_grad_norm")
-FINITENESS_FLAGS = tuple(f"{name}_finite" for name in CHECKED_METRICS) + ("all_finite",)
-
-
 class Trainer:
     """Compiles and runs training iterations over a GANState.
 
@@ -358,7 +353,7 @@ class Trainer:
         iteration = tf.function(self._iteration, autograph=False).get_concrete_function(images)
         zeros = tf.nest.map_structure(lambda metric: tf.zeros(metric.shape, metric.dtype),
                                       iteration.structured_outputs)
-        not_yet_checked = {name: tf.constant(True) for name in FINITENESS_FLAGS}
+        not_yet_checked = self._finiteness(zeros)  # every flag True: zeros are finite
 
         # The finiteness test sits in the loop condition rather than in an `if ...: break` in the
         # body: AutoGraph turns that break into a conditional that carries every weight through
@@ -383,7 +378,8 @@ class Trainer:
         """Which of an iteration's losses and gradient norms are finite: if both gradient norms
         are, so is every gradient (penalties included), and weights stay finite after a finite
         update."""
-        flags = {f"{name}_finite": tf.math.is_finite(metrics[name]) for name in CHECKED_METRICS}
+        checked = ("d_loss", "g_loss", "d_grad_norm", "g_grad_norm")
+        flags = {f"{name}_finite": tf.math.is_finite(metrics[name]) for name in checked}
         flags["all_finite"] = tf.reduce_all(list(flags.values()))
         return flags
 

@@ -443,8 +443,8 @@ def test_compiled_loop_compiles_the_iteration_once():
     an iteration once; when the first iteration ran ahead of the loop, it compiled each twice.
     The means it returns still count every iteration: the first is not lost to the zeros."""
     images = tf.constant(data.load("mnist", "test").images[:512])
-    runner = trainer.Trainer(make_state(), trainer.TrainerConfig(batch_size=24, latent_dim=8),
-                             images, jit_compile=True)
+    config = trainer.TrainerConfig(batch_size=24, latent_dim=8)
+    runner = trainer.Trainer(make_state(), config, images, jit_compile=True)
     loop = runner._run.experimental_get_compiler_ir(runner.images, tf.constant(3))(
         stage="optimized_hlo")
     one = tf.function(runner._iteration, jit_compile=True, autograph=False)
@@ -452,8 +452,7 @@ def test_compiled_loop_compiles_the_iteration_once():
     dots = re.compile(r"= f32\[[\d,]*\]\{[\d,]*\} dot\(")
     assert len(dots.findall(loop)) == len(dots.findall(iteration)) > 0
     singles = [runner.run(1) for _ in range(3)]
-    again = trainer.Trainer(make_state(), trainer.TrainerConfig(batch_size=24, latent_dim=8),
-                            images, jit_compile=True)
+    again = trainer.Trainer(make_state(), config, images, jit_compile=True)
     means = again.run(3)
     for name in ("d_loss", "g_loss", "d_grad_norm"):
         values = [np.float32(single[name].numpy()) for single in singles]
