@@ -26,21 +26,26 @@ def dims(text):
     return [int(d) for d in text.split(",") if d]
 
 
-def compiled_matmul_flops(hlo_text):
-    """2 * (output elements) * (contracted size), summed over every dot in an HLO module."""
+def compiled_dots(hlo_text):
+    """The dot instructions of an HLO module, as a multiset of (output shape, contracted sizes)."""
     shapes = {}
     for line in hlo_text.splitlines():
         match = INSTRUCTION.match(line)
         if match:
             shapes[match.group(1)] = dims(match.group(2))
-    total = 0
+    dots = []
     for line in hlo_text.splitlines():
         match = DOT.search(line)
         if match:
             output, lhs, _, contracting = match.groups()
-            contracted = math.prod(shapes[lhs][i] for i in dims(contracting))
-            total += 2 * math.prod(dims(output)) * contracted
-    return total
+            dots.append((tuple(dims(output)), tuple(shapes[lhs][i] for i in dims(contracting))))
+    return sorted(dots)
+
+
+def compiled_matmul_flops(hlo_text):
+    """2 * (output elements) * (contracted size), summed over every dot in an HLO module."""
+    return sum(2 * math.prod(output) * math.prod(contracted)
+               for output, contracted in compiled_dots(hlo_text))
 
 
 @pytest.mark.parametrize("batch", [32, 64])
@@ -54,6 +59,22 @@ def test_flop_count_matches_the_compiled_iteration(batch):
     counted = benchmark.flops_per_iteration(config)
     # XLA may turn the 1-unit output layer's matmuls into multiply-reduce: 0.1% of the FLOPs.
     assert compiled == pytest.approx(counted, rel=2e-3), (compiled, counted)
+
+
+def test_matmuls_alone_row_compiles_the_steps_own_matmuls():
+    """The ceiling row of target 1 runs every matmul of the step it is compared with: the same
+    dot instructions (shapes and contracted sizes) as the compiled b32 joint iteration, and the
+    FLOPs the benchmark counts. Its loop body holds one iteration, so its dots are one
+    iteration's."""
+    import tensorflow as tf
+    benchmark = load_benchmark()
+    config = benchmark.row_config(benchmark.CONFIGS[benchmark.OURS])
+    loop = benchmark.matmuls_only_loop(config)
+    alone = loop.experimental_get_compiler_ir(tf.constant(1))(stage="optimized_hlo")
+    step = benchmark.optimized_hlo(benchmark.make_trainer(benchmark.CONFIGS[benchmark.OURS]))
+    assert compiled_dots(alone) == compiled_dots(step)
+    assert compiled_matmul_flops(alone) == pytest.approx(benchmark.flops_per_iteration(config),
+                                                         rel=2e-3)
 
 
 def test_dcgan_flop_count_is_its_layers_written_out():
