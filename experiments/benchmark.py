@@ -14,7 +14,9 @@ eager implementation of the same step, in one run.
 Each configuration runs in its own subprocess (so its peak resident memory is its own and no
 thread pool is shared), warms up (compilation included), then times --repetitions runs of
 --iterations iterations each and reports the median. Also measured in the same run: the machine's
-float32 matrix-multiply peak (a large tf.matmul), against which achieved GFLOP/s are compared.
+float32 matrix-multiply peak (a large tf.matmul), against which achieved GFLOP/s are compared;
+and, when the table has both the b32 joint step and its matmuls alone, their ratio again from
+interleaved rounds (as --compare times it), which the machine's drift between rows does not skew.
 
 FLOPs per iteration are counted analytically (2 per multiply-add of every matmul and convolution;
 elementwise ops ignored), for what the step must compute: D step = G forward + D forward/backward
@@ -326,15 +328,13 @@ def serve_timed_runs(name, iterations):
         print(iterations / (time.perf_counter() - start), flush=True)
 
 
-def interleaved(name_a, name_b, args):
+def interleaved_rates(name_a, name_b, rounds, iterations, checkouts=(REPO, REPO)):
     """Times two configs in turns, each in its own warm process: both see the same moments of a
     noisy machine, so the median of the per-round ratios B/A is steadier than two separate rows.
-    With --checkouts, A runs from the first checkout and B from the second: the same config
-    before and after a change."""
-    checkouts = [os.path.abspath(c) for c in args.checkouts or (REPO, REPO)]
+    `checkouts`: where A and B run from. Returns (A's iterations/s, B's), a round each."""
     workers = [subprocess.Popen([sys.executable,
                                  os.path.join(checkout, "experiments", "benchmark.py"),
-                                 f"--serve={name}", f"--iterations={args.iterations}"],
+                                 f"--serve={name}", f"--iterations={iterations}"],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                 env=_worker_env(checkout), cwd=checkout)
                for name, checkout in zip((name_a, name_b), checkouts)]
@@ -342,7 +342,7 @@ def interleaved(name_a, name_b, args):
         if worker.stdout.readline().strip() != "ready":
             raise RuntimeError(f"a worker of {name_a!r} / {name_b!r} failed to start")
     rates = ([], [])
-    for round_index in range(args.rounds):
+    for round_index in range(rounds):
         for i in ((0, 1) if round_index % 2 == 0 else (1, 0)):  # alternate who goes first
             workers[i].stdin.write("go\n")
             workers[i].stdin.flush()
@@ -350,6 +350,14 @@ def interleaved(name_a, name_b, args):
     for worker in workers:
         worker.stdin.close()
         worker.wait()
+    return rates
+
+
+def interleaved(name_a, name_b, args):
+    """--compare: interleaved_rates of A and B, printed. With --checkouts, A runs from the first
+    checkout and B from the second: the same config before and after a change."""
+    checkouts = [os.path.abspath(c) for c in args.checkouts or (REPO, REPO)]
+    rates = interleaved_rates(name_a, name_b, args.rounds, args.iterations, checkouts)
     ratios = [b / a for a, b in zip(*rates)]
     where = [f" ({checkout})" if args.checkouts else "" for checkout in checkouts]
     print(f"# A = {name_a}{where[0]}: median {statistics.median(rates[0]):.1f} iter/s")
@@ -519,6 +527,13 @@ def main():
               f"{result['peak_rss_mib']:>12.0f} |", flush=True)
     for line in ratio_lines(rates):
         print(line)
+    if OURS in rates and MATMULS in rates:
+        # Target 1's ratio again, from rounds that alternate between the two: the rows above are
+        # timed minutes apart, and this machine's speed drifts by +-10% over minutes.
+        rounds = 6 if args.quick else 12
+        matmuls, ours = interleaved_rates(MATMULS, OURS, rounds, 200)
+        print(f"# {OURS} / {MATMULS}, median of {rounds} interleaved rounds of 200 iterations: "
+              f"{statistics.median(b / a for a, b in zip(matmuls, ours)):.2f}x", flush=True)
     if selected(OURS, args.only):
         print(f"# HLO instructions of one b32 joint iteration (optimized): "
               f"{spawn(HLO, args)['instructions']}")
