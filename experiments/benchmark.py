@@ -530,10 +530,11 @@ def main():
     if OURS in rates and MATMULS in rates:
         # Target 1's ratio again, from rounds that alternate between the two: the rows above are
         # timed minutes apart, and this machine's speed drifts by +-10% over minutes.
-        rounds = 6 if args.quick else 12
-        matmuls, ours = interleaved_rates(MATMULS, OURS, rounds, 200)
-        print(f"# {OURS} / {MATMULS}, median of {rounds} interleaved rounds of 200 iterations: "
-              f"{statistics.median(b / a for a, b in zip(matmuls, ours)):.2f}x", flush=True)
+        rounds, iterations = (6 if args.quick else 12), min(args.iterations, 200)
+        matmuls, ours = interleaved_rates(MATMULS, OURS, rounds, iterations)
+        print(f"# {OURS} / {MATMULS}, median of {rounds} interleaved rounds of {iterations} "
+              f"iterations: {statistics.median(b / a for a, b in zip(matmuls, ours)):.2f}x",
+              flush=True)
     if selected(OURS, args.only):
         print(f"# HLO instructions of one b32 joint iteration (optimized): "
               f"{spawn(HLO, args)['instructions']}")
