@@ -5,6 +5,7 @@ import glob
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import types
@@ -115,3 +116,29 @@ def assert_clean_failure(result, *fragments, exit_code=2):
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     for fragment in fragments:
         assert fragment in result.stderr, (fragment, result.stderr[-3000:])
+
+
+# XLA's optimized HLO text: an instruction's name and output dimensions; a dot's output, operands
+# and the lhs's contracted dimensions.
+INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%(\S+) = \w+\[([\d,]*)\]")
+DOT = re.compile(r"= \w+\[([\d,]*)\]\S* dot\(%(\S+), %(\S+)\),.*?lhs_contracting_dims=\{([\d,]*)\}")
+
+
+def dims(text):
+    return [int(d) for d in text.split(",") if d]
+
+
+def compiled_dots(hlo_text):
+    """The dot instructions of an HLO module, as a multiset of (output shape, contracted sizes)."""
+    shapes = {}
+    for line in hlo_text.splitlines():
+        match = INSTRUCTION.match(line)
+        if match:
+            shapes[match.group(1)] = dims(match.group(2))
+    dots = []
+    for line in hlo_text.splitlines():
+        match = DOT.search(line)
+        if match:
+            output, lhs, _, contracting = match.groups()
+            dots.append((tuple(dims(output)), tuple(shapes[lhs][i] for i in dims(contracting))))
+    return sorted(dots)

@@ -14,32 +14,7 @@ import pytest
 
 from gan import config as config_lib
 from gan import data, trainer
-from helpers import REPO, load_benchmark, load_experiment_script
-
-
-
-INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%(\S+) = \w+\[([\d,]*)\]")
-DOT = re.compile(r"= \w+\[([\d,]*)\]\S* dot\(%(\S+), %(\S+)\),.*?lhs_contracting_dims=\{([\d,]*)\}")
-
-
-def dims(text):
-    return [int(d) for d in text.split(",") if d]
-
-
-def compiled_dots(hlo_text):
-    """The dot instructions of an HLO module, as a multiset of (output shape, contracted sizes)."""
-    shapes = {}
-    for line in hlo_text.splitlines():
-        match = INSTRUCTION.match(line)
-        if match:
-            shapes[match.group(1)] = dims(match.group(2))
-    dots = []
-    for line in hlo_text.splitlines():
-        match = DOT.search(line)
-        if match:
-            output, lhs, _, contracting = match.groups()
-            dots.append((tuple(dims(output)), tuple(shapes[lhs][i] for i in dims(contracting))))
-    return sorted(dots)
+from helpers import REPO, compiled_dots, load_benchmark, load_experiment_script
 
 
 def compiled_matmul_flops(hlo_text):

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from gan import data, layers, losses, networks, optimizers, trainer
+from helpers import compiled_dots
 
 
 def make_state(seed=0, architecture="mlp", ema=False, **network_settings):
@@ -449,8 +450,7 @@ def test_compiled_loop_compiles_the_iteration_once():
         stage="optimized_hlo")
     one = tf.function(runner._iteration, jit_compile=True, autograph=False)
     iteration = one.experimental_get_compiler_ir(runner.images)(stage="optimized_hlo")
-    dots = re.compile(r"= f32\[[\d,]*\]\{[\d,]*\} dot\(")
-    assert len(dots.findall(loop)) == len(dots.findall(iteration)) > 0
+    assert len(compiled_dots(loop)) == len(compiled_dots(iteration)) > 0
     singles = [runner.run(1) for _ in range(3)]
     again = trainer.Trainer(make_state(), config, images, jit_compile=True)
     means = again.run(3)
