@@ -229,7 +229,8 @@ def matmuls_only_loop(config):
 
 
 def matmuls_only_runner(config):
-    """A function n -> None that runs matmuls_only_loop's n iterations and waits for them."""
+    """A function n -> float that runs matmuls_only_loop's n iterations and, by reading its
+    result, waits for them."""
     import tensorflow as tf
     run = matmuls_only_loop(config)
     return lambda n: float(run(tf.constant(n)))
