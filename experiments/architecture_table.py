@@ -1,11 +1,11 @@
-"""The README's table of the architecture flagfiles, from the runs that
+"""The table of the architecture flagfiles in docs/results.md, from the runs that
 experiments/architecture_runs.sh trained:
 
     python experiments/architecture_table.py RUNS_DIR [--grids=docs/architectures]
 
 One row per run (RUNS_DIR/<flagfile name>_s<seed>): steps, wall time, median training steps/s,
 and gan.evaluate's numbers on the final checkpoint (final_eval.json, 10,000 samples). Each run's
-final sample grid is copied to --grids as <name>_s<seed>.png for the README.
+final sample grid is copied to --grids as <name>_s<seed>.png for docs/results.md.
 """
 
 import argparse

@@ -7,9 +7,9 @@ eager implementation of the same step, in one run.
         "gan b32 (joint D step)"                   # two configs in interleaved rounds: B/A
     python experiments/benchmark.py --compare "b32 joint step's matmuls alone" \
         "gan b32 (joint D step)"                   # the step against its own matmuls
-    git worktree add /tmp/before HEAD~1 && python experiments/benchmark.py \
+    git worktree add ../gan-before HEAD~1 && python experiments/benchmark.py \
         --compare "gan b32 (joint D step)" "gan b32 (joint D step)" \
-        --checkouts /tmp/before .                  # one config, before and after a change
+        --checkouts ../gan-before .                # one config, before and after a change
 
 Each configuration runs in its own subprocess (so its peak resident memory is its own and no
 thread pool is shared), warms up (compilation included), then times --repetitions runs of
@@ -182,9 +182,10 @@ def matmuls_only_loop(config):
     activations, BatchNorm, losses, RNG, gather, updates and gradient norms.
 
     The D step and the G step each get their own noise, as in the step. With one `z` for both,
-    G's two forward passes had the same operands (G's weights change only after the G step), and
-    XLA merged them: the row ran 23 of the step's 27 dot instructions, without the G step's
-    forward pass (16% of the counted FLOPs), and so was a ceiling the step could not reach."""
+    G's two forward passes would have the same operands (G's weights change only after the G
+    step), and XLA would merge them: the row would skip the G step's forward pass and be a
+    ceiling the step cannot reach. tests/test_benchmark.py checks that it compiles the step's
+    own dots."""
     import tensorflow as tf
     g_sizes, d_sizes = layer_sizes(config)
     g_weights = [tf.Variable(tf.random.normal([a, b]) * 0.01) for a, b in zip(g_sizes, g_sizes[1:])]
@@ -412,8 +413,8 @@ def run_worker(args):
 
 
 def _worker_env(checkout=REPO):
-    """The environment of a worker subprocess: quiet TensorFlow, the checkout's gan."""
-    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=checkout)
+    """The environment of a worker subprocess: the checkout's gan."""
+    return dict(os.environ, PYTHONPATH=checkout)
 
 
 def spawn(name, args):

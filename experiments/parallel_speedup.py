@@ -35,8 +35,7 @@ def study_text(runs, steps):
 def time_study(study, root, parallel):
     start = time.perf_counter()
     out = subprocess.run([sys.executable, "-m", "gan.ablate", f"--study={study}", f"--root={root}",
-                          f"--parallel={parallel}"], cwd=REPO, capture_output=True, text=True,
-                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+                          f"--parallel={parallel}"], cwd=REPO, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if out.returncode != 0:
         raise SystemExit(f"gan.ablate --parallel={parallel} failed:\n{out.stderr[-2000:]}")

@@ -118,7 +118,6 @@ def main():
     # Before TensorFlow loads: XLA reads its flags once.
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                                + " --xla_cpu_enable_xprof_traceme").strip()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.config not in benchmark.CONFIGS:
         parser.error(f"--config={args.config!r}: expected one of {sorted(benchmark.CONFIGS)}")
     if args.iterations < 1:
@@ -127,6 +126,7 @@ def main():
     if not settings.get("jit_compile", True):
         parser.error(f"--config={args.config!r}: runs without XLA; this profiles XLA's HLO")
 
+    import gan  # noqa: F401  (its quiet console, installed before TensorFlow loads)
     import tensorflow as tf
     runner = benchmark.make_trainer(settings)
     with runner.strategy.scope():

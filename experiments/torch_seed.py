@@ -50,9 +50,8 @@ def build_discriminator():
 
 
 def make_optimizer(name, parameters):
-    # fused: PyTorch's fastest CPU implementation; its default (foreach) Adam step took 13x as
-    # long here (51 ms against 3.9 ms on two matrices of G's sizes, 1024x784 and 512x1024, on
-    # the 2-core AMD EPYC beside a training).
+    # fused: PyTorch's fastest CPU implementation; its default (foreach) Adam step is an order
+    # of magnitude slower on CPU for matrices of G's sizes.
     if name == "sgd":
         return torch.optim.SGD(parameters, lr=0.01, fused=True)
     return torch.optim.Adam(parameters, lr=2e-4, betas=(0.5, 0.999), eps=1e-7, fused=True)

@@ -4,15 +4,16 @@ import importlib.util
 import sys
 import types
 
+from gan import _console
+
 
 def _import_tensorflow_without_keras():
     """Imports TensorFlow without the Keras import its own __init__ makes.
 
     When Keras is installed (TensorFlow's wheel requires it), TensorFlow's __init__ imports
     `keras.src.optimizers` eagerly, to register Keras optimizers for loading Keras SavedModels.
-    gan neither writes nor reads those. On the 2-core Xeon VM it was about 1 s of `import
-    tensorflow` (medians of 13 alternating runs: 4.22 s, against 3.22 s for `import gan`), and
-    every gan process paid it. TensorFlow catches an ImportError there. So while TensorFlow
+    gan neither writes nor reads those, and the import costs every gan process about a second
+    of its start-up (docs/performance.md). TensorFlow catches an ImportError there. So while TensorFlow
     imports, `keras` is a placeholder module without submodules. It carries Keras's real spec,
     so TensorFlow still finds Keras's directory for `tf.keras`. Afterwards the placeholder is
     removed, and `tf.keras` or `import keras` loads the real Keras on first use. A TensorFlow that
@@ -41,4 +42,9 @@ def _import_tensorflow_without_keras():
         remove_placeholder()
 
 
+_QUIET = _console.wanted()
+if _QUIET:
+    _console.install()
 _import_tensorflow_without_keras()
+if _QUIET:
+    _console.quiet_python_logging()

@@ -52,6 +52,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -61,7 +62,6 @@ import time
 from concurrent import futures
 
 from absl import flags
-import tensorflow as tf
 
 from gan import ablation_report, cli, distribute, images, rundir
 from gan import config as config_lib
@@ -177,6 +177,59 @@ def _check_names(path, where, values):
                          "(expected gan.train's flag names, without the dashes)")
 
 
+# A variant axis's name and a reference's name become part of directory names: letters, digits
+# and _ . + - only, starting with a letter or digit, so that no name can climb out of the root.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*\Z")
+# Run directories are named <axis>=<label>,...,seed=<n> and reference=<name>,seed=<n>.
+RESERVED_AXES = ("seed", "reference")
+MAX_NAME_BYTES = 255  # a directory name's limit on Linux's file systems
+# gan.train's seeds become int64 RNG seeds.
+MAX_SEED = 2 ** 63 - 1
+
+
+def _table(path, raw, key, what):
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise StudyError(f"{path}: '{key}' must be {what}, found {type(value).__name__} "
+                         f"{value!r:.60}")
+    return value
+
+
+def _check_name(path, what, name):
+    if not NAME.match(name):
+        raise StudyError(f"{path}: {what} {name!r}: expected letters, digits and _ . + - "
+                         "only, starting with a letter or digit (it names directories)")
+
+
+def _variant_axis(path, name, spec):
+    _check_name(path, "axis", name)
+    choices = []
+    for label, variant in spec.items():
+        where = f"axis {name!r}, variant {label!r}"
+        if not variant:
+            raise StudyError(f"{path}: {where} sets no flag; expected flag = value lines under "
+                             f"[axes.{name}.{label}]")
+        _check_names(path, where, variant)
+        choices.append((_label(label), {k: _as_setting(v) for k, v in variant.items()}))
+    for (a, flags_a), (b, flags_b) in itertools.combinations(choices, 2):
+        if flags_a == flags_b:
+            raise StudyError(f"{path}: axis {name!r}: variants {a!r} and {b!r} set the same "
+                             "flags to the same values, so their runs would be identical")
+    return tuple(choices)
+
+
+def _check_conflicts(path, settings, axes):
+    """No flag is set by two axes, or by an axis and [settings]: one would silently win, and
+    runs named after one value would train with another."""
+    owner = {name: "[settings]" for name in settings}
+    for axis in axes:
+        for name in sorted({flag for _, values in axis.choices for flag in values}):
+            if name in owner:
+                raise StudyError(f"{path}: --{name} is set by both {owner[name]} and axis "
+                                 f"{axis.name!r}; expected each flag in one place")
+            owner[name] = f"axis {axis.name!r}"
+
+
 def load_study(path):
     """The Study in a TOML file; StudyError names the file and the problem."""
     raw = _read_toml(path)
@@ -188,19 +241,25 @@ def load_study(path):
     if not isinstance(raw.get("base"), str):
         raise StudyError(f"{path}: 'base' must name the base flagfile (a path relative to the "
                          "study file)")
+    if not isinstance(raw.get("description", ""), str):
+        raise StudyError(f"{path}: 'description' must be text")
     base = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)), raw["base"]))
     if not os.path.isfile(base):
         raise StudyError(f"{path}: base flagfile {base} not found")
     seeds = raw.get("seeds", [0])
-    if (not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds)
-            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
-        raise StudyError(f"{path}: 'seeds' must be a list of distinct integers, found {seeds!r}")
-    settings = raw.get("settings", {})
-    if not isinstance(settings, dict):
-        raise StudyError(f"{path}: [settings] must be a table of flag = value")
+    if (not isinstance(seeds, list) or not seeds
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+            or len(set(seeds)) != len(seeds) or not all(0 <= s <= MAX_SEED for s in seeds)):
+        raise StudyError(f"{path}: 'seeds' must be a list of distinct integers in [0, 2^63 - 1], "
+                         f"found {seeds!r:.80}")
+    settings = _table(path, raw, "settings", "a table of flag = value ([settings])")
     _check_names(path, "[settings]", settings)
     axes = []
-    for name, spec in raw.get("axes", {}).items():
+    for name, spec in _table(path, raw, "axes", "tables of axes ([axes])").items():
+        if name in RESERVED_AXES:
+            raise StudyError(f"{path}: axis {name!r}: the name is the runner's own ("
+                             + ("the seeds are set by seeds = [...])" if name == "seed" else
+                                "references are set by [references.<name>])"))
         if isinstance(spec, list):
             _check_names(path, f"axis {name!r}", [name])
             if not spec:
@@ -208,10 +267,7 @@ def load_study(path):
             choices = tuple((_label(v), {name: _as_setting(v)}) for v in spec)
             is_flag = True
         elif isinstance(spec, dict) and spec and all(isinstance(v, dict) for v in spec.values()):
-            for label, variant in spec.items():
-                _check_names(path, f"axis {name!r}, variant {label!r}", variant)
-            choices = tuple((_label(label), {k: _as_setting(v) for k, v in variant.items()})
-                            for label, variant in spec.items())
+            choices = _variant_axis(path, name, spec)
             is_flag = False
         else:
             raise StudyError(f"{path}: axis {name!r} must be a list of values of the flag "
@@ -220,14 +276,17 @@ def load_study(path):
         if len(set(labels)) != len(labels):
             raise StudyError(f"{path}: axis {name!r} has two choices named alike: {labels}")
         axes.append(Axis(name, choices, is_flag))
+    _check_conflicts(path, settings, axes)
     references = []
-    for label, spec in raw.get("references", {}).items():
+    for label, spec in _table(path, raw, "references",
+                              "tables of references ([references.<name>])").items():
         command = spec.get("command") if isinstance(spec, dict) else None
         if not isinstance(command, str) or "{samples}" not in command:
             raise StudyError(f"{path}: reference {label!r} needs command = \"...\" that writes "
                              "its samples to {samples} (and may use {seed})")
+        _check_name(path, "reference", label)
         references.append((_label(label), command))
-    report = raw.get("report", {})
+    report = _table(path, raw, "report", "a table ([report])")
     curves, max_step = report.get("curves", []), report.get("curve_max_step", 0)
     findings = report.get("findings", "")
     if (not isinstance(curves, list) or not all(isinstance(c, str) for c in curves)
@@ -242,6 +301,24 @@ def load_study(path):
                  tuple(references), tuple(curves), max_step, findings.strip())
 
 
+def _check_run_name(path, name):
+    size = len(name.encode())
+    if size > MAX_NAME_BYTES:
+        raise StudyError(f"{path}: run {name[:60]}...: its directory name has {size} bytes; "
+                         f"expected at most {MAX_NAME_BYTES} (shorten the axis names or labels)")
+
+
+def outside_root(root, runs):
+    """(run, where its directory resolves) for the first run whose directory would not lie
+    inside `root` once `..` and symbolic links are resolved; None when every one does."""
+    real_root = os.path.realpath(root)
+    for run in runs:
+        real = os.path.realpath(os.path.join(root, run.name))
+        if real == real_root or os.path.commonpath([real_root, real]) != real_root:
+            return run, real
+    return None
+
+
 def plan(study):
     """Every run of the study, each with its validated RunConfig, in the order they run:
     seed-major, so that a study stopped early has every configuration at its first seed."""
@@ -251,7 +328,9 @@ def plan(study):
         raise StudyError(f"{study.path}: base flagfile {study.base}: "
                          f"{str(e).splitlines()[0]}") from None
     except config_lib.ConfigError as e:
-        raise StudyError(f"{study.path}: base flagfile {study.base}: {e.lines[0]}") from None
+        line = e.lines[0]
+        where = "" if line.startswith(study.base) else f"base flagfile {study.base}: "
+        raise StudyError(f"{study.path}: {where}{line}") from None
     try:
         base = base.replace(**study.settings)
     except config_lib.ConfigError as e:
@@ -269,12 +348,14 @@ def plan(study):
             except config_lib.ConfigError as e:
                 raise StudyError(f"{study.path}: {config_name}: {e.lines[0]}") from None
             name = ",".join(parts + [f"seed={seed}"])
+            _check_run_name(study.path, name)
             labels = [label for label, _ in combination]
             runs.append(PlannedRun(
                 name, config_name, tuple(zip((a.name for a in study.axes), labels)), seed,
                 config, tuple((a.name, a.hparam_value(label))
                               for a, label in zip(study.axes, labels))))
         for label, command in study.references:
+            _check_run_name(study.path, f"reference={label},seed={seed}")
             runs.append(PlannedReference(
                 f"reference={label},seed={seed}", f"reference={label}", seed,
                 command.replace("{seed}", str(seed)), base.data.dataset))
@@ -283,13 +364,34 @@ def plan(study):
 
 # --- running one run --------------------------------------------------------------------------------
 
+# The fields of a run's status record and their types; a record that is not a JSON object, or a
+# field of another type, is read as missing (the run is then trained or resumed, as if new).
+STATUS_FIELDS = {"status": str, "reason": str, "flags_digest": str, "wall_seconds": (int, float),
+                 "attempts": int, "threads": int, "hparams_written": bool, "step": (int, str),
+                 "skipped": bool}
+
+
 def read_status(run_dir):
     path = os.path.join(run_dir, STATUS_FILE)
     try:
         with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
+            status = json.load(f)
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
         return {}
+    if not isinstance(status, dict):
+        return {}
+    return {key: value for key, value in status.items()
+            if key in STATUS_FIELDS and isinstance(value, STATUS_FIELDS[key])
+            and not (isinstance(value, bool) and STATUS_FIELDS[key] is not bool)}
+
+
+def _attempts(status):
+    return max(0, status.get("attempts", 0))
+
+
+def _wall_seconds(status):
+    value = float(status.get("wall_seconds", 0.0))
+    return value if value >= 0 and value == value and value != float("inf") else 0.0
 
 
 def write_status(run_dir, status):
@@ -329,7 +431,6 @@ def thread_environment(threads):
     if threads:
         env.update(TF_NUM_INTRAOP_THREADS=str(threads), TF_NUM_INTEROP_THREADS=str(threads),
                    OMP_NUM_THREADS=str(threads))
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -357,7 +458,7 @@ def current_state(run_dir):
 
 
 def checkpoint_step(run_dir):
-    latest = tf.train.latest_checkpoint(rundir.checkpoint_dir(run_dir))
+    latest = rundir.latest_checkpoint(rundir.checkpoint_dir(run_dir))
     return rundir.step_of(latest) if latest else 0
 
 
@@ -400,14 +501,49 @@ class Runner:
         finally:
             lock.release()
 
+    def _structural_conflict(self, run, run_dir):
+        """Why the run's directory holds a training this run cannot resume (other architecture,
+        sizes, optimizer...), or None. Said before anything in the directory is touched, so that
+        a finished run's record stays as it is."""
+        try:
+            old = rundir.load_config(run_dir)
+        except (FileNotFoundError, rundir.RunError):
+            return None
+        if rundir.latest_checkpoint(rundir.checkpoint_dir(run_dir)) is None:
+            return None
+        differences = config_lib.structural_differences(old, run.config)
+        if not differences:
+            return None
+        return (f"{run_dir} holds a training with other structural settings "
+                f"({'; '.join(differences)[:300]}); the study's settings for this run changed. "
+                "Move that directory out of the root (or use another --root) to train it anew")
+
+    def _wait_for_earlier_training(self, run, run_dir):
+        """A training started by a runner that was killed outright still holds the run's writer
+        lock until the kernel's SIGTERM makes it checkpoint and stop; starting another now would
+        be refused. Waits for it, so that this attempt resumes from its last checkpoint."""
+        lock = rundir.LogdirLock(run_dir)
+        if not lock.is_held():
+            return
+        self.echo(f"{run.name}: a training started by an earlier runner still writes it; "
+                  "waiting for it to stop")
+        while lock.is_held() and not self.stopping:
+            time.sleep(0.5)
+
     def _train(self, run, run_dir):
         previous = read_status(run_dir)
+        conflict = self._structural_conflict(run, run_dir)
+        if conflict:
+            return {"status": "conflict", "reason": conflict}
+        self._wait_for_earlier_training(run, run_dir)
         images.write_atomically(os.path.join(run_dir, RUN_FLAGFILE),
                                 run.config.to_flagfile().encode())
         if not previous.get("hparams_written"):
             ablation_report.write_run_hparams(run_dir, run)
+        # The attempt counts from its start, so that one ended by a SIGKILL of the runner counts.
         write_status(run_dir, dict(previous, status="running", hparams_written=True,
-                                   flags_digest=run_digest(run)))
+                                   flags_digest=run_digest(run),
+                                   attempts=_attempts(previous) + 1))
         start = time.time()
         returncode = self._execute(self.command(run), run_dir)
         seconds = time.time() - start
@@ -433,9 +569,9 @@ class Runner:
         """Writes and returns the run's status after one attempt; wall time and attempts add up
         over the attempts."""
         status = {"status": state, "reason": reason,
-                  "wall_seconds": previous.get("wall_seconds", 0.0) + seconds,
+                  "wall_seconds": _wall_seconds(previous) + seconds,
                   "flags_digest": run_digest(run),
-                  "attempts": previous.get("attempts", 0) + 1, "threads": self.threads, **extra}
+                  "attempts": _attempts(previous) + 1, "threads": self.threads, **extra}
         write_status(run_dir, status)
         return status
 
@@ -461,7 +597,8 @@ class Runner:
     def _reference(self, run, run_dir):
         """Runs a reference's command, then scores its samples with gan.evaluate --samples."""
         previous = read_status(run_dir)
-        write_status(run_dir, dict(previous, status="running", flags_digest=run_digest(run)))
+        write_status(run_dir, dict(previous, status="running", flags_digest=run_digest(run),
+                                   attempts=_attempts(previous) + 1))
         samples = os.path.join(run_dir, REFERENCE_SAMPLES)
         start = time.time()
         command = run.command.replace("{samples}", samples).replace("{python}", self.python)
@@ -597,6 +734,14 @@ def main(argv):
     except StudyError as e:
         cli.fail(PROGRAM, str(e).splitlines()[:1])
     root = FLAGS.root or os.path.join("runs", study.name)
+    if os.path.isfile(os.path.join(root, rundir.CONFIG_FILE)):
+        cli.fail(PROGRAM, [f"--root={root} holds a gan.train run ({rundir.CONFIG_FILE}); expected "
+                           "a study's root, a directory of runs (an empty or new one to start)"])
+    escaped = outside_root(root, runs)
+    if escaped:
+        cli.fail(PROGRAM, [f"--root={root}: run {escaped[0].name} would be written to "
+                           f"{escaped[1]}, outside the root (a symbolic link?); expected every "
+                           "run directory inside it"])
     error = cli.check_output_dir(root, "root")
     if error:
         cli.fail(PROGRAM, [error])

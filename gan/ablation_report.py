@@ -124,12 +124,18 @@ def reference_metrics(run_dir):
     try:
         with open(os.path.join(run_dir, ablate.REFERENCE_EVAL)) as f:
             results = json.load(f)
-    except (OSError, ValueError):
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
         return row
+    if not isinstance(results, dict) or not _is_number(results.get("fid")):
+        return row  # not gan.evaluate's JSON: the reference counts as not measured
     row["fid_final"] = row["fid_best"] = results["fid"]
     for name in METRICS[1:]:
-        row[name] = results.get(name, "")
+        row[name] = results[name] if _is_number(results.get(name)) else ""
     return row
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def csv_columns(study, rows):
@@ -288,23 +294,39 @@ def results_markdown(study, rows, summaries, command):
 def write_mosaic(path, root, summaries, runs):
     """One row per configuration: MOSAIC_SAMPLES samples of its first finished seed's generator
     (its moving average when it keeps one) from the same fixed noise; a reference's row is its
-    first samples. Returns the configurations drawn."""
+    first samples. Returns the configurations drawn, and a line for each finished run that
+    could not be drawn (its checkpoints or samples gone or damaged): the mosaic goes on without
+    it."""
     by_config = {}
     for run in sorted(runs, key=lambda r: r.seed):
         run_dir = os.path.join(root, run.name)
         if ablate.current_state(run_dir) == "done":
             by_config.setdefault(run.config_name, run_dir)
-    drawn, rows = [], []
+    drawn, rows, missing = [], [], []
     for summary in summaries:
         run_dir = by_config.get(summary["config"])
         if run_dir is None:
             continue
         reference_samples = os.path.join(run_dir, ablate.REFERENCE_SAMPLES)
         if os.path.isfile(reference_samples):
-            rows.append(np.load(reference_samples)[:MOSAIC_SAMPLES, ..., None])
+            try:
+                samples = np.load(reference_samples, allow_pickle=False)[:MOSAIC_SAMPLES]
+            except (OSError, ValueError, EOFError) as e:
+                missing.append(f"mosaic.png: no row for {summary['config']}: {reference_samples} "
+                               f"cannot be read ({str(e).splitlines()[0][:120]})")
+                continue
+            if samples.dtype != np.uint8 or samples.shape[1:] != (28, 28):
+                missing.append(f"mosaic.png: no row for {summary['config']}: {reference_samples} "
+                               f"holds {samples.dtype} {samples.shape}, not uint8 [N, 28, 28]")
+                continue
+            rows.append(samples[..., None])
             drawn.append(summary["config"])
             continue
-        _, state, _ = rundir.load_run(run_dir)
+        try:
+            _, state, _ = rundir.load_run(run_dir)
+        except (OSError, rundir.RunError) as e:
+            missing.append(f"mosaic.png: no row for {summary['config']}: {e}")
+            continue
         generator = state.sampling_generator
         noise = networks.fixed_latent(MOSAIC_SAMPLES, generator.latent_dim,
                                       generator.latent_distribution, seed=MOSAIC_NOISE_SEED)
@@ -315,7 +337,7 @@ def write_mosaic(path, root, summaries, runs):
     if rows:
         grid = images.make_grid(np.concatenate(rows), len(rows), MOSAIC_SAMPLES)
         images.write_png(path, grid)
-    return drawn
+    return drawn, missing
 
 
 def write_curve_plot(path, title, ylabel, curves_by_config, order, max_step=0, log_y=True):
@@ -349,7 +371,8 @@ def write_curve_plot(path, title, ylabel, curves_by_config, order, max_step=0, l
         ax.set_yscale("log")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
@@ -375,12 +398,14 @@ def _hparams(study):
 
 
 def write_hparams_config(root, study):
-    """The study's HParams configuration, in an event file at the root (replacing an earlier
-    one)."""
+    """The study's HParams configuration, in an event file at the root. An earlier one of the
+    report's own (an event file of HParams summaries alone) is replaced; any other event file
+    there is left as it is."""
     from tensorboard.plugins.hparams import api as hp
     folder = root
-    for path in events.event_files(folder):  # only the runner writes events at the root
-        os.remove(path)
+    for path in events.event_files(folder):
+        if events.holds_only(path, "hparams"):
+            os.remove(path)
     metrics = [hp.Metric(f"eval/{name}", display_name=name) for name in METRICS
                + CONDITIONAL_METRICS]
     metrics.append(hp.Metric("perf/steps_per_sec", display_name="steps/s"))
@@ -413,9 +438,10 @@ def write_report(study, root, runs, command):
     markdown = results_markdown(study, rows, summaries, command)
     images.write_atomically(os.path.join(root, "results.md"), markdown.encode())
     lines.append(f"wrote {os.path.join(root, 'results.md')}")
-    drawn = write_mosaic(os.path.join(root, "mosaic.png"), root, summaries, runs)
+    drawn, missing = write_mosaic(os.path.join(root, "mosaic.png"), root, summaries, runs)
     if drawn:
         lines.append(f"wrote {os.path.join(root, 'mosaic.png')} (rows: {', '.join(drawn)})")
+    lines += missing
     order = [s["config"] for s in summaries]
     finished = [row for row in rows if row["status"] == "done"]
     plots = {"fid.png": (f"{study.name}: FID during training, mean over seeds, band = min-max",

@@ -43,9 +43,8 @@ class Classifier(tf.Module):
             self.output_layer = layers.Dense(num_classes)
         self(tf.zeros([1] + list(data.IMAGE_SHAPE)))  # create the variables now
         # Traced once per classifier, for any batch size, so repeated evaluations do not retrace.
-        # Not XLA: on the Xeon VM TensorFlow's own (oneDNN) convolutions computed 10,000
-        # images' features in 1.02 s against XLA's 1.32 s, and the metrics of an evaluation moved
-        # by float rounding only (FID by 6.5e-9 of 5.26; precision and recall not at all).
+        # Not XLA: TensorFlow's own (oneDNN) convolutions compute the features faster on CPU,
+        # and the metrics differ between the two by float rounding only (docs/performance.md).
         self.compiled_features_and_logits = tf.function(
             lambda images: self.features_and_logits(images), autograph=False,
             input_signature=[tf.TensorSpec([None, *data.IMAGE_SHAPE], tf.float32)])
@@ -97,7 +96,7 @@ def load_classifier(dataset):
 def predict(classifier, images, batch_size=250):
     """(features [N, 128], class probabilities [N, 10]) as float64 numpy arrays, in batches.
     The batches are small for memory's sake: the first convolution's output of 1,000 images is
-    100 MB, and batches of 250 took 95 MiB off an evaluation's peak at the same speed."""
+    100 MB, and smaller batches lower an evaluation's peak at the same speed."""
     features, probs = [], []
     for start in range(0, len(images), batch_size):
         f, logits = classifier.compiled_features_and_logits(
@@ -125,7 +124,7 @@ def train_classifier(dataset_name, epochs, batch_size=128, learning_rate=1e-3, s
     images, labels = tf.constant(train.images), tf.constant(train.labels)
     steps_per_epoch = train.num_examples // batch_size
 
-    # Not XLA: XLA's CPU convolutions inside a while loop ran ~10x slower than TensorFlow's kernels.
+    # Not XLA: XLA's CPU convolutions inside a while loop are many times slower than TensorFlow's.
     @tf.function
     def train_epoch():
         # A fresh permutation per epoch, cut into [steps, batch] so each batch has a static shape.

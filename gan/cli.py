@@ -29,12 +29,25 @@ def _parser(program, after_parsing=None):
         except flags.Error as e:
             fail(program, [str(e).splitlines()[0]])
         if len(remaining) > 1:
-            fail(program, [f"unexpected arguments: {' '.join(remaining[1:])} (flags are written "
-                           "--name=value)"])
+            fail(program, [stray_arguments(remaining[1:])])
         if after_parsing:
             after_parsing()
         return remaining
     return parse
+
+
+BOM = "\ufeff"
+
+
+def stray_arguments(arguments):
+    """The line for words of a command line or flagfile that are not flags (absl passes a
+    flagfile's lines that do not start with a dash on as arguments)."""
+    first = arguments[0]
+    if first.startswith(BOM):
+        return (f"{first[1:]!r} starts with a byte-order mark (U+FEFF), as a flagfile saved as "
+                "'UTF-8 with BOM' does; expected the flagfile in plain UTF-8")
+    shown = " ".join(repr(a) for a in arguments[:3]) + (" ..." if len(arguments) > 3 else "")
+    return f"unexpected arguments: {shown} (flags are written --name=value, one per line)"
 
 
 def user_errors():

@@ -1,7 +1,7 @@
 """TensorFlow's persistent XLA cache, for `python -m gan.train`: a run whose training loop was
 compiled before on this machine loads the compiled loop from disk instead of compiling it again
-(2.3 s of the seed's start-up on the 2-core Xeon VM; every seed of a sweep after the first, and
-every resumed run, skips it).
+(seconds of every start-up: every seed of a sweep after the first, and every resumed run, skip
+it).
 
 TensorFlow keys a cached executable by its graph and HLO, not by what else decides the machine
 code, so the file-name prefix set here adds that: TensorFlow's version, the CPU's model and

@@ -49,12 +49,21 @@ class Range:
 
     def describe(self, kind):
         if self.high is None:
-            return f"{kind} {'>=' if self.low_inclusive else '>'} {self.low:g}"
+            return f"{kind} {'>=' if self.low_inclusive else '>'} {_number(self.low)}"
         left, right = "[" if self.low_inclusive else "(", "]" if self.high_inclusive else ")"
-        return f"{kind} in {left}{self.low:g}, {self.high:g}{right}"
+        return f"{kind} in {left}{_number(self.low)}, {_number(self.high)}{right}"
+
+
+def _number(value):
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 AT_LEAST_1 = Range(1)
+# Bounds on the values that become tensor shapes and RNG seeds: far beyond any run that fits in
+# memory, so that a typo is one line rather than an allocation failure deep in TensorFlow.
+MAX_WIDTH = 65536
+SIZE = Range(1, MAX_WIDTH)
+SEED = Range(0, 2 ** 63 - 1)  # TensorFlow's RNG seeds are int64
 NON_NEGATIVE = Range(0)
 POSITIVE = Range(0, low_inclusive=False)
 UNIT_CLOSED = Range(0, 1)
@@ -87,7 +96,7 @@ class ModelConfig:
     architecture: str = setting("mlp", "Generator/discriminator pair: " + "; ".join(
         f"{name}: {entry.help}" for name, entry in sorted(networks.ARCHITECTURES.items())) + ".",
         choices=sorted(networks.ARCHITECTURES), structural=True)
-    latent_dim: int = setting(100, "Size of the noise vector z.", valid=AT_LEAST_1,
+    latent_dim: int = setting(100, "Size of the noise vector z.", valid=SIZE,
                               structural=True)
     latent_distribution: str = setting("normal", "Law of z: normal N(0, I) or uniform "
                                        "U(-1, 1)^d.", choices=networks.LATENT_DISTRIBUTIONS,
@@ -95,11 +104,11 @@ class ModelConfig:
     g_hidden: tuple = setting((256, 512, 1024), "MLP generator hidden widths.", structural=True)
     d_hidden: tuple = setting((512, 256), "MLP discriminator hidden widths.", structural=True)
     dcgan_width: int = setting(64, "DCGAN generator's base channel count w (its layers have 4w "
-                               "and 2w channels).", valid=AT_LEAST_1, structural=True)
+                               "and 2w channels).", valid=Range(1, 4096), structural=True)
     dcgan_d_width: int = setting(0, "DCGAN discriminator's base channel count (w and 2w "
                                  "channels); 0 = --dcgan_width. D costs far less than G at the "
                                  "same width (G's 4w-to-2w transposed convolution dominates), so "
-                                 "a wider D is cheap.", valid=NON_NEGATIVE,
+                                 "a wider D is cheap.", valid=Range(0, 4096),
                                  note="0 = --dcgan_width", structural=True)
     g_norm: str = setting("batch", "Generator normalization: batch, layer, spectral (every layer) "
                           "or none.", choices=networks.NORMALIZATIONS, structural=True)
@@ -131,7 +140,7 @@ def _penalty_weight_fields():
 
 @dataclasses.dataclass(frozen=True)
 class _GameSettings:
-    d_loss: str = setting("minimax", "Discriminator loss (see the README's table of losses).",
+    d_loss: str = setting("minimax", "Discriminator loss (docs/losses.md gives each formula).",
                           choices=sorted(losses.D_LOSSES))
     g_loss: str = setting("non_saturating", "Generator loss: saturating is the minimax game's "
                           "log(1 - D(G(z))), non_saturating is -log D(G(z)); the relativistic "
@@ -188,10 +197,10 @@ class OptimizerConfig:
 @dataclasses.dataclass(frozen=True)
 class ScheduleConfig:
     batch_size: int = setting(64, "Real images per discriminator step (and fakes per step).",
-                              valid=AT_LEAST_1)
+                              valid=Range(1, 2 ** 20))
     num_steps: int = setting(10000, "Training iterations (one iteration = d_steps D updates + "
                              "one G update).", valid=AT_LEAST_1)
-    seed: int = setting(0, "Random seed for weights, batches and noise.")
+    seed: int = setting(0, "Random seed for weights, batches and noise.", valid=SEED)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,9 +218,10 @@ class OutputConfig:
                               "turns them off. The checkpoint with the best FID is kept in "
                               "best_checkpoint/.", valid=NON_NEGATIVE,
                               note="0 turns evaluation off")
-    eval_num_samples: int = setting(10000, "Generated samples per evaluation.", valid=Range(10))
+    eval_num_samples: int = setting(10000, "Generated samples per evaluation.",
+                                    valid=Range(10, 1_000_000))
     grid_size: int = setting(5, "Sample grid is grid_size x grid_size (the seed's 5x5).",
-                             valid=AT_LEAST_1)
+                             valid=Range(1, 100))
 
 
 # --mixed_precision -> the networks' compute dtype.
@@ -245,7 +255,7 @@ class RuntimeConfig:
                             choices=distribute.STRATEGIES)
     cpu_replicas: int = setting(0, "Split the CPU into this many logical devices for "
                                 "--strategy=mirrored or multi_worker (to try distribution without "
-                                "accelerators); 0 = no split.", valid=NON_NEGATIVE,
+                                "accelerators); 0 = no split.", valid=Range(0, 256),
                                 note="0 = no split")
     tpu: Optional[str] = setting(None, "The TPU for --strategy=tpu: its name, grpc://host:port, or "
                                  "local.")
@@ -283,7 +293,11 @@ class Setting:
     def help(self):
         prefix = GROUPS[self.group][1]
         text = self.field.metadata["help"]
-        return f"{_NET_OF_PREFIX[prefix]} {text[0].lower()}{text[1:]}" if prefix else text
+        if not prefix:
+            return text
+        # "Adam beta1" -> "Generator adam beta1", but "SGD momentum" keeps its acronym.
+        first = text[0] if text[1:2].isupper() else text[0].lower()
+        return f"{_NET_OF_PREFIX[prefix]} {first}{text[1:]}"
 
     @property
     def structural(self):
@@ -329,8 +343,10 @@ def _check(setting_, value):
     meta, kind = setting_.field.metadata, setting_.kind
     if kind is tuple:
         ok = (isinstance(value, (tuple, list)) and len(value) > 0
-              and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value))
-        return None if ok else "a comma-separated list of positive integers, e.g. 256,512"
+              and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_WIDTH
+                      for v in value))
+        return None if ok else (f"a comma-separated list of integers in [1, {MAX_WIDTH}], e.g. "
+                                "256,512")
     if kind is bool:
         return None if isinstance(value, bool) else "true or false"
     if kind is str:
@@ -496,9 +512,12 @@ def from_flagfile(path, **overrides):
     """The validated RunConfig of a flagfile (as `gan.train --flagfile=path` reads it), with
     some settings overridden by flag name."""
     from absl import flags
+    from gan import cli
     flag_values = flags.FlagValues()
     define_flags(flag_values)
-    flag_values(["gan", f"--flagfile={path}"])
+    remaining = flag_values(["gan", f"--flagfile={path}"])
+    if len(remaining) > 1:  # as gan.train refuses them
+        raise ConfigError([f"{path}: {cli.stray_arguments(remaining[1:])}"])
     return from_flags(flag_values).replace(**overrides).validate()
 
 

@@ -12,6 +12,7 @@ test set (the floor a perfect generator would reach) and uniform noise (a ceilin
 
 import json
 import os
+import zipfile
 
 from absl import flags
 import numpy as np
@@ -59,8 +60,19 @@ def load_samples(path):
         samples = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise rundir.RunError(f"--samples={path}: no such file") from None
-    except (OSError, ValueError) as e:
-        raise rundir.RunError(f"--samples={path}: not a readable .npy array ({e})") from None
+    except IsADirectoryError:
+        raise rundir.RunError(f"--samples={path} is a directory; expected a .npy file") from None
+    except EOFError:
+        raise rundir.RunError(f"--samples={path}: the file is empty; expected a .npy array of "
+                              "uint8 images [N, 28, 28]") from None
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        raise rundir.RunError(f"--samples={path}: not a readable .npy array ({reason})") from None
+    if not isinstance(samples, np.ndarray):  # np.load reads a zip (.npz) as a dict of arrays
+        names = list(samples.files)[:3]
+        samples.close()
+        raise rundir.RunError(f"--samples={path}: holds an .npz archive of arrays {names}; "
+                              "expected one .npy array of uint8 images [N, 28, 28] (np.save)")
     if samples.ndim == 4 and samples.shape[-1] == 1:
         samples = samples[..., 0]
     if samples.dtype != np.uint8 or samples.ndim != 3 or samples.shape[1:] != (28, 28):
@@ -84,6 +96,12 @@ def flag_errors():
         errors.append("--samples needs --output=FILE.json for the results")
     if not FLAGS.reference and not FLAGS.logdir and not FLAGS.samples:
         errors.append("--logdir is required (or --samples or --reference)")
+    elif FLAGS.logdir and not FLAGS.output and os.path.isdir(FLAGS.logdir):
+        # The default output, <logdir>/eval/, is checked before the evaluation's minutes.
+        eval_dir = os.path.join(FLAGS.logdir, "eval")
+        problem = cli.check_output_dir(eval_dir, "logdir")
+        if problem:
+            errors.append(f"{problem}; results go to {eval_dir}/ (or pass --output=FILE.json)")
     return [e for e in errors if e]
 
 

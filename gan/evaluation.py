@@ -44,8 +44,8 @@ def _reference(dataset, data_dir):
 
 def compile_sampler(generator):
     """G in inference mode as one traced function for any batch size. Not XLA: TensorFlow's own
-    kernels drew the MLP's samples as fast (0.18 s per 10,000 on the Xeon VM) and DCGAN's 2.3x
-    faster (0.16 against 0.35 s per 1,000), and trace in 0.2 s where XLA compiled for 0.8 s."""
+    kernels draw the MLP's samples as fast and DCGAN's faster, and tracing takes a fraction of
+    XLA's compile (docs/performance.md)."""
     noise = tf.TensorSpec([None, generator.latent_dim], tf.float32)
     if generator.num_classes:
         return tf.function(lambda z, labels: generator(z, training=False, labels=labels),

@@ -31,19 +31,47 @@ def _records(path):
         return
 
 
+def holds_only(path, plugin):
+    """Whether the event file at `path` holds summaries of `plugin` alone (besides its header):
+    how a report recognises the HParams file it wrote itself, before replacing it."""
+    found = False
+    for record in _records(path):
+        try:
+            event = event_pb2.Event.FromString(record)
+        except Exception:  # noqa: BLE001 -- protobuf's DecodeError: not an event file of ours
+            return False
+        if event.HasField("summary"):
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name != plugin:
+                    return False
+                found = True
+        elif not event.HasField("file_version"):
+            return False
+    return found
+
+
+# The tags gan.train and gan.ablate write; an event file with any other tag is not the project's.
+OWN_TAG_PREFIXES = ("train/", "eval/", "perf/", "samples", "flags", "rollback", "_hparams_/")
+
+
 def purge_after(logdir, step):
     """Removes every summary with a step greater than `step` from the logdir's event files (-1:
-    all of them); returns how many were removed. Other records (each file's header) stay."""
+    all of them); returns how many were removed. Other records (each file's header) stay. Only
+    the project's own files are rewritten, known by their tags: an event file that holds any
+    other tag (another program's run in the same folder) is left as it is."""
     removed = 0
     for path in event_files(logdir):
-        kept, dropped = [], 0
+        kept, dropped, foreign = [], 0, False
         for record in _records(path):
             event = event_pb2.Event.FromString(record)
+            if any(not value.tag.startswith(OWN_TAG_PREFIXES) for value in event.summary.value):
+                foreign = True
+                break
             if event.HasField("summary") and event.step > step:
                 dropped += 1
             else:
                 kept.append(record)
-        if not dropped:
+        if foreign or not dropped:
             continue
         partial = f"{path}.purge-{os.getpid()}"
         with tf.io.TFRecordWriter(partial) as writer:

@@ -10,8 +10,7 @@ Mixed precision: variables are always float32; a layer computes in its input's d
 float16 when the network casts its input down, see `networks`), casting its weights to it at each
 use, as Keras' mixed-precision policies do. The normalizations compute in float32 (as Keras'
 do): their statistics, and the subtraction of the mean, would lose most of their digits in 16
-bits. With a float32 input every cast is the identity, and the float32 graph is what it always
-was.
+bits. With a float32 input every cast is the identity.
 """
 
 import math

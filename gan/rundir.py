@@ -99,11 +99,58 @@ def write_best(logdir, record):
                             json.dumps(record, indent=2).encode())
 
 
+STATE_FILE = "checkpoint"  # tf.train.CheckpointManager's list of a folder's checkpoints
+
+
+def latest_checkpoint(folder):
+    """The newest checkpoint in `folder` by its own files (the highest ckpt-N with its .index),
+    so that a damaged state file cannot hide checkpoints that load; None when there is none."""
+    paths = [index[:-len(".index")] for index in glob.glob(os.path.join(folder, "ckpt-*.index"))]
+    return max(paths, key=step_of) if paths else None
+
+
+def _state_file_lists(folder):
+    """The checkpoint paths the folder's state file lists, newest last; None when it is missing,
+    unreadable or does not parse."""
+    from google.protobuf import text_format
+    from tensorflow.python.training import checkpoint_state_pb2
+    try:
+        with open(os.path.join(folder, STATE_FILE), encoding="utf-8") as f:
+            state = text_format.Parse(f.read(), checkpoint_state_pb2.CheckpointState())
+    except (OSError, UnicodeDecodeError, text_format.ParseError):
+        return None
+    if not state.model_checkpoint_path:
+        return None
+    return [os.path.join(folder, os.path.basename(p))
+            for p in state.all_model_checkpoint_paths or [state.model_checkpoint_path]]
+
+
+def repair_checkpoint_state(logdir):
+    """Rewrites the checkpoints' state file from the checkpoint files when it does not parse or
+    does not name the newest checkpoint there (overwritten, truncated, deleted), so that a
+    training resumes from the checkpoints that exist and keeps rotating them. Returns the
+    line to print, or None when there was nothing to repair."""
+    folder = checkpoint_dir(logdir)
+    found = sorted((index[:-len(".index")]
+                    for index in glob.glob(os.path.join(folder, "ckpt-*.index"))), key=step_of)
+    listed = _state_file_lists(folder)
+    if not found or (listed and listed[-1] == found[-1]):
+        return None
+    # With their files' times, the manager keeps rotating them by --keep_checkpoints.
+    stamps = [os.path.getmtime(path + ".index") for path in found]
+    tf.compat.v1.train.update_checkpoint_state(
+        folder, found[-1], all_model_checkpoint_paths=found,
+        all_model_checkpoint_timestamps=stamps, last_preserved_timestamp=min(stamps) - 1)
+    names = ", ".join(os.path.basename(p) for p in found)
+    return (f"{os.path.join(folder, STATE_FILE)} did not list the checkpoints there; rewrote it "
+            f"from the checkpoint files ({names})")
+
+
 def resolve_checkpoint(logdir, checkpoint=None):
     """A checkpoint path prefix: `checkpoint` itself, 'best' for the best-FID one, or (None) the
     latest rolling one; None when the logdir has none."""
     if checkpoint == "best":
-        path = tf.train.latest_checkpoint(os.path.join(logdir, BEST_CHECKPOINT_SUBDIR))
+        path = latest_checkpoint(os.path.join(logdir, BEST_CHECKPOINT_SUBDIR))
         if path is None:
             raise FileNotFoundError(f"{logdir} has no best checkpoint (train with --eval_every > 0)")
         return path
@@ -111,7 +158,7 @@ def resolve_checkpoint(logdir, checkpoint=None):
         if not tf.io.gfile.exists(checkpoint + ".index"):
             raise FileNotFoundError(f"checkpoint {checkpoint} not found (no {checkpoint}.index)")
         return checkpoint
-    return tf.train.latest_checkpoint(checkpoint_dir(logdir))
+    return latest_checkpoint(checkpoint_dir(logdir))
 
 
 class CheckpointError(RunError):

@@ -24,18 +24,23 @@ from gan import cli, images, rundir
 PROGRAM = "gan.sample"
 
 FLAGS = flags.FLAGS
+# One call of G draws every sample: 100,000 MLP samples take about 1 GB of activations.
+MAX_SAMPLES = 100_000
+MAX_SEED = 2 ** 63 - 1  # numpy's generator takes any non-negative integer; int64 is plenty
 
 
 def define_flags():
     rundir.define_run_flags()
-    flags.DEFINE_integer("num_samples", 64, "Number of samples.", lower_bound=1)
+    flags.DEFINE_integer("num_samples", 64, "Number of samples.", lower_bound=1,
+                         upper_bound=MAX_SAMPLES)
     flags.DEFINE_string("output", None, "Output file: .npy (uint8 [N, H, W]) or .png (a grid).")
     flags.DEFINE_integer("seed", 0, "Seed of the latent noise: the same seed gives the same "
-                         "samples.")
+                         "samples.", lower_bound=0, upper_bound=MAX_SEED)
     flags.DEFINE_integer("interpolate", 0, "If > 0: write that many rows of latent "
                          "interpolations (--interpolation_steps images each) instead.",
-                         lower_bound=0)
-    flags.DEFINE_integer("interpolation_steps", 10, "Images per interpolation row.", lower_bound=2)
+                         lower_bound=0, upper_bound=MAX_SAMPLES)
+    flags.DEFINE_integer("interpolation_steps", 10, "Images per interpolation row.", lower_bound=2,
+                         upper_bound=MAX_SAMPLES)
     flags.DEFINE_integer("label", None, "Class of every sample, for a conditional generator; "
                          "default: row r of a grid (or of an interpolation) is class r mod the "
                          "number of classes.", lower_bound=0)
@@ -66,8 +71,12 @@ def latent_noise(latent_dim, num_samples, seed, interpolate=0, steps=10, distrib
 
 
 def flag_errors():
-    error = cli.check_output_path(FLAGS.output, (".npy", ".png"))
-    return [error] if error else []
+    errors = [cli.check_output_path(FLAGS.output, (".npy", ".png"))]
+    if FLAGS.interpolate * FLAGS.interpolation_steps > MAX_SAMPLES:
+        errors.append(f"--interpolate={FLAGS.interpolate} x --interpolation_steps="
+                      f"{FLAGS.interpolation_steps} = {FLAGS.interpolate * FLAGS.interpolation_steps}"
+                      f" images; expected at most {MAX_SAMPLES:,}")
+    return [e for e in errors if e]
 
 
 def main(argv):

@@ -13,9 +13,12 @@ In-process (tests, sweeps, notebooks), with no flag parsing:
 Every setting is declared once, in `gan.config`; `main` is the only code that reads FLAGS.
 """
 
+import contextlib
 import ctypes
 import dataclasses
+import glob
 import os
+import shutil
 import signal
 import threading
 import time
@@ -63,6 +66,17 @@ def grid_labels(generator, grid_size):
 def sample_grid(generator, noise, grid_size):
     samples = generator(noise, training=False, labels=grid_labels(generator, grid_size))
     return images.make_grid(images.to_uint8(samples.numpy()), grid_size, grid_size)
+
+
+def remove_partial_checkpoint(folder, step):
+    """Removes what a failed save of ckpt-<step> left in `folder`: TensorFlow's temporary
+    ckpt-<step>_temp* shards (a complete checkpoint never has that name)."""
+    for path in glob.glob(os.path.join(folder, f"ckpt-{step}_temp*")):
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.remove(path)
 
 
 def return_freed_memory():
@@ -154,6 +168,9 @@ class Run:
               + ("; samples and evaluation use G's moving average"
                  if config.model.g_ema_decay > 0 else ""), flush=True)
         self.checkpoint = tf.train.Checkpoint(state=self.state)
+        repaired = rundir.repair_checkpoint_state(logdir) if self.chief else None
+        if repaired:
+            print(repaired, flush=True)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, rundir.checkpoint_dir(logdir),
             max_to_keep=output.keep_checkpoints, step_counter=self.state.step)
@@ -209,7 +226,9 @@ class Run:
             return self.manager.save(checkpoint_number=step)
         except (OSError, tf.errors.OpError) as e:
             # TensorFlow writes a checkpoint under temporary names and renames it when complete,
-            # and updates the `checkpoint` index last, so the previous checkpoint stays usable.
+            # and updates the `checkpoint` index last, so the previous checkpoint stays usable;
+            # what it left of this one goes.
+            remove_partial_checkpoint(rundir.checkpoint_dir(self.logdir), step)
             raise StopTraining(f"could not write the checkpoint for step {step} in "
                                f"{rundir.checkpoint_dir(self.logdir)}: {e}. "
                                f"{AFTER_WRITE_FAILURE}") from None
@@ -356,7 +375,7 @@ def prepare_logdir(logdir, config, restart=False):
     `restart`. Raises StopTraining otherwise. Returns the config of the run being resumed, or
     None."""
     old = None
-    has_checkpoint = tf.train.latest_checkpoint(rundir.checkpoint_dir(logdir)) is not None
+    has_checkpoint = rundir.latest_checkpoint(rundir.checkpoint_dir(logdir)) is not None
     if has_checkpoint and restart:
         archive = os.path.join(logdir, time.strftime("archived-%Y%m%d-%H%M%S", time.gmtime()))
         os.makedirs(archive)

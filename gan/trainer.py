@@ -206,10 +206,10 @@ def global_norm(tensors, compiled=False):
 
     XLA's CPU compiler rewrites any longer sum into a reduce-window over blocks of 32 and a short
     sum (its tree_reduction_rewriter, for precision). The reduce-window cannot take the square
-    in, so every gradient's squares were written out and read back: 18% of the b32 step's traced
-    time. Here each tensor is cut into blocks of 32 x 16 and summed over the 32, which that
-    rewrite skips and which XLA vectorizes along the 16 (in experiments/profile_step.py, 0.45 ms
-    per b32 iteration against 0.92 ms for rows of 32 and 2.09 ms before); the partial sums go
+    in, so every gradient's squares would be written out and read back, a large share of the
+    b32 step's time (experiments/profile_step.py). Here each tensor is cut into blocks of
+    32 x 16 and summed over the 32, which that rewrite skips and which XLA vectorizes along the
+    16 (docs/performance.md); the partial sums go
     through an optimization barrier, without which XLA folds the two sums back into one long
     one. The norm is only logged and checked for finiteness, never used by an update, so this
     changes no weight; its value moves by float rounding only. None entries (variables without
@@ -337,7 +337,7 @@ class Trainer:
 
     def _penalty_seed(self):
         """A seed for the replicas' own penalty noise (None with one replica: the state's RNG is
-        used directly, as it always was). Read from the RNG's state without advancing it, so
+        used directly). Read from the RNG's state without advancing it, so
         that every other draw stays the one a single device makes; the state moves on with each
         batch, and so does the seed."""
         if self.num_replicas == 1 or not self.penalties:
@@ -346,10 +346,8 @@ class Trainer:
 
     def _run_iterations(self, images, num_iterations):
         # The iteration is traced once, as a function the loop calls (XLA inlines it), and the
-        # loop starts from zeros shaped like its metrics. Before, the first iteration ran ahead of
-        # the loop to give the totals their structure, so it was traced and compiled twice: the
-        # seed's first call took 1.0-1.4 s tracing and 3.3-3.9 s compiling, against 0.6-0.7 s
-        # and 2.8-2.9 s now, and its optimized HLO had 6,312 instructions against 3,274.
+        # loop starts from zeros shaped like its metrics: a first iteration run ahead of the loop
+        # to give the totals their structure would trace and compile every matmul twice.
         iteration = tf.function(self._iteration, autograph=False).get_concrete_function(images)
         zeros = tf.nest.map_structure(lambda metric: tf.zeros(metric.shape, metric.dtype),
                                       iteration.structured_outputs)

@@ -37,9 +37,16 @@ def load_benchmark():
     return load_experiment_script("benchmark")
 
 
+def user_environment(**extra):
+    """The environment of a user who has not set TF_CPP_MIN_LOG_LEVEL (the suite's conftest sets
+    it for its own process), so that the entry points run with their own quiet console."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    return dict(env, PYTHONUNBUFFERED="1", **extra)
+
+
 def run_module(module, *args, timeout=600, check=True):
     """Runs `python -m module args...` from the repository root; returns the CompletedProcess."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    env = user_environment()
     result = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
@@ -109,6 +116,18 @@ def assert_same_weights(path_a, path_b):
     assert a.keys() == b.keys()
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def assert_same_images(got, want):
+    """uint8 images of one generator computed by two programs (eager kernels and a SavedModel's
+    graph, say), which may round differently. A pixel changes only where (G(z) + 1) * 127.5 lies
+    within the two programs' float32 difference of a .5 boundary: about 127.5 * 1e-6 = 1e-4 of
+    a level for G's outputs, so about 2e-4 of the pixels. Allowed: one level, on at most 1e-3
+    of them (and on one pixel of a small set)."""
+    assert got.shape == want.shape and got.dtype == want.dtype == np.uint8
+    off = np.abs(got.astype(np.int32) - want.astype(np.int32))
+    assert off.max(initial=0) <= 1, off.max()
+    assert np.count_nonzero(off) <= max(1, 1e-3 * off.size), (np.count_nonzero(off), off.size)
 
 
 def assert_clean_failure(result, *fragments, exit_code=2):

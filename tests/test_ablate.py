@@ -16,7 +16,8 @@ import pytest
 import tensorflow as tf
 
 from gan import ablate, ablation_report, data, networks, rundir
-from helpers import REPO, assert_clean_failure, read_png, run_module, summary_records
+from helpers import (REPO, assert_clean_failure, read_png, run_module, summary_records,
+                     user_environment)
 
 TINY_STUDY = """
 description = "A tiny study: Adam against an SGD discriminator that diverges at once."
@@ -65,7 +66,7 @@ def write_study(folder, text=TINY_STUDY, name="tiny.toml"):
 
 
 def start_runner(study, root):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    env = user_environment()
     return subprocess.Popen([sys.executable, "-m", "gan.ablate", f"--study={study}",
                              f"--root={root}"], cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
@@ -200,7 +201,7 @@ def test_run_commands_and_a_slurm_array_that_runs(study, tmp_path):
     # Task 0 as Slurm would run it: the finished run is recognised and skipped, nothing trains.
     log = os.path.join(root, RUN_NAMES[0], ablate.TRAIN_LOG)
     before = open(log).read()
-    env = dict(os.environ, SLURM_ARRAY_TASK_ID="0", TF_CPP_MIN_LOG_LEVEL="2")
+    env = user_environment(SLURM_ARRAY_TASK_ID="0")
     task = subprocess.run(["bash", script], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert task.returncode == 0, task.stderr[-2000:]
     assert f"{RUN_NAMES[0]}: done already, skipped" in task.stdout

@@ -14,7 +14,8 @@ import pytest
 
 from gan import config as config_lib
 from gan import data, trainer
-from helpers import REPO, compiled_dots, load_benchmark, load_experiment_script
+from helpers import (REPO, compiled_dots, load_benchmark, load_experiment_script,
+                     user_environment)
 
 
 def compiled_matmul_flops(hlo_text):
@@ -76,7 +77,7 @@ def test_yardstick_rows_are_skipped_with_one_line_without_their_library(tmp_path
     (tmp_path / f"{module}.py").write_text(f"raise ImportError('No module named {module}')\n")
     result = subprocess.run([sys.executable, os.path.join(REPO, "experiments", script),
                              "--iterations=2"], capture_output=True, text=True, cwd=REPO,
-                            env=dict(os.environ, PYTHONPATH=str(tmp_path)))
+                            env=user_environment(PYTHONPATH=str(tmp_path)))
     assert result.returncode == load_benchmark().SKIPPED_EXIT_CODE
     assert result.stdout == "" and len(result.stderr.strip().splitlines()) == 1
     assert f"{name} is not installed; skipped" in result.stderr

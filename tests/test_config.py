@@ -104,10 +104,10 @@ def test_invalid_values_get_one_line_each_naming_the_flag():
                                    penalty_every=0, label_smoothing=1.0, deterministic="yes",
                                    jit_compile="yes")
     assert sorted(error.value.lines) == sorted([
-        "--batch_size=0: expected an integer >= 1",
+        "--batch_size=0: expected an integer in [1, 1048576]",
         "--g_learning_rate=-1.0: expected a value > 0",
         "--d_beta1=1.0: expected a value in [0, 1)",
-        "--g_hidden=64,x: expected a comma-separated list of positive integers, e.g. 256,512",
+        "--g_hidden=64,x: expected a comma-separated list of integers in [1, 65536], e.g. 256,512",
         f"--d_loss=bce: expected one of {', '.join(sorted(losses.D_LOSSES))}",
         "--gp_weight=-1.0: expected a value >= 0",
         "--penalty_every=0: expected an integer >= 1",

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from gan import config, data, distribute, export, losses, networks, optimizers, trainer
+from helpers import assert_same_images
 
 NETWORK_CASES = [(architecture, conditional)
                  for architecture in sorted(networks.ARCHITECTURES)
@@ -156,7 +157,7 @@ def test_generator_exports_to_a_savedmodel_plain_tensorflow_samples(architecture
     got = model.generate(*args).numpy()
     want = np.clip(np.round((state.sampling_generator(z, training=False, labels=labels).numpy()
                              + 1) * 127.5), 0, 255).astype(np.uint8)
-    np.testing.assert_array_equal(got, want)
+    assert_same_images(got, want)
     assert int(model.num_classes.numpy()) == state.generator.num_classes
 
 

@@ -18,7 +18,7 @@ def test_mnist_is_bundled_and_correct():
     assert train.images.min() == -1.0 and train.images.max() == 1.0
     np.testing.assert_array_equal(np.bincount(train.labels), MNIST_TRAIN_COUNTS)
     np.testing.assert_array_equal(train.labels[:10], [5, 0, 4, 1, 9, 2, 1, 3, 1, 4])
-    # The README's pixel statistics on [0, 1]: mean 0.1307, std 0.3081.
+    # MNIST's well-known pixel statistics on [0, 1]: mean 0.1307, std 0.3081.
     unit = (train.images + 1) / 2
     assert abs(unit.mean() - 0.1307) < 1e-3 and abs(unit.std() - 0.3081) < 1e-3
     test = data.load("mnist", "test")

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from gan import config as config_lib
 from gan import distribute, rundir, train
-from helpers import REPO, checkpoint_values
+from helpers import REPO, checkpoint_values, user_environment
 
 # SGD: its update is linear in the gradient, so float rounding between strategies stays rounding
 # (Adam's first steps amplify it where a gradient is near zero).
@@ -128,9 +128,8 @@ def test_two_workers_train_together_and_the_chief_checkpoint_restores_on_one_dev
     cluster = [f"localhost:{port}" for port in free_ports(2)]
     workers = []
     for index in range(2):
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1",
-                   TF_CONFIG=json.dumps({"cluster": {"worker": cluster},
-                                         "task": {"type": "worker", "index": index}}))
+        env = user_environment(TF_CONFIG=json.dumps({"cluster": {"worker": cluster},
+                                                     "task": {"type": "worker", "index": index}}))
         workers.append(subprocess.Popen(
             [sys.executable, "-m", "gan.train",
              *tiny_run(strategy="multi_worker", num_steps=10, eval_every=10,

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from gan import classifier, data, evaluation, sample
-from helpers import assert_clean_failure, read_png, run_module, scalar_events
+from helpers import assert_clean_failure, assert_same_images, read_png, run_module, scalar_events
 
 METRIC_TAGS = [f"eval/{name}" for name in evaluation.SCALAR_METRICS]
 
@@ -159,17 +159,17 @@ def test_slerp_follows_the_great_circle_at_constant_speed():
 
 
 def test_export_round_trip_with_tensorflow_only(evaluated_run, sampled, tmp_path):
-    """The SavedModel, fed the noise that gan.sample draws for seed 0, reproduces the very same
-    uint8 samples: the export is faithful and the sampler repeatable."""
+    """The SavedModel, fed the noise that gan.sample draws for seed 0, reproduces gan.sample's
+    uint8 samples (to the rounding of two programs): the export is faithful."""
     export_dir = str(tmp_path / "saved")
     run_module("gan.export", f"--logdir={evaluated_run}", f"--output={export_dir}")
     model = tf.saved_model.load(export_dir)
     noise = sample.latent_noise(int(model.latent_dim.numpy()), 20, seed=0)
     generated = model.generate(tf.constant(noise)).numpy()
     assert generated.dtype == np.uint8 and generated.shape == (20, 28, 28, 1)
-    np.testing.assert_array_equal(generated[..., 0], np.load(sampled["seed0.npy"]))
+    assert_same_images(generated[..., 0], np.load(sampled["seed0.npy"]))
     served = model.signatures["serving_default"](noise=tf.constant(noise))["images"].numpy()
-    np.testing.assert_array_equal(served, generated)
+    assert_same_images(served, generated)
 
 
 def test_tools_explain_a_missing_run(tmp_path):

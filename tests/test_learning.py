@@ -83,10 +83,10 @@ def score(generator):
 
 
 def assert_learns(run):
-    """Seed 0 must learn, or else seed 1. A short GAN run can collapse on one seed: RaGAN's seed 0
-    scored 1.90 with 5 digits on a 2-core AVX-512 Xeon (it passed on the AMD EPYC), where its
-    seeds 1 and 2 scored 3.50 and 3.31 with all 10; XLA's rounding differs between the two CPUs,
-    and so does the run. A recipe that does not learn fails on both seeds."""
+    """Seed 0 must learn, or else seed 1. A short GAN run can collapse on one seed on one
+    instruction set and not on another, since XLA's rounding, and so the run, differ between
+    them: RaGAN's seed 0 scored 1.90 with 5 digits on an AVX-512 CPU, where its seeds 1 and 2
+    scored 3.50 and 3.31 with all 10. A recipe that does not learn fails on both seeds."""
     try:
         learns(run, seed=0)
     except AssertionError as first:

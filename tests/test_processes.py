@@ -17,11 +17,11 @@ import tensorflow as tf
 from gan import rundir
 
 from helpers import (REPO, SMALL, assert_clean_failure, assert_same_weights, checkpoint_values,
-                     run_module)
+                     run_module, user_environment)
 
 
 def start_training(logdir, *args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    env = user_environment()
     return subprocess.Popen([sys.executable, "-m", "gan.train", *SMALL, f"--logdir={logdir}",
                              *args], cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -105,6 +105,9 @@ def test_full_disk_gives_a_clear_error_and_keeps_the_last_checkpoint(tiny_disk):
     assert last is not None
     values = checkpoint_values(last)  # readable, complete
     assert values
+    leftovers = [name for name in os.listdir(os.path.join(logdir, "checkpoints"))
+                 if "_temp" in name]
+    assert leftovers == [], leftovers  # the failed save's temporary shards are gone
 
 
 # --- one writer per logdir, damaged checkpoints, roll-back from step 0 ----------------------------

@@ -51,7 +51,7 @@ def refused(trainings):
 def test_every_bad_flag_gets_its_own_line_before_any_work(refused):
     results, paths = refused
     result = results["many bad flags"]
-    assert_clean_failure(result, "--batch_size=0: expected an integer >= 1",
+    assert_clean_failure(result, "--batch_size=0: expected an integer in [1, 1048576]",
                          "--g_learning_rate=-1.0: expected a value > 0",
                          "--d_beta1=1.0: expected a value in [0, 1)",
                          "--d_steps=0: expected an integer >= 1",

@@ -300,7 +300,10 @@ def test_run_of_n_iterations_in_one_call_equals_n_calls():
 
 @pytest.mark.parametrize("case", ["mlp", "conditional mlp, projection D, BN in D"])
 @pytest.mark.parametrize("jit_compile", [True, False])
-def test_training_on_uint8_pixels_is_bit_identical_to_training_on_float_images(case, jit_compile):
+def test_training_on_uint8_pixels_equals_training_on_float_images(case, jit_compile):
+    """The step converts uint8 pixels to [-1, 1] itself. The two trainings are two programs
+    (the conversion inside the step or ahead of it), so they agree to float32 rounding carried
+    through 5 updates: the tolerance of test_run_of_n_iterations_in_one_call_equals_n_calls."""
     test = data.load("mnist", "test")
     pixels, labels = test.pixels[:512], test.labels[:512]
     assert pixels.dtype == np.uint8 and pixels.shape == (512, 28, 28)
@@ -311,7 +314,7 @@ def test_training_on_uint8_pixels_is_bit_identical_to_training_on_float_images(c
         trainer.Trainer(state, config, images, labels, jit_compile=jit_compile).run(5)
         states.append(state)
     for x, y in zip(states[0].variables, states[1].variables):
-        np.testing.assert_array_equal(x.numpy(), y.numpy(), err_msg=x.name)
+        np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-5, atol=1e-6, err_msg=x.name)
 
 
 def test_bad_config_names_list_choices():
@@ -441,8 +444,8 @@ def test_compiled_loop_updates_every_weight_in_place_without_copying_it():
 
 def test_compiled_loop_compiles_the_iteration_once():
     """The loop starts from zeros and calls one traced iteration, so XLA compiles every matmul of
-    an iteration once; when the first iteration ran ahead of the loop, it compiled each twice.
-    The means it returns still count every iteration: the first is not lost to the zeros."""
+    an iteration once. The means it returns still count every iteration: the first is not lost
+    to the zeros."""
     images = tf.constant(data.load("mnist", "test").images[:512])
     config = trainer.TrainerConfig(batch_size=24, latent_dim=8)
     runner = trainer.Trainer(make_state(), config, images, jit_compile=True)
@@ -454,8 +457,15 @@ def test_compiled_loop_compiles_the_iteration_once():
     singles = [runner.run(1) for _ in range(3)]
     again = trainer.Trainer(make_state(), config, images, jit_compile=True)
     means = again.run(3)
+    # The loop and the single iteration are two compiled programs, which may order and fuse their
+    # float32 arithmetic differently on another instruction set (1 ulp apart on an AVX-512
+    # CPU). Each value is a reduction over at most ~10^3 terms, whose float32 rounding
+    # grows like sqrt(10^3) * 6e-8 = 2e-6 relative, and the weights entering iterations 2 and 3
+    # carry that difference on; rtol 1e-5 covers it and still tells the mean of three values from
+    # that of the last two, which differ by percents here.
     for name in ("d_loss", "g_loss", "d_grad_norm"):
-        values = [np.float32(single[name].numpy()) for single in singles]
-        assert means[name].numpy() == ((values[0] + values[1]) + values[2]) / np.float32(3)
+        values = [float(single[name].numpy()) for single in singles]
+        np.testing.assert_allclose(means[name].numpy(), np.mean(values), rtol=1e-5, err_msg=name)
+        assert abs(np.mean(values) - np.mean(values[1:])) > 1e-3 * abs(np.mean(values)), values
     with pytest.raises(ValueError, match="num_iterations must be at least 1, got 0"):
         again.run(0)
