@@ -295,6 +295,15 @@ def load_study(path):
         raise StudyError(f"{path}: [report] takes curves = [\"train/g_grad_norm\", ...] (scalar "
                          "tags to plot), curve_max_step = N (>= 0; 0 for the whole run) and "
                          "findings = \"\"\"...\"\"\" (markdown for results.md)")
+    # Each curve is plotted to <root>/<last part of its tag>.png, beside fid.png and mosaic.png.
+    plots = ["fid.png", "mosaic.png"]
+    for tag in curves:
+        plot = ablation_report.plot_file_name(tag)
+        if plot in plots or not NAME.match(plot):
+            raise StudyError(f"{path}: [report] curve {tag!r} would be plotted to {plot!r}, "
+                             f"which is taken or not a plain file name; expected tags ending in "
+                             "distinct names other than fid and mosaic")
+        plots.append(plot)
     name = os.path.splitext(os.path.basename(path))[0]
     return Study(path, name, str(raw.get("description", "")).strip(), base, tuple(seeds),
                  {k: _as_setting(v) for k, v in settings.items()}, tuple(axes),

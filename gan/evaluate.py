@@ -18,9 +18,11 @@ from absl import flags
 import numpy as np
 
 from gan import cli, data, evaluation, images, rundir
+from gan import config as config_lib
 
 PROGRAM = "gan.evaluate"
 MIN_SAMPLES = 10
+MAX_SAMPLES = 1_000_000  # the largest --eval_num_samples of a training
 
 FLAGS = flags.FLAGS
 
@@ -28,8 +30,9 @@ FLAGS = flags.FLAGS
 def define_flags():
     rundir.define_run_flags()
     flags.DEFINE_integer("num_samples", 10000, "Generated samples to evaluate.",
-                         lower_bound=MIN_SAMPLES)
-    flags.DEFINE_integer("seed", 0, "Seed of the evaluation noise.")
+                         lower_bound=MIN_SAMPLES, upper_bound=MAX_SAMPLES)
+    flags.DEFINE_integer("seed", 0, "Seed of the evaluation noise.", lower_bound=0,
+                         upper_bound=config_lib.SEED.high)
     flags.DEFINE_string("output", None, "JSON file for the results; default "
                         "<logdir>/eval/step_NNNNNN.json.")
     flags.DEFINE_string("data_dir", None, "Directory with the dataset's IDX files.")

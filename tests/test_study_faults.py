@@ -364,6 +364,8 @@ def generated_studies(rng):
     yield "unknown key", STUDY + "\nsweep = 3\n"
     yield "bad report key", STUDY + "\n[report]\nplots = []\n"
     yield "negative curve step", STUDY + "\n[report]\ncurve_max_step = -1\n"
+    for curves in ['["eval/fid"]', '["train/mosaic"]', '["a/x", "b/x"]', '["train/"]', '[".."]']:
+        yield f"curves {curves}", STUDY + f"\n[report]\ncurves = {curves}\n"
     for _ in range(10):  # random cuts of the file: TOML errors or missing pieces
         cut = rng.randrange(1, len(STUDY) - 1)
         yield f"cut at {cut}", STUDY[:cut] + "\n[axes\n"
