@@ -77,6 +77,8 @@ class SGD(Optimizer):
                     (Sutskever et al. 2013, in the form of Bengio et al. 2012)
     """
 
+    HYPERPARAMETERS = ("momentum", "nesterov")  # what make_optimizer passes on
+
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, name="sgd"):
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
@@ -110,6 +112,8 @@ class Adam(Optimizer):
 
     _slot_names = ("m", "v")
 
+    HYPERPARAMETERS = ("beta1", "beta2", "epsilon")
+
     def __init__(self, learning_rate=2e-4, beta1=0.5, beta2=0.999, epsilon=1e-7, name="adam"):
         for label, beta in (("beta1", beta1), ("beta2", beta2)):
             if not 0.0 <= beta < 1.0:
@@ -136,6 +140,8 @@ class RMSprop(Optimizer):
     With momentum > 0:  u <- momentum * u + lr * g / sqrt(s + epsilon);  w <- w - u.
     """
 
+    HYPERPARAMETERS = ("rho", "momentum", "epsilon")
+
     def __init__(self, learning_rate=1e-3, rho=0.9, momentum=0.0, epsilon=1e-7, name="rmsprop"):
         if not 0.0 <= rho < 1.0:
             raise ValueError(f"RMSprop rho must be in [0, 1), got {rho}")
@@ -160,14 +166,14 @@ OPTIMIZERS = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
 
 def make_optimizer(name, learning_rate, beta1=0.5, beta2=0.999, momentum=0.0, nesterov=False,
                    epsilon=1e-7, rho=0.9, label="optimizer"):
-    """Builds an optimizer by name; each optimizer takes the hyper-parameters it understands."""
+    """Builds an optimizer by name; each takes the hyper-parameters its class declares in
+    HYPERPARAMETERS, so a new registry entry is built as itself, never as another optimizer."""
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown {label} {name!r}; valid choices: {', '.join(sorted(OPTIMIZERS))}")
-    if name == "sgd":
-        return SGD(learning_rate, momentum=momentum, nesterov=nesterov, name=label)
-    if name == "adam":
-        return Adam(learning_rate, beta1=beta1, beta2=beta2, epsilon=epsilon, name=label)
-    return RMSprop(learning_rate, rho=rho, momentum=momentum, epsilon=epsilon, name=label)
+    given = dict(beta1=beta1, beta2=beta2, momentum=momentum, nesterov=nesterov, epsilon=epsilon,
+                 rho=rho)
+    cls = OPTIMIZERS[name]
+    return cls(learning_rate, **{key: given[key] for key in cls.HYPERPARAMETERS}, name=label)
 
 
 class DynamicLossScale(tf.Module):

@@ -1,3 +1,5 @@
+import inspect
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -158,13 +160,40 @@ def test_bad_hyper_parameters_are_rejected():
 
 # --- Keras as an oracle (allowed in tests only) ----------------------------------------------------
 
+# The Keras oracle of each registered optimizer, by name: one missing is a KeyError, never a
+# silent stand-in.
+KERAS_ORACLES = {
+    "sgd": lambda keras, lr, kw: keras.optimizers.SGD(lr, momentum=kw["momentum"],
+                                                      nesterov=kw["nesterov"]),
+    "adam": lambda keras, lr, kw: keras.optimizers.Adam(lr, beta_1=kw["beta1"],
+                                                        beta_2=kw["beta2"], epsilon=kw["epsilon"]),
+    "rmsprop": lambda keras, lr, kw: keras.optimizers.RMSprop(lr, rho=kw["rho"],
+                                                              momentum=kw["momentum"],
+                                                              epsilon=kw["epsilon"]),
+}
+
+
 def keras_optimizer(name, lr, **kw):
     import keras
-    if name == "sgd":
-        return keras.optimizers.SGD(lr, momentum=kw["momentum"], nesterov=kw["nesterov"])
-    if name == "adam":
-        return keras.optimizers.Adam(lr, beta_1=kw["beta1"], beta_2=kw["beta2"], epsilon=kw["epsilon"])
-    return keras.optimizers.RMSprop(lr, rho=kw["rho"], momentum=kw["momentum"], epsilon=kw["epsilon"])
+    return KERAS_ORACLES[name](keras, lr, kw)
+
+
+@pytest.mark.parametrize("name", sorted(optimizers.OPTIMIZERS))
+def test_every_registered_optimizer_is_built_as_itself_with_its_own_hyperparameters(name):
+    """make_optimizer builds the registered class and hands it exactly the hyper-parameters it
+    declares (with their values); every registered optimizer has a Keras oracle and a case."""
+    cls = optimizers.OPTIMIZERS[name]
+    values = dict(beta1=0.25, beta2=0.75, momentum=0.5, nesterov=True, epsilon=1e-5, rho=0.8)
+    built = optimizers.make_optimizer(name, 0.1, **values)
+    assert type(built) is cls
+    parameters = set(inspect.signature(cls.__init__).parameters) - {"self", "learning_rate",
+                                                                     "name"}
+    assert parameters == set(cls.HYPERPARAMETERS), (name, parameters)
+    for key in cls.HYPERPARAMETERS:
+        stored = getattr(built, key)
+        stored = stored.numpy() if hasattr(stored, "numpy") else stored
+        assert stored == pytest.approx(values[key]), (name, key)
+    assert name in KERAS_ORACLES and any(case == name for case, _ in ORACLE_CASES)
 
 
 ORACLE_CASES = [
