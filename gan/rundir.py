@@ -136,11 +136,17 @@ def repair_checkpoint_state(logdir):
     listed = _state_file_lists(folder)
     if not found or (listed and listed[-1] == found[-1]):
         return None
-    # With their files' times, the manager keeps rotating them by --keep_checkpoints.
+    # The state file's own format (what tf.train.CheckpointManager writes), names relative to
+    # the folder; with the files' times the manager keeps rotating them by --keep_checkpoints.
+    from google.protobuf import text_format
+    from tensorflow.python.training import checkpoint_state_pb2
     stamps = [os.path.getmtime(path + ".index") for path in found]
-    tf.compat.v1.train.update_checkpoint_state(
-        folder, found[-1], all_model_checkpoint_paths=found,
+    state = checkpoint_state_pb2.CheckpointState(
+        model_checkpoint_path=os.path.basename(found[-1]),
+        all_model_checkpoint_paths=[os.path.basename(p) for p in found],
         all_model_checkpoint_timestamps=stamps, last_preserved_timestamp=min(stamps) - 1)
+    images.write_atomically(os.path.join(folder, STATE_FILE),
+                            text_format.MessageToString(state).encode())
     names = ", ".join(os.path.basename(p) for p in found)
     return (f"{os.path.join(folder, STATE_FILE)} did not list the checkpoints there; rewrote it "
             f"from the checkpoint files ({names})")

@@ -129,7 +129,9 @@ def test_a_second_writer_is_refused_and_a_killed_writers_lock_is_taken_over(tmp_
     holder.kill()
     holder.communicate()
     assert not rundir.LogdirLock(logdir).is_held()
-    checkpoint = tf.train.latest_checkpoint(os.path.join(logdir, "checkpoints"))
+    # The newest checkpoint by its files: a SIGKILL between a save and its index update leaves
+    # the state file one behind, and the resume takes the newer, complete one.
+    checkpoint = rundir.latest_checkpoint(os.path.join(logdir, "checkpoints"))
     step = int(checkpoint.rsplit("-", 1)[1])
     resumed = run_module("gan.train", *SMALL, f"--logdir={logdir}", f"--num_steps={step + 10}")
     assert f"took over the writer lock of {logdir} from pid {holder.pid}" in resumed.stdout

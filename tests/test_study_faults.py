@@ -161,6 +161,16 @@ def test_a_damaged_checkpoint_index_never_restarts_a_run(tmp_path, capsys):
     assert tf.train.get_checkpoint_state(folder).all_model_checkpoint_paths[-3:] == [
         os.path.join(folder, f"ckpt-{step}") for step in (10, 20, 30)]
     assert rundir.step_of(rundir.latest_checkpoint(folder)) == 30
+    # A SIGKILL between a save and the state file's update leaves the file one behind: the
+    # newer checkpoint, complete, is the one resumed from, and no deprecation notice is printed.
+    with open(state_file, "w") as f:
+        f.write('model_checkpoint_path: "ckpt-20"\nall_model_checkpoint_paths: "ckpt-10"\n'
+                'all_model_checkpoint_paths: "ckpt-20"\n')
+    capsys.readouterr()
+    train.train(small_config(num_steps=40, checkpoint_every=10, keep_checkpoints=5), logdir)
+    printed = capsys.readouterr()
+    assert f"Resumed from {os.path.join(folder, 'ckpt-30')} at step 30" in printed.out
+    assert "ckpt-10, ckpt-20, ckpt-30)" in printed.out and printed.err == "", printed.err
 
 
 def test_a_full_disk_leaves_no_temporary_checkpoint_behind(tmp_path):
