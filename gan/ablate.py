@@ -51,6 +51,7 @@ import functools
 import hashlib
 import itertools
 import json
+import math
 import os
 import re
 import shlex
@@ -183,8 +184,6 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*\Z")
 # Run directories are named <axis>=<label>,...,seed=<n> and reference=<name>,seed=<n>.
 RESERVED_AXES = ("seed", "reference")
 MAX_NAME_BYTES = 255  # a directory name's limit on Linux's file systems
-# gan.train's seeds become int64 RNG seeds.
-MAX_SEED = 2 ** 63 - 1
 
 
 def _table(path, raw, key, what):
@@ -249,7 +248,7 @@ def load_study(path):
     seeds = raw.get("seeds", [0])
     if (not isinstance(seeds, list) or not seeds
             or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
-            or len(set(seeds)) != len(seeds) or not all(0 <= s <= MAX_SEED for s in seeds)):
+            or len(set(seeds)) != len(seeds) or not all(config_lib.SEED.contains(s) for s in seeds)):
         raise StudyError(f"{path}: 'seeds' must be a list of distinct integers in [0, 2^63 - 1], "
                          f"found {seeds!r:.80}")
     settings = _table(path, raw, "settings", "a table of flag = value ([settings])")
@@ -400,7 +399,7 @@ def _attempts(status):
 
 def _wall_seconds(status):
     value = float(status.get("wall_seconds", 0.0))
-    return value if value >= 0 and value == value and value != float("inf") else 0.0
+    return value if value >= 0 and math.isfinite(value) else 0.0
 
 
 def write_status(run_dir, status):

@@ -21,7 +21,7 @@ from absl import flags
 import numpy as np
 import tensorflow as tf
 
-from gan import cli, data, layers, optimizers
+from gan import cli, config, data, layers, optimizers
 
 ASSETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 FEATURE_DIM = 128
@@ -179,7 +179,7 @@ def define_flags():
     flags.DEFINE_enum("dataset", "mnist", list(data.DATASETS), "Dataset to train on.")
     flags.DEFINE_string("data_dir", None, "Directory with the dataset's IDX files (see gan.train).")
     flags.DEFINE_integer("epochs", 12, "Training epochs.", lower_bound=1, upper_bound=10000)
-    flags.DEFINE_integer("seed", 0, "Random seed.", lower_bound=0, upper_bound=2 ** 63 - 1)
+    flags.DEFINE_integer("seed", 0, "Random seed.", lower_bound=0, upper_bound=config.SEED.high)
     flags.DEFINE_string("output", None, "Where to write the weights (.npz); default: the "
                         "package's own gan/assets/classifier_<dataset>.npz.")
 

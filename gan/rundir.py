@@ -102,11 +102,18 @@ def write_best(logdir, record):
 STATE_FILE = "checkpoint"  # tf.train.CheckpointManager's list of a folder's checkpoints
 
 
+def checkpoints_in(folder):
+    """The checkpoint prefixes in `folder` by their own files (each ckpt-N with its .index),
+    oldest step first."""
+    return sorted((index[:-len(".index")]
+                   for index in glob.glob(os.path.join(folder, "ckpt-*.index"))), key=step_of)
+
+
 def latest_checkpoint(folder):
-    """The newest checkpoint in `folder` by its own files (the highest ckpt-N with its .index),
-    so that a damaged state file cannot hide checkpoints that load; None when there is none."""
-    paths = [index[:-len(".index")] for index in glob.glob(os.path.join(folder, "ckpt-*.index"))]
-    return max(paths, key=step_of) if paths else None
+    """The newest checkpoint in `folder` by its own files, so that a damaged state file cannot
+    hide checkpoints that load; None when there is none."""
+    found = checkpoints_in(folder)
+    return found[-1] if found else None
 
 
 def _state_file_lists(folder):
@@ -131,8 +138,7 @@ def repair_checkpoint_state(logdir):
     training resumes from the checkpoints that exist and keeps rotating them. Returns the
     line to print, or None when there was nothing to repair."""
     folder = checkpoint_dir(logdir)
-    found = sorted((index[:-len(".index")]
-                    for index in glob.glob(os.path.join(folder, "ckpt-*.index"))), key=step_of)
+    found = checkpoints_in(folder)
     listed = _state_file_lists(folder)
     if not found or (listed and listed[-1] == found[-1]):
         return None
@@ -182,8 +188,7 @@ def checkpoint_paths(logdir, include_best=True):
     folders = [checkpoint_dir(logdir)]
     if include_best:
         folders.append(os.path.join(logdir, BEST_CHECKPOINT_SUBDIR))
-    paths = [index[:-len(".index")] for folder in folders
-             for index in glob.glob(os.path.join(folder, "ckpt-*.index"))]
+    paths = [path for folder in folders for path in checkpoints_in(folder)]
     return sorted(paths, key=step_of, reverse=True)
 
 

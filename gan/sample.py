@@ -20,13 +20,13 @@ import numpy as np
 import tensorflow as tf
 
 from gan import cli, images, rundir
+from gan import config as config_lib
 
 PROGRAM = "gan.sample"
 
 FLAGS = flags.FLAGS
 # One call of G draws every sample: 100,000 MLP samples take about 1 GB of activations.
 MAX_SAMPLES = 100_000
-MAX_SEED = 2 ** 63 - 1  # numpy's generator takes any non-negative integer; int64 is plenty
 
 
 def define_flags():
@@ -35,7 +35,7 @@ def define_flags():
                          upper_bound=MAX_SAMPLES)
     flags.DEFINE_string("output", None, "Output file: .npy (uint8 [N, H, W]) or .png (a grid).")
     flags.DEFINE_integer("seed", 0, "Seed of the latent noise: the same seed gives the same "
-                         "samples.", lower_bound=0, upper_bound=MAX_SEED)
+                         "samples.", lower_bound=0, upper_bound=config_lib.SEED.high)
     flags.DEFINE_integer("interpolate", 0, "If > 0: write that many rows of latent "
                          "interpolations (--interpolation_steps images each) instead.",
                          lower_bound=0, upper_bound=MAX_SAMPLES)
