@@ -138,10 +138,10 @@ def layer_macs(network, inputs):
 def flops_per_iteration(config):
     """FLOPs of one joint iteration of a RunConfig's networks (see the module docstring)."""
     import tensorflow as tf
+    from gan import build, networks
     from gan import config as config_lib
-    from gan import networks
     generator, discriminator = networks.make_networks(config.model.architecture,
-                                                      config_lib.network_config(config))
+                                                      build.network_config(config))
     g_macs, fakes = layer_macs(generator, tf.zeros([2, config.model.latent_dim]))
     d_macs, _ = layer_macs(discriminator, fakes)
     batch = config.schedule.batch_size
@@ -274,13 +274,14 @@ def row_config(settings):
 
 
 def make_trainer(settings):
+    from gan import build, data
     from gan import config as config_lib
-    from gan import data, trainer
+    from gan import step as step_lib
     config = row_config(settings)
-    state = config_lib.make_state(config)
-    return trainer.Trainer(state, config_lib.trainer_config(config),
-                           data.load("mnist", "train").pixels,  # as gan.train does
-                           jit_compile=settings.get("jit_compile", True))
+    state = build.make_state(config)
+    return step_lib.Trainer(state, config,
+                            data.load("mnist", "train").pixels,  # as gan.train does
+                            jit_compile=settings.get("jit_compile", True))
 
 
 def optimized_hlo(runner):

@@ -42,15 +42,15 @@ def peak_mib(who=resource.RUSAGE_SELF):
 # (TensorFlow runs them synchronously on CPU, so a call's duration is its iterations' time).
 CHILD = """
 import resource, runpy, sys, time
-from gan import trainer
-run, seconds = trainer.Trainer.run, [0.0]
+from gan import loop
+run, seconds = loop.Loop.run, [0.0]
 def timed_run(self, iterations):
     start = time.perf_counter()
     try:
         return run(self, iterations)
     finally:
         seconds[0] += time.perf_counter() - start
-trainer.Trainer.run = timed_run
+loop.Loop.run = timed_run
 sys.argv = sys.argv[1:]
 code = 0
 try:
@@ -94,10 +94,11 @@ class Stages:
 
 def seed_trainer(run, pixels):
     """(state, trainer) for the seed's config `run`, as gan.train builds them."""
-    from gan import config, trainer
-    state = config.make_state(run)
-    return state, trainer.Trainer(state, config.trainer_config(run), pixels,
-                                  jit_compile=config.jit_compile(run))
+    from gan import build
+    from gan import step as step_lib
+    state = build.make_state(run)
+    return state, step_lib.Trainer(state, run, pixels,
+                                   jit_compile=build.jit_compile(run))
 
 
 def in_process():
@@ -111,7 +112,7 @@ def in_process():
     stages.done("load MNIST")
     state, runner = seed_trainer(run, pixels)
     float(runner.run(1)["d_loss"])
-    train.return_freed_memory()  # as gan.train does after its first compiled call
+    run_lib.return_freed_memory()  # as gan.train does after its first compiled call
     stages.done("build the state, compile the loop, 1 iteration")
     for _ in range(run.schedule.num_steps // run.runtime.steps_per_loop):
         float(runner.run(run.runtime.steps_per_loop)["d_loss"])

@@ -7,7 +7,7 @@ MirroredStrategy, and prints the largest difference of any weight and any metric
 
 Both sides run without XLA (the strategy path does), since XLA's random kernels draw other
 numbers than TensorFlow's. Expect float rounding (1e-8 to 1e-5) everywhere except the recipes with
-WGAN-GP or DRAGAN, whose noise each replica draws from its own stream (see gan/trainer.py).
+WGAN-GP or DRAGAN, whose noise each replica draws from its own stream (see gan/step.py).
 """
 
 import sys
@@ -52,8 +52,9 @@ def main(argv):
         devices = [device.name for device in tf.config.list_logical_devices("GPU")]
         if len(devices) < 2:
             sys.exit(f"--devices=gpu: found {len(devices)} GPU(s); expected at least 2")
+    from gan import build, data
     from gan import config as config_lib
-    from gan import data, trainer
+    from gan import step as step_lib
     tf.get_logger().setLevel("ERROR")  # each recipe traces its own loop: retracing is expected
     strategy = tf.distribute.MirroredStrategy(devices)
     dataset = data.load("mnist", "train")
@@ -65,9 +66,9 @@ def main(argv):
         results = []
         for where in (tf.distribute.get_strategy(), strategy):
             with where.scope():
-                state = config_lib.make_state(run)
-            loop = trainer.Trainer(state, config_lib.trainer_config(run), dataset.images,
-                                   dataset.labels, jit_compile=False, strategy=where)
+                state = build.make_state(run)
+            loop = step_lib.Trainer(state, run, dataset.images,
+                                    dataset.labels, jit_compile=False, strategy=where)
             metrics = loop.run(FLAGS.iterations)
             results.append(([v.numpy() for v in state.variables],
                             {key: float(value) for key, value in metrics.items()}))

@@ -64,8 +64,9 @@ from concurrent import futures
 
 from absl import flags
 
-from gan import ablation_report, cli, distribute, images, rundir
+from gan import ablation_report, build, cli, distribute, images, rundir
 from gan import config as config_lib
+from gan.errors import StudyError
 
 PROGRAM = "gan.ablate"
 STATUS_FILE = "ablate_status.json"
@@ -77,10 +78,6 @@ RUNNER_LOCK = ".ablate.lock"
 FINAL_STATES = ("done", "diverged")
 
 FLAGS = flags.FLAGS
-
-
-class StudyError(ValueError):
-    """A study file that cannot be used; the message names the file and what is wrong."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -519,7 +516,7 @@ class Runner:
             return None
         if rundir.latest_checkpoint(rundir.checkpoint_dir(run_dir)) is None:
             return None
-        differences = config_lib.structural_differences(old, run.config)
+        differences = build.structural_differences(old, run.config)
         if not differences:
             return None
         return (f"{run_dir} holds a training with other structural settings "

@@ -21,13 +21,12 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from gan import ablate, events, images, networks, rundir
+from gan import ablate, events, images, latent, rundir
 
 # Final metrics per run, as gan.train's evaluations log them (eval/<name>).
 METRICS = ("fid", "kid", "classifier_score", "precision", "recall", "classes_covered")
 CONDITIONAL_METRICS = ("conditional_accuracy", "intra_fid")
 MOSAIC_SAMPLES = 10
-MOSAIC_NOISE_SEED = (2024, 11)
 
 
 # --- statistics ----------------------------------------------------------------------------------
@@ -328,8 +327,8 @@ def write_mosaic(path, root, summaries, runs):
             missing.append(f"mosaic.png: no row for {summary['config']}: {e}")
             continue
         generator = state.sampling_generator
-        noise = networks.fixed_latent(MOSAIC_SAMPLES, generator.latent_dim,
-                                      generator.latent_distribution, seed=MOSAIC_NOISE_SEED)
+        noise = latent.fixed(MOSAIC_SAMPLES, generator.latent_dim,
+                             generator.latent_distribution, seed=latent.MOSAIC_SEED)
         labels = (tf.constant(np.arange(MOSAIC_SAMPLES, dtype=np.int32) % generator.num_classes)
                   if generator.num_classes else None)
         rows.append(images.to_uint8(generator(noise, training=False, labels=labels).numpy()))

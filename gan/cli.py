@@ -13,6 +13,12 @@ import sys
 
 from absl import app, flags
 
+from gan import config, errors, rundir
+
+# The flags that `define_run_flags` defines belong to the program that calls it, so that its
+# --help lists them.
+flags.disclaim_key_flags()
+
 USAGE_EXIT_CODE = 2
 
 
@@ -29,31 +35,11 @@ def _parser(program, after_parsing=None):
         except flags.Error as e:
             fail(program, [str(e).splitlines()[0]])
         if len(remaining) > 1:
-            fail(program, [stray_arguments(remaining[1:])])
+            fail(program, [config.stray_arguments(remaining[1:])])
         if after_parsing:
             after_parsing()
         return remaining
     return parse
-
-
-BOM = "\ufeff"
-
-
-def stray_arguments(arguments):
-    """The line for words of a command line or flagfile that are not flags (absl passes a
-    flagfile's lines that do not start with a dash on as arguments)."""
-    first = arguments[0]
-    if first.startswith(BOM):
-        return (f"{first[1:]!r} starts with a byte-order mark (U+FEFF), as a flagfile saved as "
-                "'UTF-8 with BOM' does; expected the flagfile in plain UTF-8")
-    shown = " ".join(repr(a) for a in arguments[:3]) + (" ..." if len(arguments) > 3 else "")
-    return f"unexpected arguments: {shown} (flags are written --name=value, one per line)"
-
-
-def user_errors():
-    """The exception types whose message reports a user's mistake."""
-    from gan import config, data, rundir
-    return (rundir.RunError, config.ConfigError, data.DataError)
 
 
 def run(main, program, argv=None, after_parsing=None):
@@ -66,9 +52,21 @@ def run(main, program, argv=None, after_parsing=None):
             return main(argv)
         except OSError as e:  # a missing run, an unwritable output, a full disk
             fail(program, [f"{e.filename}: {e.strerror or e}" if e.filename else str(e)])
-        except user_errors() as e:
+        except errors.UserError as e:
             fail(program, str(e).splitlines()[:1])
     app.run(guarded, argv=argv, flags_parser=_parser(program, after_parsing))
+
+
+def define_run_flags():
+    """--logdir and --checkpoint, for the programs that read a run back (see `load_run`)."""
+    flags.DEFINE_string("logdir", None, "Run directory written by gan.train.")
+    flags.DEFINE_string("checkpoint", None, "Checkpoint path prefix, or 'best' for the best-FID "
+                        "one; default: the latest.")
+
+
+def load_run_from_flags():
+    """`rundir.load_run` of --logdir and --checkpoint (`run` reports its errors in one line)."""
+    return rundir.load_run(flags.FLAGS.logdir, flags.FLAGS.checkpoint)
 
 
 def check_output_path(path, suffixes=(), flag="output"):

@@ -21,15 +21,8 @@ import dataclasses
 import numbers
 from typing import Optional
 
-from gan import data, distribute, losses, networks, optimizers, trainer
-
-
-class ConfigError(ValueError):
-    """Invalid settings; `lines` holds one message per problem, each naming its flag."""
-
-    def __init__(self, lines):
-        super().__init__("\n".join(lines))
-        self.lines = list(lines)
+from gan import data, distribute, latent, losses, networks, optimizers
+from gan.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,12 +65,18 @@ UNIT_OPEN = Range(0, 1, low_inclusive=False, high_inclusive=False)
 
 
 def setting(default, help, *, choices=None, valid=None, structural=False, note=None, kind=None):
-    """A field of the schema. `valid` is a Range for numbers; `note` adds to the expectation
-    printed when the value is invalid (e.g. "0 turns evaluation off"); `kind` is the value's type
-    when the default (None) does not tell it."""
+    """A field of the schema. `choices`: a tuple, or a registry (a dict, read when the choices are
+    needed, so that an entry registered later is a valid choice); `valid` is a Range for
+    numbers; `note` adds to the expectation printed when the value is invalid (e.g. "0 turns
+    evaluation off"); `kind` is the value's type when the default (None) does not tell it."""
     return dataclasses.field(default=default, metadata={
-        "help": help, "choices": tuple(choices) if choices is not None else None,
-        "valid": valid, "structural": structural, "note": note, "kind": kind})
+        "help": help, "choices": choices, "valid": valid, "structural": structural,
+        "note": note, "kind": kind})
+
+
+# How the D update treats its batches (see gan.step).
+D_UPDATES = ("joint", "split")
+FAKE_BATCHNORM_MODES = ("train", "inference")
 
 
 # --- the groups -----------------------------------------------------------------------------------
@@ -95,11 +94,11 @@ class DataConfig:
 class ModelConfig:
     architecture: str = setting("mlp", "Generator/discriminator pair: " + "; ".join(
         f"{name}: {entry.help}" for name, entry in sorted(networks.ARCHITECTURES.items())) + ".",
-        choices=sorted(networks.ARCHITECTURES), structural=True)
+        choices=networks.ARCHITECTURES, structural=True)
     latent_dim: int = setting(100, "Size of the noise vector z.", valid=SIZE,
                               structural=True)
     latent_distribution: str = setting("normal", "Law of z: normal N(0, I) or uniform "
-                                       "U(-1, 1)^d.", choices=networks.LATENT_DISTRIBUTIONS,
+                                       "U(-1, 1)^d.", choices=latent.DISTRIBUTIONS,
                                        structural=True)
     g_hidden: tuple = setting((256, 512, 1024), "MLP generator hidden widths.", structural=True)
     d_hidden: tuple = setting((512, 256), "MLP discriminator hidden widths.", structural=True)
@@ -141,11 +140,11 @@ def _penalty_weight_fields():
 @dataclasses.dataclass(frozen=True)
 class _GameSettings:
     d_loss: str = setting("minimax", "Discriminator loss (docs/losses.md gives each formula).",
-                          choices=sorted(losses.D_LOSSES))
+                          choices=losses.D_LOSSES)
     g_loss: str = setting("non_saturating", "Generator loss: saturating is the minimax game's "
                           "log(1 - D(G(z))), non_saturating is -log D(G(z)); the relativistic "
                           "ones pair with the D loss of the same name.",
-                          choices=sorted(losses.G_LOSSES))
+                          choices=losses.G_LOSSES)
     label_smoothing: float = setting(0.0, "One-sided label smoothing a: the minimax D's real "
                                      "target is 1 - a (Salimans et al. 2016 use 0.1); 0 = off.",
                                      valid=UNIT_HALF_OPEN)
@@ -161,11 +160,15 @@ class _GameSettings:
     d_steps: int = setting(1, "Discriminator updates per generator update.", valid=AT_LEAST_1)
     d_update: str = setting("joint", "joint: one D step on the real+fake loss. split: a step on "
                             "the real batch, then a separate step on the fake batch (the seed's "
-                            "two train_on_batch calls).", choices=trainer.D_UPDATES)
+                            "two train_on_batch calls).", choices=D_UPDATES)
     d_fake_batchnorm: str = setting("train", "BatchNorm mode of G when making D's fake batch: "
                                     "train (batch statistics) or inference (moving averages, as "
                                     "the seed's generator.predict).",
-                                    choices=trainer.FAKE_BATCHNORM_MODES)
+                                    choices=FAKE_BATCHNORM_MODES)
+
+    def active_penalties(self):
+        """((name, weight), ...) of the penalties that are on, by name."""
+        return tuple(sorted(penalty_weights(self).items()))
 
 
 # The game's fields plus one --<penalty>_weight per entry of losses.PENALTIES.
@@ -183,7 +186,7 @@ def penalty_weights(game):
 
 @dataclasses.dataclass(frozen=True)
 class OptimizerConfig:
-    optimizer: str = setting("adam", "Optimizer.", choices=sorted(optimizers.OPTIMIZERS),
+    optimizer: str = setting("adam", "Optimizer.", choices=optimizers.OPTIMIZERS,
                              structural=True)
     learning_rate: float = setting(2e-4, "Learning rate.", valid=POSITIVE)
     beta1: float = setting(0.5, "Adam beta1 (Radford et al. 2016's 0.5).", valid=UNIT_HALF_OPEN)
@@ -265,7 +268,7 @@ class RuntimeConfig:
     mixed_precision: str = setting("none", "Compute the networks in a 16-bit float: bfloat16 or "
                                    "float16 (with dynamic loss scaling); variables, optimizer "
                                    "state, losses and penalties stay float32. none = float32 "
-                                   "throughout.", choices=MIXED_PRECISIONS)
+                                   "throughout.", choices=tuple(MIXED_PRECISIONS))
 
 
 # Group attribute -> (its dataclass, the prefix of its flags).
@@ -300,6 +303,22 @@ class Setting:
         return f"{_NET_OF_PREFIX[prefix]} {first}{text[1:]}"
 
     @property
+    def choices(self):
+        """The valid values of a string setting (a registry's names, sorted), or None."""
+        choices = self.field.metadata["choices"]
+        if choices is None:
+            return None
+        return tuple(sorted(choices)) if isinstance(choices, dict) else tuple(choices)
+
+    @property
+    def in_identity_at_default(self):
+        """Whether a run's identity (`to_flagfile(identity=True)`) names this setting when it
+        has its default value: only the settings that existed when studies began to identify
+        runs by their flags do, so that a setting added since, left at its default, leaves
+        every finished run of a study finished."""
+        return self.name in IDENTITY_BASELINE
+
+    @property
     def structural(self):
         return self.field.metadata["structural"]
 
@@ -327,8 +346,21 @@ def _settings():
 SETTINGS = _settings()
 # Where a run trains, not what it trains: a run may move between strategies and keep its identity.
 PLACEMENT_SETTINGS = ("strategy", "cpu_replicas", "tpu")
-# Settings added after studies began to identify runs by their flags (see `to_flagfile`).
-LATER_SETTINGS = ("sync_batchnorm", "mixed_precision")
+# The settings that existed when studies began to identify runs by their flags (version 0.2):
+# frozen, never to be edited. Any setting added since, penalty weights included, enters a run's
+# identity only when it is set to something other than its default (see `to_flagfile`), so that
+# adding a setting needs no edit here and changes no study's run digests
+# (tests/test_digests.py).
+IDENTITY_BASELINE = frozenset("""
+    dataset data_dir architecture latent_dim latent_distribution g_hidden d_hidden dcgan_width
+    dcgan_d_width g_norm d_norm bn_momentum bn_epsilon conditional g_conditioning d_conditioning
+    g_ema_decay d_loss g_loss label_smoothing penalty_every weight_clip allow_unstable d_steps
+    d_update d_fake_batchnorm gp_weight r1_weight r2_weight dragan_weight
+    g_optimizer g_learning_rate g_beta1 g_beta2 g_epsilon g_momentum g_nesterov g_rho
+    d_optimizer d_learning_rate d_beta1 d_beta2 d_epsilon d_momentum d_nesterov d_rho
+    batch_size num_steps seed log_every sample_every checkpoint_every keep_checkpoints eval_every
+    eval_num_samples grid_size steps_per_loop jit_compile deterministic on_nonfinite
+    rollback_lr_factor max_rollbacks strategy cpu_replicas tpu""".split())
 STRUCTURAL_SETTINGS = tuple(name for name, s in SETTINGS.items() if s.structural)
 
 
@@ -354,8 +386,8 @@ def _check(setting_, value):
             return None
         if not isinstance(value, str):
             return "a string"
-        if meta["choices"] and value not in meta["choices"]:
-            return f"one of {', '.join(meta['choices'])}"
+        if setting_.choices and value not in setting_.choices:
+            return f"one of {', '.join(setting_.choices)}"
         return None
     if value is None and setting_.default is None:
         return None
@@ -454,7 +486,8 @@ class RunConfig:
             if value is None:
                 continue
             if identity and (name in PLACEMENT_SETTINGS or (
-                    name in LATER_SETTINGS and value == SETTINGS[name].default)):
+                    not SETTINGS[name].in_identity_at_default
+                    and value == SETTINGS[name].default)):
                 continue
             if isinstance(value, bool):
                 lines.append(f"--{name}" if value else f"--no{name}")
@@ -484,8 +517,8 @@ def define_flags(flag_values):
             flags.DEFINE_integer(default=default, **common)
         elif kind is float:
             flags.DEFINE_float(default=default, **common)
-        elif meta["choices"]:
-            flags.DEFINE_enum(default=default, enum_values=list(meta["choices"]), **common)
+        elif setting_.choices:
+            flags.DEFINE_enum(default=default, enum_values=list(setting_.choices), **common)
         else:
             flags.DEFINE_string(default=default, **common)
 
@@ -508,119 +541,27 @@ def from_flags(flag_values):
     return RunConfig.from_flat(flat).validate()
 
 
+BOM = "\ufeff"
+
+
+def stray_arguments(arguments):
+    """The line for words of a command line or flagfile that are not flags (absl passes a
+    flagfile's lines that do not start with a dash on as arguments)."""
+    first = arguments[0]
+    if first.startswith(BOM):
+        return (f"{first[1:]!r} starts with a byte-order mark (U+FEFF), as a flagfile saved as "
+                "'UTF-8 with BOM' does; expected the flagfile in plain UTF-8")
+    shown = " ".join(repr(a) for a in arguments[:3]) + (" ..." if len(arguments) > 3 else "")
+    return f"unexpected arguments: {shown} (flags are written --name=value, one per line)"
+
+
 def from_flagfile(path, **overrides):
     """The validated RunConfig of a flagfile (as `gan.train --flagfile=path` reads it), with
     some settings overridden by flag name."""
     from absl import flags
-    from gan import cli
     flag_values = flags.FlagValues()
     define_flags(flag_values)
     remaining = flag_values(["gan", f"--flagfile={path}"])
     if len(remaining) > 1:  # as gan.train refuses them
-        raise ConfigError([f"{path}: {cli.stray_arguments(remaining[1:])}"])
+        raise ConfigError([f"{path}: {stray_arguments(remaining[1:])}"])
     return from_flags(flag_values).replace(**overrides).validate()
-
-
-# --- resume compatibility -------------------------------------------------------------------------
-
-def make_optimizer(config, prefix):
-    opt = getattr(config, f"{prefix}_opt")
-    return optimizers.make_optimizer(
-        opt.optimizer, opt.learning_rate, beta1=opt.beta1, beta2=opt.beta2,
-        momentum=opt.momentum, nesterov=opt.nesterov, epsilon=opt.epsilon, rho=opt.rho,
-        label=f"{prefix}_optimizer")
-
-
-def structural_differences(old, new):
-    """Lines 'name: checkpoint has A, this run has B' for every structural setting that differs
-    between two RunConfigs.
-
-    A hyper-parameter may change on resume unless it changes the optimizer's slot variables:
-    SGD's momentum may go from 0.9 to 0.5, but not from 0 (no velocity slot) to 0.9.
-    """
-    old_flat, new_flat = old.to_flat(), new.to_flat()
-    lines = [f"{name}: checkpoint has {_json_repr(old_flat[name])}, this run has "
-             f"{_json_repr(new_flat[name])}"
-             for name in STRUCTURAL_SETTINGS if old_flat[name] != new_flat[name]]
-    if (old.model.g_ema_decay > 0) != (new.model.g_ema_decay > 0):
-        lines.append(f"g_ema_decay: checkpoint has {old.model.g_ema_decay!r}, this run has "
-                     f"{new.model.g_ema_decay!r}, which would "
-                     f"{'drop' if old.model.g_ema_decay > 0 else 'add'} the generator's moving "
-                     "average")
-    old_scaled, new_scaled = loss_scaling(old), loss_scaling(new)
-    if old_scaled != new_scaled:
-        lines.append(f"mixed_precision: checkpoint has {old.runtime.mixed_precision!r}, this run "
-                     f"has {new.runtime.mixed_precision!r}, which would "
-                     f"{'drop' if old_scaled else 'add'} float16's loss scales")
-    for prefix in ("g", "d"):
-        if old_flat[f"{prefix}_optimizer"] != new_flat[f"{prefix}_optimizer"]:
-            continue
-        old_slots = make_optimizer(old, prefix).slot_names
-        new_slots = make_optimizer(new, prefix).slot_names
-        if old_slots != new_slots:
-            name = f"{prefix}_momentum"
-            lines.append(f"{name}: checkpoint has {old_flat[name]!r}, this run has "
-                         f"{new_flat[name]!r}, so the optimizer's slot variables would change "
-                         f"from {list(old_slots)} to {list(new_slots)}")
-    return lines
-
-
-def _json_repr(value):
-    return repr(list(value)) if isinstance(value, tuple) else repr(value)
-
-
-# --- building what a config describes -------------------------------------------------------------
-
-def network_config(config):
-    model = config.model
-    return networks.NetworkConfig(
-        latent_dim=model.latent_dim, latent_distribution=model.latent_distribution,
-        image_shape=data.IMAGE_SHAPE, g_hidden=model.g_hidden, d_hidden=model.d_hidden,
-        width=model.dcgan_width, d_width=model.dcgan_d_width or model.dcgan_width,
-        bn_momentum=model.bn_momentum, bn_epsilon=model.bn_epsilon,
-        g_norm=model.g_norm, d_norm=model.d_norm,
-        num_classes=data.NUM_CLASSES if model.conditional else 0,
-        g_conditioning=model.g_conditioning, d_conditioning=model.d_conditioning,
-        compute_dtype=MIXED_PRECISIONS[config.runtime.mixed_precision])
-
-
-def loss_scaling(config):
-    """Whether a run keeps dynamic loss scales (float16 mixed precision)."""
-    return config.runtime.mixed_precision == "float16"
-
-
-def trainer_config(config):
-    game = config.game
-    return trainer.TrainerConfig(
-        batch_size=config.schedule.batch_size, latent_dim=config.model.latent_dim,
-        latent_distribution=config.model.latent_distribution,
-        d_loss=game.d_loss, g_loss=game.g_loss, label_smoothing=game.label_smoothing,
-        penalties=tuple(sorted(penalty_weights(game).items())),
-        penalty_every=game.penalty_every, weight_clip=game.weight_clip, d_steps=game.d_steps,
-        d_update=game.d_update, d_fake_batchnorm=game.d_fake_batchnorm,
-        g_ema_decay=config.model.g_ema_decay, sync_batchnorm=config.runtime.sync_batchnorm,
-        loss_scaling=loss_scaling(config))
-
-
-def jit_compile(config):
-    """Whether the training loop is compiled with XLA (--jit_compile, auto = the architecture's
-    faster path)."""
-    if config.runtime.jit_compile == "auto":
-        return networks.get_architecture(config.model.architecture).xla
-    return config.runtime.jit_compile == "true"
-
-
-def make_state(config):
-    """Networks, optimizers and the GANState of a run (weights seeded by its seed)."""
-    import tensorflow as tf
-    tf.random.set_seed(config.schedule.seed)
-    generator, discriminator = networks.make_networks(config.model.architecture,
-                                                      network_config(config))
-    generator_ema = None
-    if config.model.g_ema_decay > 0:
-        generator_ema = networks.make_generator(config.model.architecture,
-                                                network_config(config))
-    return trainer.GANState(generator, discriminator, make_optimizer(config, "g"),
-                            make_optimizer(config, "d"), seed=config.schedule.seed,
-                            generator_ema=generator_ema,
-                            loss_scaling=loss_scaling(config))

@@ -21,6 +21,9 @@ import urllib.request
 import numpy as np
 import tensorflow as tf
 
+from gan import registry
+from gan.errors import DataError
+
 PACKAGE_DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "datasets")
 DEBIAN_FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MIRROR = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
@@ -54,10 +57,6 @@ CHECKSUMS = {
 NUM_CLASSES = 10
 IMAGE_SHAPE = (28, 28, 1)
 DATASETS = ("mnist", "fashion_mnist")
-
-
-class DataError(ValueError):
-    """A data file is missing, malformed or not the file it claims to be; the message names it."""
 
 
 def _read_bytes(path):
@@ -155,11 +154,8 @@ def _download(stem, cache_dir, checksum):
 def locate_files(name, split, data_dir=None, cache_dir=None, allow_download=True):
     """Returns (images_path, labels_path) for a dataset split, or raises DataError listing every
     place that was tried and how to provide the files."""
-    if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}; valid choices: {', '.join(DATASETS)}")
-    if split not in SPLIT_FILES:
-        raise DataError(f"unknown split {split!r}; valid choices: {', '.join(SPLIT_FILES)}")
-    stems = SPLIT_FILES[split]
+    registry.lookup(DATASETS, name, "dataset", DataError)
+    stems = registry.lookup(SPLIT_FILES, split, "split", DataError)
     places = []
     if data_dir:
         if not os.path.isdir(data_dir):

@@ -9,7 +9,7 @@
   tpu           a Cloud TPU (`tf.distribute.TPUStrategy`) at --tpu.
 
 --batch_size is the global batch: the trainer gives each replica an equal slice of it and averages
-the gradients, so results do not depend on the replica count (see `gan.trainer`).
+the gradients, so results do not depend on the replica count (see `gan.loop`).
 
 Under multi_worker, every worker runs the whole program, and only the chief (task "chief", or
 worker 0 when there is none) writes the run: events, samples, evaluations, config.json and the
@@ -22,11 +22,9 @@ import os
 
 import tensorflow as tf
 
+from gan.errors import StrategyError
+
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
-
-
-class StrategyError(ValueError):
-    """A strategy that cannot be made here; the message names the flag and what to do."""
 
 
 def configure_cpu_replicas(count):

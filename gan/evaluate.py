@@ -28,7 +28,7 @@ FLAGS = flags.FLAGS
 
 
 def define_flags():
-    rundir.define_run_flags()
+    cli.define_run_flags()
     flags.DEFINE_integer("num_samples", 10000, "Generated samples to evaluate.",
                          lower_bound=MIN_SAMPLES, upper_bound=MAX_SAMPLES)
     flags.DEFINE_integer("seed", 0, "Seed of the evaluation noise.", lower_bound=0,
@@ -127,7 +127,7 @@ def main(argv):
             print(f"{FLAGS.dataset} {name}: {evaluation.format_metrics(values)}")
         output = FLAGS.output
     else:
-        config, state, path = rundir.load_run_from_flags()
+        config, state, path = cli.load_run_from_flags()
         has_ema = config.model.g_ema_decay > 0
         if FLAGS.generator in ("ema", "both") and not has_ema:
             cli.fail(PROGRAM, [f"--generator={FLAGS.generator}: {FLAGS.logdir} keeps no moving "

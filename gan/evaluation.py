@@ -13,9 +13,8 @@ import numpy as np
 import tensorflow as tf
 
 from gan import classifier as classifier_lib
-from gan import data, images, metrics, networks
+from gan import data, images, latent, metrics
 
-NOISE_SALT = 7654321  # evaluation noise is its own stream, apart from training and sample grids
 
 
 @functools.lru_cache(maxsize=4)
@@ -64,8 +63,8 @@ def generate(generator, num_samples, seed=0, batch_size=1000, sampler=None, labe
     """num_samples images in [-1, 1] from G in inference mode, with noise fixed by `seed`. A
     conditional G gets `labels` (default: balanced). `sampler` is compile_sampler(generator), when
     the caller keeps one across calls."""
-    noise = networks.fixed_latent(num_samples, generator.latent_dim,
-                                  generator.latent_distribution, seed=[seed, NOISE_SALT])
+    noise = latent.fixed(num_samples, generator.latent_dim, generator.latent_distribution,
+                         seed=[seed, latent.EVALUATION_SALT])
     run = sampler or compile_sampler(generator)
     if not generator.num_classes:
         return np.concatenate([run(noise[start:start + batch_size]).numpy()

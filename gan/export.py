@@ -64,13 +64,13 @@ def main(argv):
     error = cli.check_output_dir(FLAGS.output)
     if error:
         cli.fail(PROGRAM, [error])
-    config, state, path = rundir.load_run_from_flags()
+    config, state, path = cli.load_run_from_flags()
     export(state.sampling_generator, config.model.latent_dim, FLAGS.output)
     print(f"exported the {state.sampling_generator_name} generator of {path} to {FLAGS.output}")
 
 
 def define_flags():
-    rundir.define_run_flags()
+    cli.define_run_flags()
     flags.DEFINE_string("output", None, "Directory to write the SavedModel to.")
     flags.mark_flags_as_required(["logdir", "output"])
 

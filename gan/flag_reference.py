@@ -10,7 +10,7 @@ import os
 
 from absl import flags
 
-from gan import cli, compile_cache, config
+from gan import cli, compile_cache, config, train
 
 PROGRAM = "gan.flag_reference"
 HEADINGS = {
@@ -42,8 +42,8 @@ def _default(setting):
 
 def _valid(setting):
     meta, kind = setting.field.metadata, setting.kind
-    if meta["choices"]:
-        return ", ".join(f"`{c}`" for c in meta["choices"])
+    if setting.choices:
+        return ", ".join(f"`{c}`" for c in setting.choices)
     if kind is tuple:
         return f"integers in [1, {config.MAX_WIDTH}]"
     if kind is bool:
@@ -71,10 +71,10 @@ def _rows(settings, twin=None):
 
 def train_only_flags():
     """gan.train's flags that are not settings of the schema (where the run lives, how it
-    starts), as (name, default, help). Imported after the command line is parsed, since
-    gan.train marks --logdir as required."""
-    from gan import train  # noqa: F401  (defines them on absl's FLAGS)
-    ours = flags.FLAGS.get_flags_for_module(train)
+    starts), as (name, default, help)."""
+    flag_values = flags.FlagValues()
+    train.define_flags(flag_values)
+    ours = flag_values.get_flags_for_module(train)
     return [(f.name, f.default, f.help) for f in sorted(ours, key=lambda f: f.name)
             if f.name not in config.SETTINGS]
 

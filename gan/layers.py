@@ -97,14 +97,14 @@ class BatchNorm(tf.Module):
     Under a `tf.distribute` strategy with several replicas, `cross_replica` (the default) makes
     the batch statistics those of the global batch (synchronized BatchNorm: an all-reduce of the
     mean, then of the variance about it), so the layer computes what one device would on the
-    whole batch; `cross_replica = False` keeps each replica's own statistics. The moving
+    whole batch; `cross_replica=False` keeps each replica's own statistics. The moving
     statistics are averaged over replicas when stored (identical values when synchronized).
     """
 
-    cross_replica = True
-
-    def __init__(self, momentum=0.99, epsilon=1e-3, num_features=None, name=None):
+    def __init__(self, momentum=0.99, epsilon=1e-3, num_features=None, cross_replica=True,
+                 name=None):
         super().__init__(name=name)
+        self.cross_replica = bool(cross_replica)
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"BatchNorm momentum must be in [0, 1], got {momentum}")
         if epsilon <= 0:
@@ -208,6 +208,8 @@ class SpectralNorm(tf.Module):
     Wraps any layer with a `kernel` and `apply_kernel(x, kernel)`: Dense, Conv2D, Conv2DTranspose,
     Embedding.
     """
+
+    takes_training = True  # its call takes `training` (see networks._apply)
 
     def __init__(self, layer, epsilon=1e-12, name=None):
         super().__init__(name=name)

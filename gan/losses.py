@@ -26,7 +26,7 @@ from typing import Callable, Optional
 
 import tensorflow as tf
 
-from gan import layers
+from gan import layers, registry
 
 
 def _mean(x):
@@ -185,7 +185,10 @@ class DiscriminatorLoss:
     split update takes one step on each. Others give `joint`, a function (l_r, l_f) -> parts.
     `probabilities`: the logits are log-odds of "real", so D(x) = sigmoid(l) and an accuracy at
     l = 0 mean something. `partner`: the only generator loss this D loss is meant to be trained
-    against, if any.
+    against, if any. `smoothed_real(a)`: the real term with one-sided label smoothing a, for a
+    loss that has a real target to smooth (None: --label_smoothing does not apply).
+    `needs_lipschitz`: the loss is only meaningful for a Lipschitz D (a gradient-bounding penalty
+    or weight clipping), as a Wasserstein critic's.
     """
     reference: str
     real_term: Optional[Callable] = None
@@ -193,6 +196,8 @@ class DiscriminatorLoss:
     joint: Optional[Callable] = None
     probabilities: bool = False
     partner: Optional[str] = None
+    smoothed_real: Optional[Callable] = None
+    needs_lipschitz: bool = False
 
     @property
     def separable(self):
@@ -204,10 +209,10 @@ class DiscriminatorLoss:
         return self.joint(real_logits, fake_logits)
 
     def with_label_smoothing(self, smoothing):
-        """The minimax loss with its real target lowered to 1 - smoothing."""
+        """The loss with its real target lowered by `smoothing` (see `smoothed_real`)."""
         if not smoothing:
             return self
-        return dataclasses.replace(self, real_term=smoothed_minimax_d_real(smoothing))
+        return dataclasses.replace(self, real_term=self.smoothed_real(smoothing))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,13 +231,14 @@ class GeneratorLoss:
 
 D_LOSSES = {
     "minimax": DiscriminatorLoss(
-        "Goodfellow et al. 2014, eq. 1", minimax_d_real, minimax_d_fake, probabilities=True),
+        "Goodfellow et al. 2014, eq. 1", minimax_d_real, minimax_d_fake, probabilities=True,
+        smoothed_real=smoothed_minimax_d_real),
     "least_squares": DiscriminatorLoss(
         "Mao et al. 2017, eq. 2 (a=0, b=1)", least_squares_d_real, least_squares_d_fake),
     "hinge": DiscriminatorLoss("Lim & Ye 2017; Miyato et al. 2018, eq. 16", hinge_d_real,
                                hinge_d_fake),
     "wasserstein": DiscriminatorLoss("Arjovsky et al. 2017, eq. 3", wasserstein_d_real,
-                                     wasserstein_d_fake),
+                                     wasserstein_d_fake, needs_lipschitz=True),
     "relativistic": DiscriminatorLoss("Jolicoeur-Martineau 2018, eq. 9 (RSGAN)",
                                       joint=relativistic_d_loss, partner="relativistic"),
     "relativistic_average": DiscriminatorLoss(
@@ -255,17 +261,12 @@ G_LOSSES = {
 
 
 def get_d_loss(name, label_smoothing=0.0):
-    if name not in D_LOSSES:
-        raise ValueError(f"unknown discriminator loss {name!r}; valid choices: "
-                         f"{', '.join(sorted(D_LOSSES))}")
-    return D_LOSSES[name].with_label_smoothing(label_smoothing)
+    return registry.lookup(D_LOSSES, name, "discriminator loss").with_label_smoothing(
+        label_smoothing)
 
 
 def get_g_loss(name):
-    if name not in G_LOSSES:
-        raise ValueError(f"unknown generator loss {name!r}; valid choices: "
-                         f"{', '.join(sorted(G_LOSSES))}")
-    return G_LOSSES[name]
+    return registry.lookup(G_LOSSES, name, "generator loss")
 
 
 # --- penalties on D (each unweighted; the trainer multiplies by --<name>_weight) -------------------
@@ -335,20 +336,28 @@ def dragan_penalty(discriminator, real, fake, rng, gradient_scale=None):
 
 @dataclasses.dataclass(frozen=True)
 class Penalty:
-    """A penalty on D: `function(discriminator, real, fake, rng)` -> unweighted value. One that
-    takes D's input gradients may also take `gradient_scale=None` (see input_gradients), which
-    the trainer passes under float16.
-    `uses_fake`: in the split update it joins the fake step (else the real step).
+    """A penalty on D: `function(discriminator, real, fake, rng)` -> unweighted value, with the
+    rules the trainer and the validation follow:
+    `uses_fake`: in the split update it joins the fake step (else the real step);
+    `bounds_gradient`: it bounds D's input gradient, which makes a Wasserstein critic's loss
+        meaningful;
+    `draws_noise`: it draws from `rng` (a tf.random.Generator, or under several replicas a
+        `loop.ReplicaStream`, which has the same draws);
+    `takes_gradient_scale`: it takes `gradient_scale=None` (see input_gradients), which the
+        trainer passes under float16;
     `help`: the text of its weight flag --<name>_weight."""
     function: Callable
     uses_fake: bool
     help: str
+    bounds_gradient: bool = True
+    draws_noise: bool = False
+    takes_gradient_scale: bool = True
 
 
 PENALTIES = {
     "gp": Penalty(wgan_gp_penalty, True,
                   "Weight of the WGAN-GP penalty E[(||grad D(x^)|| - 1)^2] on real/fake "
-                  "interpolates (Gulrajani et al. 2017; paper: 10). 0 = off."),
+                  "interpolates (Gulrajani et al. 2017; paper: 10). 0 = off.", draws_noise=True),
     "r1": Penalty(r1_penalty, False,
                   "Weight gamma of the R1 penalty gamma/2 E[||grad D(x)||^2] on real data "
                   "(Mescheder et al. 2018). 0 = off."),
@@ -357,11 +366,8 @@ PENALTIES = {
                   "(Mescheder et al. 2018). 0 = off."),
     "dragan": Penalty(dragan_penalty, False,
                       "Weight of the DRAGAN penalty E[(||grad D(x~)|| - 1)^2] around perturbed "
-                      "real data (Kodali et al. 2017; paper: 10). 0 = off."),
+                      "real data (Kodali et al. 2017; paper: 10). 0 = off.", draws_noise=True),
 }
-
-# Penalties that bound D's gradient, any of which makes a Wasserstein critic's loss meaningful.
-LIPSCHITZ_PENALTIES = ("gp", "dragan", "r1", "r2")
 
 
 def clip_weights(variables, limit):
@@ -379,17 +385,20 @@ def combination_problems(d_loss, g_loss, penalty_weights, weight_clip=0.0, label
     d_entry, g_entry = D_LOSSES.get(d_loss), G_LOSSES.get(g_loss)
     if d_entry is None or g_entry is None:
         return errors, unstable  # an unknown name is reported by the flag's own check
-    if label_smoothing and d_loss != "minimax":
+    if label_smoothing and d_entry.smoothed_real is None:
+        smoothable = sorted(name for name, entry in D_LOSSES.items() if entry.smoothed_real)
         errors.append(f"--label_smoothing={label_smoothing} with --d_loss={d_loss}: one-sided "
-                      "label smoothing lowers the real target of the minimax D's cross-entropy; "
-                      "expected --d_loss=minimax or --label_smoothing=0")
+                      "label smoothing lowers the real target of a cross-entropy, which this "
+                      f"loss does not have; expected --d_loss={' or '.join(smoothable)} or "
+                      "--label_smoothing=0")
     if d_update == "split" and not d_entry.separable:
         errors.append(f"--d_update=split with --d_loss={d_loss}: this loss compares real and fake "
                       "logits in one term, so it has no separate real and fake steps; expected "
                       "--d_update=joint")
-    lipschitz = [name for name in LIPSCHITZ_PENALTIES if penalty_weights.get(name, 0) > 0]
-    if d_loss == "wasserstein" and not lipschitz and not weight_clip > 0:
-        unstable.append("--d_loss=wasserstein with no gradient penalty and no --weight_clip: the "
+    lipschitz = [name for name, weight in penalty_weights.items()
+                 if weight > 0 and PENALTIES[name].bounds_gradient]
+    if d_entry.needs_lipschitz and not lipschitz and not weight_clip > 0:
+        unstable.append(f"--d_loss={d_loss} with no gradient penalty and no --weight_clip: the "
                         "critic is unconstrained, so its loss has no finite optimum and does not "
                         "estimate a distance (Arjovsky et al. 2017); set --gp_weight=10 (WGAN-GP) "
                         "or --weight_clip=0.01 (WGAN)")

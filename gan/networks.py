@@ -3,7 +3,7 @@
 Contract shared by every network, which is what lets the trainer stay generic:
   generator(z, training, labels=None) -> images in [-1, 1], shape [B, H, W, C]
   discriminator(images, training, labels=None) -> logits, shape [B]  (the sigmoid lives in the losses)
-  generator.latent_dim, generator.latent_distribution: the law of z (see `draw_latent`).
+  generator.latent_dim, generator.latent_distribution: the law of z (see `gan.latent`).
   network.num_classes: 0 for an unconditional network; else `labels` (int [B]) is required.
   discriminator.per_example: True when each logit depends on its own image alone (no batch
       statistics); the trainer then runs D once on real and fake stacked, which is faster.
@@ -35,49 +35,66 @@ from typing import Callable, Optional
 
 import tensorflow as tf
 
-from gan import layers
+from gan import layers, registry
 
-NORMALIZATIONS = ("batch", "layer", "spectral", "none")
+
+@dataclasses.dataclass(frozen=True)
+class Normalization:
+    """A network's normalization, with the rules the networks and the trainer follow.
+
+    feature(num_features, config, bn_momentum): the normalizer of a hidden layer's features, or
+        None for a normalization that does not act on features;
+    wrap(layer): the layer wrapped (e.g. spectrally normalized), or None to leave it as it is;
+        a wrapper whose `takes_training` is true is called with `training`;
+    per_example: each example's output depends on that example alone, so the trainer may run D
+        once on real and fake stacked;
+    cancels_bias: its mean subtraction cancels the bias of the layer before it, so that layer
+        has none.
+    """
+    feature: Optional[Callable]
+    wrap: Optional[Callable]
+    per_example: bool
+    cancels_bias: bool
+
+
+def _batch_norm(num_features, config, bn_momentum):
+    return layers.BatchNorm(bn_momentum, config.bn_epsilon, num_features=num_features,
+                            cross_replica=config.sync_batchnorm)
+
+
+NORMALIZATIONS = {
+    "batch": Normalization(_batch_norm, None, per_example=False, cancels_bias=True),
+    "layer": Normalization(lambda num_features, config, bn_momentum: layers.LayerNorm(
+        num_features=num_features), None, per_example=True, cancels_bias=True),
+    "spectral": Normalization(None, layers.SpectralNorm, per_example=True, cancels_bias=False),
+    "none": Normalization(None, None, per_example=True, cancels_bias=False),
+}
 G_CONDITIONINGS = ("concat",)
 D_CONDITIONINGS = ("projection", "concat")
-LATENT_DISTRIBUTIONS = ("normal", "uniform")
-
-
-# --- the law of z -------------------------------------------------------------------------------
-
-def draw_latent(rng, count, latent_dim, distribution="normal"):
-    """z for training, from a tf.random.Generator: N(0, I) or U(-1, 1)^d."""
-    if distribution == "normal":
-        return rng.normal([count, latent_dim])
-    return rng.uniform([count, latent_dim], -1.0, 1.0)
-
-
-def fixed_latent(count, latent_dim, distribution, seed):
-    """z fixed by a [2] integer seed (sample grids, evaluation): the same seed, the same noise."""
-    if distribution == "normal":
-        return tf.random.stateless_normal([count, latent_dim], seed=seed)
-    return tf.random.stateless_uniform([count, latent_dim], seed=seed, minval=-1.0, maxval=1.0)
 
 
 # --- building blocks ------------------------------------------------------------------------------
 
+def normalization(name):
+    return registry.lookup(NORMALIZATIONS, name, "normalization")
+
+
 def _linear(layer, norm):
-    """The layer, wrapped in spectral normalization when its network uses it."""
-    return layers.SpectralNorm(layer) if norm == "spectral" else layer
+    """The layer, wrapped as its network's normalization wants (e.g. spectrally normalized)."""
+    wrap = normalization(norm).wrap
+    return layer if wrap is None else wrap(layer)
 
 
 def _apply(layer, x, training):
-    """Runs a linear/conv layer; a spectrally normalized one needs `training` (power iteration)."""
-    return layer(x, training) if isinstance(layer, layers.SpectralNorm) else layer(x)
+    """Runs a linear/conv layer; a wrapper that declares `takes_training` (spectral norm's power
+    iteration) is given `training`."""
+    return layer(x, training) if getattr(layer, "takes_training", False) else layer(x)
 
 
-def _feature_norm(norm, num_features, bn_momentum, bn_epsilon):
-    """The hidden-layer normalizer of a network (None for spectral or none)."""
-    if norm == "batch":
-        return layers.BatchNorm(bn_momentum, bn_epsilon, num_features=num_features)
-    if norm == "layer":
-        return layers.LayerNorm(num_features=num_features)
-    return None
+def _feature_norm(norm, num_features, config, bn_momentum):
+    """The hidden-layer normalizer of a network (None for a normalization without one)."""
+    feature = normalization(norm).feature
+    return None if feature is None else feature(num_features, config, bn_momentum)
 
 
 def _normalize(norm_layer, x, training):
@@ -85,8 +102,7 @@ def _normalize(norm_layer, x, training):
 
 
 def _check_choice(what, value, choices):
-    if value not in choices:
-        raise ValueError(f"unknown {what} {value!r}; valid choices: {', '.join(choices)}")
+    registry.lookup(choices, value, what)
 
 
 class _Conditional(tf.Module):
@@ -136,7 +152,7 @@ class _Discriminator(_Conditional):
     @property
     def per_example(self):
         """No batch statistics: the trainer may stack real and fake in one batch."""
-        return self.norm != "batch"
+        return normalization(self.norm).per_example
 
 
 # --- MLP ------------------------------------------------------------------------------------------
@@ -149,24 +165,22 @@ class MLPGenerator(_Conditional):
     parameters plus 3,584 moving statistics, as the Keras tutorial's model.
     """
 
-    def __init__(self, latent_dim=100, hidden=(256, 512, 1024), image_shape=(28, 28, 1),
-                 leaky_slope=0.2, bn_momentum=0.8, bn_epsilon=1e-3, norm="batch", num_classes=0,
-                 latent_distribution="normal", name="generator"):
+    def __init__(self, config, bn_momentum, leaky_slope=0.2, name="generator"):
         super().__init__(name=name)
-        _check_choice("normalization", norm, NORMALIZATIONS)
-        self.latent_dim = int(latent_dim)
-        self.latent_distribution = latent_distribution
-        self.num_classes = int(num_classes)
-        self.image_shape = tuple(int(d) for d in image_shape)
+        self.norm = norm = config.g_norm
+        normalization(norm)
+        self.latent_dim = int(config.latent_dim)
+        self.latent_distribution = config.latent_distribution
+        self.num_classes = int(config.num_classes)
+        self.image_shape = tuple(int(d) for d in config.image_shape)
         self.leaky_slope = leaky_slope
-        self.norm = norm
         with self.name_scope:
             self.dense_layers = []
             self.norm_layers = []
             fan_in = self.latent_dim + self.num_classes
-            for width in hidden:
+            for width in config.g_hidden:
                 self.dense_layers.append(_linear(layers.Dense(width, input_size=fan_in), norm))
-                self.norm_layers.append(_feature_norm(norm, width, bn_momentum, bn_epsilon))
+                self.norm_layers.append(_feature_norm(norm, width, config, bn_momentum))
                 fan_in = width
             self.output_layer = _linear(
                 layers.Dense(math.prod(self.image_shape), input_size=fan_in), norm)
@@ -189,15 +203,14 @@ class MLPDiscriminator(_Discriminator):
     first hidden layer is never batch/layer normalized (Radford et al. 2016).
     """
 
-    def __init__(self, hidden=(512, 256), image_shape=(28, 28, 1), leaky_slope=0.2, norm="none",
-                 bn_momentum=0.99, bn_epsilon=1e-3, num_classes=0, conditioning="projection",
-                 name="discriminator"):
+    def __init__(self, config, bn_momentum, leaky_slope=0.2, name="discriminator"):
         super().__init__(name=name)
-        _check_choice("normalization", norm, NORMALIZATIONS)
+        self.norm = norm = config.d_norm
+        normalization(norm)
+        num_classes, conditioning = config.num_classes, config.d_conditioning
         _check_choice("D conditioning", conditioning, D_CONDITIONINGS)
-        self.image_shape = tuple(int(d) for d in image_shape)
+        self.image_shape = tuple(int(d) for d in config.image_shape)
         self.leaky_slope = leaky_slope
-        self.norm = norm
         with self.name_scope:
             self.flatten = layers.Flatten()
             self.dense_layers = []
@@ -205,10 +218,10 @@ class MLPDiscriminator(_Discriminator):
             fan_in = math.prod(self.image_shape)
             if num_classes and conditioning == "concat":
                 fan_in += num_classes
-            for i, width in enumerate(hidden):
+            for i, width in enumerate(config.d_hidden):
                 self.dense_layers.append(_linear(layers.Dense(width, input_size=fan_in), norm))
                 self.norm_layers.append(
-                    _feature_norm(norm, width, bn_momentum, bn_epsilon) if i > 0 else None)
+                    _feature_norm(norm, width, config, bn_momentum) if i > 0 else None)
                 fan_in = width
             self._make_head(fan_in, num_classes, conditioning, norm)
 
@@ -233,29 +246,26 @@ class DCGANGenerator(_Conditional):
       -> ConvT(C, 5, stride 2) -> tanh.   (w = `width`)
     """
 
-    def __init__(self, latent_dim=100, width=64, image_shape=(28, 28, 1), bn_momentum=0.9,
-                 bn_epsilon=1e-3, norm="batch", num_classes=0, latent_distribution="normal",
-                 name="generator"):
+    def __init__(self, config, bn_momentum, name="generator"):
         super().__init__(name=name)
-        _check_choice("normalization", norm, NORMALIZATIONS)
-        self.latent_dim = int(latent_dim)
-        self.latent_distribution = latent_distribution
-        self.num_classes = int(num_classes)
-        self.image_shape = tuple(int(d) for d in image_shape)
-        self.norm = norm
+        self.norm = norm = config.g_norm
+        width = config.width
+        self.latent_dim = int(config.latent_dim)
+        self.latent_distribution = config.latent_distribution
+        self.num_classes = int(config.num_classes)
+        self.image_shape = tuple(int(d) for d in config.image_shape)
         height, width_px, channels = self.image_shape
         if height % 4 or width_px % 4:
             raise ValueError(f"DCGAN needs image sides divisible by 4, got {self.image_shape}")
         self.base_shape = (height // 4, width_px // 4, 4 * width)
-        # A bias right before batch/layer norm is cancelled by its mean subtraction.
-        bias = norm not in ("batch", "layer")
+        bias = not normalization(norm).cancels_bias
         with self.name_scope:
             self.project = _linear(layers.Dense(math.prod(self.base_shape),
                                                 input_size=self.latent_dim + self.num_classes,
                                                 use_bias=bias), norm)
-            self.norm0 = _feature_norm(norm, self.base_shape[-1], bn_momentum, bn_epsilon)
+            self.norm0 = _feature_norm(norm, self.base_shape[-1], config, bn_momentum)
             self.up1 = _linear(layers.Conv2DTranspose(2 * width, 5, stride=2, use_bias=bias), norm)
-            self.norm1 = _feature_norm(norm, 2 * width, bn_momentum, bn_epsilon)
+            self.norm1 = _feature_norm(norm, 2 * width, config, bn_momentum)
             self.up2 = _linear(layers.Conv2DTranspose(channels, 5, stride=2), norm)
 
     def __call__(self, z, training, labels=None):
@@ -272,22 +282,21 @@ class DCGANDiscriminator(_Discriminator):
     """DCGAN discriminator: Conv(w, 5, s2) -> LReLU -> Conv(2w, 5, s2) -> norm -> LReLU -> flatten
     -> Dense 1. The first conv is never batch/layer normalized (Radford et al. 2016)."""
 
-    def __init__(self, width=64, image_shape=(28, 28, 1), leaky_slope=0.2, norm="none",
-                 bn_momentum=0.9, bn_epsilon=1e-3, num_classes=0, conditioning="projection",
-                 name="discriminator"):
+    def __init__(self, config, bn_momentum, leaky_slope=0.2, name="discriminator"):
         super().__init__(name=name)
-        _check_choice("normalization", norm, NORMALIZATIONS)
+        self.norm = norm = config.d_norm
+        width, num_classes, conditioning = config.d_width, config.num_classes, config.d_conditioning
         _check_choice("D conditioning", conditioning, D_CONDITIONINGS)
-        self.image_shape = tuple(int(d) for d in image_shape)
+        self.image_shape = tuple(int(d) for d in config.image_shape)
         self.leaky_slope = leaky_slope
-        self.norm = norm
         height, width_px, _ = self.image_shape
         features = -(-height // 4) * -(-width_px // 4) * 2 * width
         with self.name_scope:
             self.conv1 = _linear(layers.Conv2D(width, 5, stride=2), norm)
             self.conv2 = _linear(layers.Conv2D(2 * width, 5, stride=2,
-                                               use_bias=norm not in ("batch", "layer")), norm)
-            self.norm2 = _feature_norm(norm, 2 * width, bn_momentum, bn_epsilon)
+                                               use_bias=not normalization(norm).cancels_bias),
+                                 norm)
+            self.norm2 = _feature_norm(norm, 2 * width, config, bn_momentum)
             self.flatten = layers.Flatten()
             self._make_head(features, num_classes, conditioning, norm, lazy_output=True)
 
@@ -309,46 +318,35 @@ class DCGANDiscriminator(_Discriminator):
 @dataclasses.dataclass(frozen=True)
 class NetworkConfig:
     """Sizes and choices of a generator/discriminator pair; each architecture reads what it uses.
+    Made from a run's settings by `gan.build.network_config`, where every default lives.
     bn_momentum None = the architecture's own default."""
-    latent_dim: int = 100
-    latent_distribution: str = "normal"
-    image_shape: tuple = (28, 28, 1)
-    g_hidden: tuple = (256, 512, 1024)  # mlp
-    d_hidden: tuple = (512, 256)  # mlp
-    width: int = 64  # dcgan generator
-    d_width: int = 64  # dcgan discriminator
-    bn_momentum: Optional[float] = None
-    bn_epsilon: float = 1e-3
-    g_norm: str = "batch"
-    d_norm: str = "none"
-    num_classes: int = 0
-    g_conditioning: str = "concat"
-    d_conditioning: str = "projection"
-    compute_dtype: str = "float32"  # bfloat16 / float16: mixed precision (see the module doc)
+    latent_dim: int
+    latent_distribution: str
+    image_shape: tuple
+    g_hidden: tuple  # mlp
+    d_hidden: tuple  # mlp
+    width: int  # dcgan generator
+    d_width: int  # dcgan discriminator
+    bn_momentum: Optional[float]
+    bn_epsilon: float
+    g_norm: str
+    d_norm: str
+    num_classes: int
+    g_conditioning: str
+    d_conditioning: str
+    compute_dtype: str  # bfloat16 / float16: mixed precision (see the module doc)
+    sync_batchnorm: bool  # under several replicas, BatchNorm on the global batch
 
 
 COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
 
 
 def _make_mlp(config, momentum):
-    return (MLPGenerator(config.latent_dim, config.g_hidden, config.image_shape,
-                         bn_momentum=momentum, bn_epsilon=config.bn_epsilon, norm=config.g_norm,
-                         num_classes=config.num_classes,
-                         latent_distribution=config.latent_distribution),
-            MLPDiscriminator(config.d_hidden, config.image_shape, norm=config.d_norm,
-                             bn_momentum=momentum, bn_epsilon=config.bn_epsilon,
-                             num_classes=config.num_classes, conditioning=config.d_conditioning))
+    return MLPGenerator(config, momentum), MLPDiscriminator(config, momentum)
 
 
 def _make_dcgan(config, momentum):
-    return (DCGANGenerator(config.latent_dim, config.width, config.image_shape,
-                           bn_momentum=momentum, bn_epsilon=config.bn_epsilon, norm=config.g_norm,
-                           num_classes=config.num_classes,
-                           latent_distribution=config.latent_distribution),
-            DCGANDiscriminator(config.d_width, config.image_shape, norm=config.d_norm,
-                               bn_momentum=momentum, bn_epsilon=config.bn_epsilon,
-                               num_classes=config.num_classes,
-                               conditioning=config.d_conditioning))
+    return DCGANGenerator(config, momentum), DCGANDiscriminator(config, momentum)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -372,10 +370,7 @@ ARCHITECTURES = {
 
 
 def get_architecture(name):
-    if name not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {name!r}; valid choices: "
-                         f"{', '.join(sorted(ARCHITECTURES))}")
-    return ARCHITECTURES[name]
+    return registry.lookup(ARCHITECTURES, name, "architecture")
 
 
 def _make(architecture, config):
@@ -390,14 +385,14 @@ def _make(architecture, config):
     return networks
 
 
-def make_networks(architecture, config=NetworkConfig()):
+def make_networks(architecture, config):
     """Builds (generator, discriminator) by architecture name, with every variable created."""
     generator, discriminator = _make(architecture, config)
     build(generator, discriminator)
     return generator, discriminator
 
 
-def make_generator(architecture, config=NetworkConfig()):
+def make_generator(architecture, config):
     """A generator alone (e.g. the EMA copy), built."""
     generator, _ = _make(architecture, config)
     generator(tf.zeros([2, generator.latent_dim]), training=False,

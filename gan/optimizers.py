@@ -10,6 +10,8 @@ The learning rate is a variable, so a run can change it (e.g. after a roll-back)
 
 import tensorflow as tf
 
+from gan import registry
+
 
 UPDATE_SCOPE = "optimizer_update"
 
@@ -164,16 +166,18 @@ class RMSprop(Optimizer):
 OPTIMIZERS = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
 
 
-def make_optimizer(name, learning_rate, beta1=0.5, beta2=0.999, momentum=0.0, nesterov=False,
-                   epsilon=1e-7, rho=0.9, label="optimizer"):
-    """Builds an optimizer by name; each takes the hyper-parameters its class declares in
-    HYPERPARAMETERS, so a new registry entry is built as itself, never as another optimizer."""
-    if name not in OPTIMIZERS:
-        raise ValueError(f"unknown {label} {name!r}; valid choices: {', '.join(sorted(OPTIMIZERS))}")
-    given = dict(beta1=beta1, beta2=beta2, momentum=momentum, nesterov=nesterov, epsilon=epsilon,
-                 rho=rho)
-    cls = OPTIMIZERS[name]
-    return cls(learning_rate, **{key: given[key] for key in cls.HYPERPARAMETERS}, name=label)
+def make_optimizer(name, learning_rate, label="optimizer", **settings):
+    """Builds an optimizer by name from a run's optimizer settings ({beta1: ..., momentum: ...}):
+    each takes the hyper-parameters its class declares in HYPERPARAMETERS, so a new registry
+    entry is built as itself, never as another optimizer. A class that does not declare them
+    cannot be built."""
+    cls = registry.lookup(OPTIMIZERS, name, label)
+    declared = getattr(cls, "HYPERPARAMETERS", None)
+    if declared is None:
+        raise TypeError(f"optimizer {name!r} ({cls.__name__}) declares no HYPERPARAMETERS, so "
+                        "make_optimizer cannot build it")
+    return cls(learning_rate, **{key: settings[key] for key in declared if key in settings},
+               name=label)
 
 
 class DynamicLossScale(tf.Module):

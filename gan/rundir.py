@@ -6,26 +6,21 @@ training state from them.
 nothing but the logdir.
 """
 
+import contextlib
 import fcntl
 import glob
 import json
 import os
 import re
+import shutil
 import socket
 import time
 
 import tensorflow as tf
-from absl import flags
 
 from gan import config as config_lib
-from gan import images
-
-# The flags that `define_run_flags` defines belong to the program that calls it, so that its
-# --help lists them.
-flags.disclaim_key_flags()
-
-class RunError(ValueError):
-    """A run directory's file that cannot be used; the message names it."""
+from gan import build, images
+from gan.errors import CheckpointError, LogdirLocked, RunError
 
 
 CONFIG_FILE = "config.json"
@@ -37,26 +32,25 @@ def checkpoint_dir(logdir):
     return os.path.join(logdir, CHECKPOINT_SUBDIR)
 
 
-def define_run_flags():
-    """--logdir and --checkpoint, for the programs that read a run back (see `load_run`)."""
-    flags.DEFINE_string("logdir", None, "Run directory written by gan.train.")
-    flags.DEFINE_string("checkpoint", None, "Checkpoint path prefix, or 'best' for the best-FID "
-                        "one; default: the latest.")
-
-
-def load_run_from_flags():
-    """`load_run` of --logdir and --checkpoint (`gan.cli.run` reports its errors in one line)."""
-    return load_run(flags.FLAGS.logdir, flags.FLAGS.checkpoint)
-
-
 def load_run(logdir, checkpoint=None):
     """(config, state, checkpoint path) of a finished or running training run, restored."""
     config = load_config(logdir)
-    state = config_lib.make_state(config)
+    state = build.make_state(config)
     path = restore(state, logdir, checkpoint)
     if path is None:
         raise FileNotFoundError(f"{checkpoint_dir(logdir)} holds no checkpoint yet")
     return config, state, path
+
+
+def remove_partial_checkpoint(folder, step):
+    """Removes what a failed save of ckpt-<step> left in `folder`: TensorFlow's temporary
+    ckpt-<step>_temp* shards (a complete checkpoint never has that name)."""
+    for path in glob.glob(os.path.join(folder, f"ckpt-{step}_temp*")):
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.remove(path)
 
 
 def save_config(logdir, config):
@@ -173,11 +167,6 @@ def resolve_checkpoint(logdir, checkpoint=None):
     return latest_checkpoint(checkpoint_dir(logdir))
 
 
-class CheckpointError(RunError):
-    """A checkpoint that cannot be read or does not fit the run; the message names it and the
-    checkpoints of the run that do load."""
-
-
 def step_of(path):
     match = re.search(r"ckpt-(\d+)$", path)
     return int(match.group(1)) if match else -1
@@ -244,10 +233,6 @@ def restore(state, logdir, checkpoint=None, fall_back=False):
 # --- one writer per logdir -------------------------------------------------------------------------
 
 LOCK_FILE = ".writer.lock"
-
-
-class LogdirLocked(RuntimeError):
-    """Another live process holds the logdir's writer lock; the message names it."""
 
 
 class LogdirLock:

@@ -30,7 +30,7 @@ MAX_SAMPLES = 100_000
 
 
 def define_flags():
-    rundir.define_run_flags()
+    cli.define_run_flags()
     flags.DEFINE_integer("num_samples", 64, "Number of samples.", lower_bound=1,
                          upper_bound=MAX_SAMPLES)
     flags.DEFINE_string("output", None, "Output file: .npy (uint8 [N, H, W]) or .png (a grid).")
@@ -85,7 +85,7 @@ def main(argv):
     if errors:
         cli.fail(PROGRAM, errors)
     output = FLAGS.output
-    config, state, _ = rundir.load_run_from_flags()
+    config, state, _ = cli.load_run_from_flags()
     generator = state.sampling_generator
     if FLAGS.label is not None and not generator.num_classes:
         cli.fail(PROGRAM, [f"--label={FLAGS.label}: {FLAGS.logdir} holds an unconditional "

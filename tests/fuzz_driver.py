@@ -110,8 +110,8 @@ def schema_bad_values(setting, rng):
         return lambda: rng.choice(["maybe", "2", random_word(rng)])
     if kind is tuple:
         return lambda: rng.choice(["a,b", "0", f"-{rng.randint(1, 99)},4", "1.5", "8,,x"])
-    if meta["choices"]:
-        return lambda: rng.choice([random_word(rng), "", meta["choices"][0] + "x"])
+    if setting.choices:
+        return lambda: rng.choice([random_word(rng), "", setting.choices[0] + "x"])
     valid = meta["valid"]
 
     def outside():
@@ -128,6 +128,7 @@ def schema_bad_values(setting, rng):
 
 def train_call():
     from gan import cli, train
+    train.define_flags()
     return lambda argv: cli.run(train.main, "gan.train", argv)
 
 

@@ -161,3 +161,18 @@ def compiled_dots(hlo_text):
             output, lhs, _, contracting = match.groups()
             dots.append((tuple(dims(output)), tuple(shapes[lhs][i] for i in dims(contracting))))
     return sorted(dots)
+
+
+def run_config(penalties=(), **flat):
+    """A RunConfig of the defaults with some settings changed by flag name; `penalties`
+    ((name, weight), ...) sets their --<name>_weight."""
+    from gan import config
+    flat.update({f"{name}_weight": weight for name, weight in penalties})
+    return config.RunConfig().replace(**flat)
+
+
+def network_config(**fields):
+    """The networks' config of the default run, with some of its fields changed."""
+    import dataclasses
+    from gan import build, config
+    return dataclasses.replace(build.network_config(config.RunConfig()), **fields)

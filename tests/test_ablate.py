@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan import ablate, ablation_report, data, networks, rundir
+from gan import ablate, ablation_report, data, latent, rundir
 from helpers import (REPO, assert_clean_failure, read_png, run_module, summary_records,
                      user_environment)
 
@@ -152,8 +152,8 @@ def test_results_table_csv_mosaic_plot_and_hparams(study):
     assert mosaic.shape == (59, 1 + 29 * ablation_report.MOSAIC_SAMPLES, 1)
     mosaic = mosaic[29:]  # row 0 is the reference (the best FID), row 1 d=adam
     _, state, _ = rundir.load_run(os.path.join(root, RUN_NAMES[0]))
-    noise = networks.fixed_latent(ablation_report.MOSAIC_SAMPLES, 100, "normal",
-                                  seed=ablation_report.MOSAIC_NOISE_SEED)
+    noise = latent.fixed(ablation_report.MOSAIC_SAMPLES, 100, "normal",
+                                  seed=latent.MOSAIC_SEED)
     from gan import images
     samples = state.sampling_generator(noise, training=False).numpy()
     expected = images.make_grid(images.to_uint8(samples), 1, ablation_report.MOSAIC_SAMPLES)

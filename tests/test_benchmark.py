@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from gan import config as config_lib
-from gan import data, trainer
+from gan import build
+from gan import step as step_lib
+from gan import data
 from helpers import (REPO, compiled_dots, load_benchmark, load_experiment_script,
                      user_environment)
 
@@ -28,9 +30,9 @@ def compiled_matmul_flops(hlo_text):
 def test_flop_count_matches_the_compiled_iteration(batch):
     benchmark = load_benchmark()
     config = benchmark.seed_mlp_config(batch, d_update="joint", d_fake_batchnorm="train")
-    state = config_lib.make_state(config)
-    runner = trainer.Trainer(state, config_lib.trainer_config(config),
-                             data.load("mnist", "test").pixels[:1000])
+    state = build.make_state(config)
+    runner = step_lib.Trainer(state, config,
+                              data.load("mnist", "test").pixels[:1000])
     compiled = compiled_matmul_flops(benchmark.optimized_hlo(runner))
     counted = benchmark.flops_per_iteration(config)
     # XLA may turn the 1-unit output layer's matmuls into multiply-reduce: 0.1% of the FLOPs.

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from gan import config, losses, rundir, train
+from gan import build
+from gan import run as run_lib
 from helpers import REPO, checkpoint_values
 
 OLD_CONFIG = os.path.join(REPO, "tests", "data", "config_v0.1.0_seed.json")
@@ -55,10 +57,11 @@ losses.PENALTIES["logit_square"] = losses.Penalty(
     lambda d, real, fake, rng: tf.reduce_mean(tf.square(d(real, training=True))), False,
     "Weight of E[D(x)^2] (a test penalty).")
 from gan import config, train
+from gan import run as run_lib
 cfg = config.from_flagfile("experiments/mnist_mlp.flags", logit_square_weight=0.5,
     g_hidden=(16,), d_hidden=(16,), batch_size=8, num_steps=3, eval_every=0, log_every=3,
     jit_compile="false")
-result = train.train(cfg, {repr(str(tmp_path / 'run'))})
+result = run_lib.train(cfg, {repr(str(tmp_path / 'run'))})
 print("penalty", result.train_metrics["penalty_logit_square"])
 """
     out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
@@ -143,18 +146,18 @@ def test_structural_settings_come_from_the_schema():
         "dcgan_width", "dcgan_d_width", "g_norm", "d_norm", "conditional", "g_conditioning",
         "d_conditioning", "g_optimizer", "d_optimizer"}
     base = config.RunConfig()
-    assert config.structural_differences(base, base.replace(
+    assert build.structural_differences(base, base.replace(
         g_learning_rate=1e-3, d_loss="hinge", g_loss="hinge", gp_weight=1.0, num_steps=5)) == []
-    assert config.structural_differences(base, base.replace(latent_dim=50, g_hidden=(8,))) == [
+    assert build.structural_differences(base, base.replace(latent_dim=50, g_hidden=(8,))) == [
         "latent_dim: checkpoint has 100, this run has 50",
         "g_hidden: checkpoint has [256, 512, 1024], this run has [8]"]
     sgd = base.replace(g_optimizer="sgd", g_momentum=0.9)
-    assert config.structural_differences(sgd, sgd.replace(g_momentum=0.5)) == []
-    assert "['velocity'] to []" in config.structural_differences(sgd, sgd.replace(g_momentum=0.0))[0]
+    assert build.structural_differences(sgd, sgd.replace(g_momentum=0.5)) == []
+    assert "['velocity'] to []" in build.structural_differences(sgd, sgd.replace(g_momentum=0.0))[0]
     # G's moving average may change its decay, but not appear or disappear.
     ema = base.replace(g_ema_decay=0.999)
-    assert config.structural_differences(ema, ema.replace(g_ema_decay=0.99)) == []
-    assert config.structural_differences(base, ema) == [
+    assert build.structural_differences(ema, ema.replace(g_ema_decay=0.99)) == []
+    assert build.structural_differences(base, ema) == [
         "g_ema_decay: checkpoint has 0.0, this run has 0.999, which would add the generator's "
         "moving average"]
 
@@ -164,8 +167,8 @@ def test_architecture_defaults_and_older_configs():
     0.2 (jit_compile a boolean) still loads."""
     mlp, dcgan = config.RunConfig(), config.RunConfig().replace(architecture="dcgan")
     assert mlp.model.bn_momentum is None
-    assert config.jit_compile(mlp) and not config.jit_compile(dcgan)
-    assert config.jit_compile(dcgan.replace(jit_compile="true"))
+    assert build.jit_compile(mlp) and not build.jit_compile(dcgan)
+    assert build.jit_compile(dcgan.replace(jit_compile="true"))
     flat = mlp.to_flat()
     flat["jit_compile"] = False
     assert config.RunConfig.from_flat(flat).runtime.jit_compile == "false"
@@ -183,7 +186,7 @@ def test_train_runs_in_process_without_flags(tmp_path):
                                  checkpoint_every=20, eval_every=0, steps_per_loop=10,
                                  jit_compile="false")
     logdir = str(tmp_path / "run")
-    result = train.train(small, logdir)
+    result = run_lib.train(small, logdir)
     assert not flags.FLAGS.is_parsed()
     assert result.step == 40 and result.stopped_by is None and result.eval_metrics is None
     assert result.train_metrics["penalty_r1"] > 0 and np.isfinite(result.train_metrics["d_loss"])
@@ -191,11 +194,11 @@ def test_train_runs_in_process_without_flags(tmp_path):
     assert os.path.exists(os.path.join(logdir, "samples", "step_000040.png"))
     before = checkpoint_values(os.path.join(logdir, "checkpoints", "ckpt-40"))
 
-    longer = train.train(small.replace(num_steps=60), logdir)
+    longer = run_lib.train(small.replace(num_steps=60), logdir)
     assert longer.step == 60
     resumed = checkpoint_values(os.path.join(logdir, "checkpoints", "ckpt-60"))
     assert any(not np.array_equal(before[k], resumed[k]) for k in before if "kernel" in k)
     with pytest.raises(config.ConfigError, match="critic is unconstrained"):
-        train.train(small.replace(d_loss="wasserstein", g_loss="wasserstein", r1_weight=0.0),
-                    str(tmp_path / "refused"))
+        run_lib.train(small.replace(d_loss="wasserstein", g_loss="wasserstein", r1_weight=0.0),
+                      str(tmp_path / "refused"))
     assert not os.path.exists(tmp_path / "refused")

@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan import config, data, distribute, export, losses, networks, optimizers, trainer
+from gan import config, data, distribute, export, losses, networks, optimizers
+from gan import state as state_lib
+from gan import step as step_lib
+import helpers
 from helpers import assert_same_images
 
 NETWORK_CASES = [(architecture, conditional)
@@ -21,7 +24,7 @@ NORM_CASES = [(architecture, norm) for architecture in sorted(networks.ARCHITECT
 
 
 def tiny_config(conditional=False, **overrides):
-    return networks.NetworkConfig(latent_dim=6, g_hidden=(8, 16), d_hidden=(16, 8), width=2,
+    return helpers.network_config(latent_dim=6, g_hidden=(8, 16), d_hidden=(16, 8), width=2,
                                   d_width=2, num_classes=10 if conditional else 0, **overrides)
 
 
@@ -31,9 +34,9 @@ def tiny_state(architecture, conditional=False, ema=True, seed=0, g_optimizer="a
     config = tiny_config(conditional, **overrides)
     g, d = networks.make_networks(architecture, config)
     g_ema = networks.make_generator(architecture, config) if ema else None
-    return trainer.GANState(g, d, optimizers.make_optimizer(g_optimizer, 1e-2),
-                            optimizers.make_optimizer(d_optimizer, 1e-2), seed=seed,
-                            generator_ema=g_ema)
+    return state_lib.GANState(g, d, optimizers.make_optimizer(g_optimizer, 1e-2),
+                              optimizers.make_optimizer(d_optimizer, 1e-2), seed=seed,
+                              generator_ema=g_ema)
 
 
 def inputs(state, batch=4):
@@ -115,8 +118,8 @@ def assert_step_changes_exactly_what_it_should(state, config, labels=None):
     if all(v is not state.rng.state for v in everything):
         everything.append(state.rng.state)  # tf.Module does not list a tf.random.Generator's
     before = {id(v): v.numpy().copy() for v in everything}
-    metrics = trainer.Trainer(state, config, images, all_labels if labels else None,
-                              jit_compile=False).run(1)
+    metrics = step_lib.Trainer(state, config, images, all_labels if labels else None,
+                               jit_compile=False).run(1)
     assert bool(metrics["all_finite"])
     for name, value in metrics.items():
         assert np.all(np.isfinite(value.numpy())), name
@@ -126,7 +129,7 @@ def assert_step_changes_exactly_what_it_should(state, config, labels=None):
               "G's optimizer": state.g_optimizer.variables,
               "D's optimizer": state.d_optimizer.variables, "step and RNG": [state.step,
                                                                           state.rng.state]}
-    if config.g_ema_decay > 0:
+    if config.model.g_ema_decay > 0:
         groups["G's average"] = state.generator_ema.variables
     statistics = [v for network in (g, d) for v in network.variables if not v.trainable]
     allowed = {id(v) for group in groups.values() for v in group} | {id(v) for v in statistics}
@@ -143,7 +146,7 @@ def assert_step_changes_exactly_what_it_should(state, config, labels=None):
 def test_training_step_under_every_normalization(architecture, norm):
     state = tiny_state(architecture, g_norm=norm, d_norm=norm)
     assert_step_changes_exactly_what_it_should(
-        state, trainer.TrainerConfig(batch_size=4, latent_dim=6, g_ema_decay=0.9))
+        state, helpers.run_config(batch_size=4, latent_dim=6, g_ema_decay=0.9))
 
 
 @pytest.mark.parametrize("architecture,conditional", NETWORK_CASES)
@@ -229,14 +232,14 @@ def test_penalties_eager_equal_xla(name):
 
 @pytest.mark.parametrize("d_loss,g_loss", loss_pairs())
 def test_training_step_with_every_loss(d_loss, g_loss):
-    config = trainer.TrainerConfig(batch_size=4, latent_dim=6, d_loss=d_loss, g_loss=g_loss,
-                                   penalties=(("gp", 10.0),) if d_loss == "wasserstein" else ())
+    config = helpers.run_config(batch_size=4, latent_dim=6, d_loss=d_loss, g_loss=g_loss,
+                                penalties=(("gp", 10.0),) if d_loss == "wasserstein" else ())
     assert_step_changes_exactly_what_it_should(tiny_state("mlp", ema=False), config)
 
 
 @pytest.mark.parametrize("name", sorted(losses.PENALTIES))
 def test_training_step_with_every_penalty(name):
-    config = trainer.TrainerConfig(batch_size=4, latent_dim=6, penalties=((name, 1.0),))
+    config = helpers.run_config(batch_size=4, latent_dim=6, penalties=((name, 1.0),))
     state = tiny_state("dcgan", conditional=True, ema=False, d_norm="spectral")
     assert_step_changes_exactly_what_it_should(state, config, labels=True)
 
@@ -269,7 +272,7 @@ def test_optimizers_eager_equal_xla_and_round_trip_their_slots(name, tmp_path):
 def test_training_step_with_every_optimizer(name):
     state = tiny_state("mlp", ema=False, g_optimizer=name, d_optimizer=name)
     assert_step_changes_exactly_what_it_should(
-        state, trainer.TrainerConfig(batch_size=4, latent_dim=6))
+        state, helpers.run_config(batch_size=4, latent_dim=6))
 
 
 # --- tf.distribute: two replicas compute what one device computes ----------------------------------
@@ -301,13 +304,13 @@ def assert_mirrored_step_matches_one_device(make_state, config, labels=False, it
     draws noise, the first iteration's D verdicts (computed before any noise is drawn) match,
     and everything stays finite."""
     images, all_labels = training_data()
-    noisy = any(draws_noise(losses.PENALTIES[name]) for name, _ in config.penalties)
+    noisy = any(draws_noise(losses.PENALTIES[name]) for name, _ in config.game.active_penalties())
     results = []
     for strategy in (tf.distribute.get_strategy(), mirrored_strategy()):
         with strategy.scope():
             state = make_state()
-        run = trainer.Trainer(state, config, images, all_labels if labels else None,
-                              jit_compile=False, strategy=strategy)
+        run = step_lib.Trainer(state, config, images, all_labels if labels else None,
+                               jit_compile=False, strategy=strategy)
         # Eagerly: the same Python code and all-reduces as the compiled loop (which
         # test_distribute runs under both strategies through gan.train), without the ~15 s
         # that tracing and placing a mirrored graph costs for each of these cases.
@@ -334,9 +337,9 @@ def test_mirrored_step_matches_one_device_for_every_network(architecture, condit
     norm's u and the split D update with G's BatchNorm in inference mode (the seed's scheme;
     conditional), and G's moving average."""
     d_norm = "spectral" if conditional else "batch"
-    config = trainer.TrainerConfig(batch_size=8, latent_dim=6, g_ema_decay=0.9,
-                                   d_update="split" if conditional else "joint",
-                                   d_fake_batchnorm="inference" if conditional else "train")
+    config = helpers.run_config(batch_size=8, latent_dim=6, g_ema_decay=0.9,
+                                d_update="split" if conditional else "joint",
+                                d_fake_batchnorm="inference" if conditional else "train")
     assert_mirrored_step_matches_one_device(
         lambda: tiny_state(architecture, conditional, d_norm=d_norm, g_optimizer="sgd",
                            d_optimizer="sgd"), config, labels=conditional)
@@ -345,8 +348,8 @@ def test_mirrored_step_matches_one_device_for_every_network(architecture, condit
 @pytest.mark.parametrize("d_loss,g_loss", loss_pairs())
 def test_mirrored_step_matches_one_device_for_every_loss(d_loss, g_loss):
     """RaGAN's batch means are taken over the global batch."""
-    config = trainer.TrainerConfig(batch_size=8, latent_dim=6, d_loss=d_loss, g_loss=g_loss,
-                                   penalties=(("r1", 1.0),) if d_loss == "wasserstein" else ())
+    config = helpers.run_config(batch_size=8, latent_dim=6, d_loss=d_loss, g_loss=g_loss,
+                                penalties=(("r1", 1.0),) if d_loss == "wasserstein" else ())
     assert_mirrored_step_matches_one_device(
         lambda: tiny_state("mlp", ema=False, g_optimizer="sgd", d_optimizer="sgd"), config)
 
@@ -354,8 +357,8 @@ def test_mirrored_step_matches_one_device_for_every_loss(d_loss, g_loss):
 @pytest.mark.parametrize("name", sorted(losses.PENALTIES))
 def test_mirrored_step_matches_one_device_for_every_penalty(name):
     """Lazily (every 2nd iteration), with D's BatchNorm synchronized inside the penalty."""
-    config = trainer.TrainerConfig(batch_size=8, latent_dim=6, penalties=((name, 1.0),),
-                                   penalty_every=2)
+    config = helpers.run_config(batch_size=8, latent_dim=6, penalties=((name, 1.0),),
+                                penalty_every=2)
     assert_mirrored_step_matches_one_device(
         lambda: tiny_state("mlp", ema=False, d_norm="batch", g_optimizer="sgd",
                            d_optimizer="sgd"), config)
@@ -365,14 +368,15 @@ def test_mirrored_step_matches_one_device_for_every_penalty(name):
 def test_mirrored_step_matches_one_device_for_every_optimizer(name):
     assert_mirrored_step_matches_one_device(
         lambda: tiny_state("mlp", ema=False, g_optimizer=name, d_optimizer=name),
-        trainer.TrainerConfig(batch_size=8, latent_dim=6))
+        helpers.run_config(batch_size=8, latent_dim=6))
 
 
 def test_unsynchronized_batchnorm_is_a_different_computation():
-    """--nosync_batchnorm (each replica normalizes by its own half-batch's statistics) is a real
-    ablation: the same step then differs from one device's."""
-    config = trainer.TrainerConfig(batch_size=8, latent_dim=6, sync_batchnorm=False)
+    """--nosync_batchnorm (each replica normalizes by its own half-batch's statistics, as the
+    networks are built with it) is a real ablation: the same step then differs from one
+    device's."""
+    config = helpers.run_config(batch_size=8, latent_dim=6, sync_batchnorm=False)
     with pytest.raises(AssertionError, match="Not equal to tolerance"):
         assert_mirrored_step_matches_one_device(
             lambda: tiny_state("mlp", ema=False, d_norm="batch", g_optimizer="sgd",
-                               d_optimizer="sgd"), config)
+                               d_optimizer="sgd", sync_batchnorm=False), config)

@@ -132,7 +132,7 @@ def test_fashion_not_found_lists_every_place_tried(tmp_path, monkeypatch):
 
 
 def test_unknown_dataset_lists_choices():
-    with pytest.raises(data.DataError, match="valid choices: mnist, fashion_mnist"):
+    with pytest.raises(data.DataError, match="valid choices: fashion_mnist, mnist"):
         data.load("cifar10")
 
 

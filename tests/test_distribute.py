@@ -15,7 +15,9 @@ import pytest
 import tensorflow as tf
 
 from gan import config as config_lib
-from gan import distribute, rundir, train
+from gan import build
+from gan import distribute, rundir
+from gan import run as run_lib
 from helpers import REPO, checkpoint_values, user_environment
 
 # SGD: its update is linear in the gradient, so float rounding between strategies stays rounding
@@ -39,7 +41,7 @@ def test_a_checkpoint_moves_from_two_replicas_to_one_and_back(tmp_path, capsys):
     two_logical_cpus()
     logdir = str(tmp_path / "run")
     mirrored = dict(strategy="mirrored", cpu_replicas=2)
-    result = train.train(tiny_run(num_steps=5, **mirrored), logdir)
+    result = run_lib.train(tiny_run(num_steps=5, **mirrored), logdir)
     assert result.step == 5
     assert "MirroredStrategy, 2 replicas" in capsys.readouterr().out
     saved = checkpoint_values(tf.train.latest_checkpoint(rundir.checkpoint_dir(logdir)))
@@ -47,14 +49,14 @@ def test_a_checkpoint_moves_from_two_replicas_to_one_and_back(tmp_path, capsys):
     # The compiled loop on 2 replicas trained what one device trains from the same seed (without
     # XLA, which runs under several replicas, as XLA's random kernels draw other numbers).
     single = str(tmp_path / "single")
-    train.train(tiny_run(num_steps=5, jit_compile="false"), single)
+    run_lib.train(tiny_run(num_steps=5, jit_compile="false"), single)
     alone = checkpoint_values(tf.train.latest_checkpoint(rundir.checkpoint_dir(single)))
     assert alone.keys() == saved.keys()
     for name, value in alone.items():
         np.testing.assert_allclose(saved[name], value, rtol=1e-4, atol=1e-5, err_msg=name)
 
     # The 2-replica checkpoint restores exactly into a one-device state...
-    one_device = config_lib.make_state(tiny_run())
+    one_device = build.make_state(tiny_run())
     rundir.restore(one_device, logdir)
     checkpoint = tf.train.Checkpoint(state=one_device)
     written = checkpoint.write(str(tmp_path / "copy" / "ckpt"))
@@ -64,13 +66,13 @@ def test_a_checkpoint_moves_from_two_replicas_to_one_and_back(tmp_path, capsys):
     # ...training resumes from it on one device, then again on two replicas, where a diverging
     # D is caught by the non-finite check and rolled back to the last checkpoint, once, before
     # the run stops with its reason.
-    assert train.train(tiny_run(num_steps=10), logdir).step == 10
+    assert run_lib.train(tiny_run(num_steps=10), logdir).step == 10
     out = capsys.readouterr().out
     assert "Resumed from" in out and "at step 5" in out and "one device" in out
     for step in (5, 10):
         assert os.path.exists(os.path.join(logdir, "samples", f"step_{step:06d}.png"))
-    with pytest.raises(train.StopTraining) as stopped:
-        train.train(tiny_run(num_steps=15, d_learning_rate=1e12, on_nonfinite="rollback",
+    with pytest.raises(run_lib.StopTraining) as stopped:
+        run_lib.train(tiny_run(num_steps=15, d_learning_rate=1e12, on_nonfinite="rollback",
                              max_rollbacks=1, **mirrored), logdir)
     out = capsys.readouterr().out
     assert "at step 10" in out and "MirroredStrategy" in out
@@ -93,8 +95,8 @@ def test_refusals_name_the_flag(tmp_path):
         "address without tpu": ["--tpu=local", "--strategy=tpu"],
     }
     for name, overrides in cases.items():
-        with pytest.raises(train.StopTraining) as error:
-            train.train(tiny_run(num_steps=5, **overrides), str(tmp_path / name.replace(" ", "_")))
+        with pytest.raises(run_lib.StopTraining) as error:
+            run_lib.train(tiny_run(num_steps=5, **overrides), str(tmp_path / name.replace(" ", "_")))
         for fragment in expected[name]:
             assert fragment in str(error.value), (name, str(error.value))
         assert error.value.exit_code == 2
@@ -102,8 +104,8 @@ def test_refusals_name_the_flag(tmp_path):
 
 def test_a_malformed_tf_config_is_refused_clearly(tmp_path, monkeypatch):
     monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["localhost:1"]}}')
-    with pytest.raises(train.StopTraining) as error:
-        train.train(tiny_run(num_steps=5, strategy="multi_worker"), str(tmp_path / "run"))
+    with pytest.raises(run_lib.StopTraining) as error:
+        run_lib.train(tiny_run(num_steps=5, strategy="multi_worker"), str(tmp_path / "run"))
     message = str(error.value)
     assert "TF_CONFIG is not a valid cluster description" in message and "'task'" in message
     assert '"task": {"type": "worker"' in message  # what was expected
@@ -163,7 +165,7 @@ def test_two_workers_train_together_and_the_chief_checkpoint_restores_on_one_dev
     for name in chief:
         np.testing.assert_array_equal(chief[name], other[name], err_msg=name)
 
-    state = config_lib.make_state(rundir.load_config(logdir))
+    state = build.make_state(rundir.load_config(logdir))
     assert rundir.restore(state, logdir).endswith("ckpt-10")
     assert int(state.step.numpy()) == 10
     samples = state.generator(tf.random.normal([4, 100]), training=False).numpy()

@@ -15,7 +15,9 @@ import os
 
 import pytest
 
-from gan import classifier, config, data, evaluation, losses, metrics, networks, trainer
+from gan import classifier, config, data, evaluation, losses, metrics, networks
+from gan import build
+from gan import step as step_lib
 from helpers import REPO
 
 # The budget, in D updates: a recipe with k D steps per G step gets STEPS / k G steps. A
@@ -98,11 +100,11 @@ def learns(run, seed):
     budget = STEPS if run.model.architecture == "mlp" else CONVOLUTIONAL_STEPS
     num_steps = budget // run.game.d_steps
     run = run.replace(seed=seed, num_steps=num_steps, **SHRUNK).validate()
-    state = config.make_state(run)
+    state = build.make_state(run)
     before = score(state.generator)
     train = data.load("mnist", "train")
-    loop = trainer.Trainer(state, config.trainer_config(run), train.images,
-                           jit_compile=config.jit_compile(run))
+    loop = step_lib.Trainer(state, run, train.images,
+                            jit_compile=build.jit_compile(run))
     for _ in range(num_steps // 100):
         outcome = loop.run(100)
         assert bool(outcome["all_finite"]), "a loss or gradient went non-finite"

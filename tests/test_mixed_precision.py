@@ -8,7 +8,10 @@ import pytest
 import tensorflow as tf
 
 from gan import config as config_lib
-from gan import data, layers, losses, networks, optimizers, rundir, train, trainer
+from gan import step as step_lib
+from gan import build, data, layers, losses, networks, optimizers, rundir
+from gan import run as run_lib
+import helpers
 from helpers import scalar_events
 
 LOW = [tf.bfloat16, tf.float16]
@@ -58,10 +61,10 @@ def test_networks_return_float32_close_to_their_float32_selves(architecture, com
     small = dict(g_hidden=(32, 64), d_hidden=(64, 32), width=4, d_width=4, d_norm="batch",
                  num_classes=10)
     tf.random.set_seed(0)
-    g32, d32 = networks.make_networks(architecture, networks.NetworkConfig(**small))
+    g32, d32 = networks.make_networks(architecture, helpers.network_config(**small))
     tf.random.set_seed(0)
     g16, d16 = networks.make_networks(
-        architecture, networks.NetworkConfig(**small, compute_dtype=compute_dtype))
+        architecture, helpers.network_config(**small, compute_dtype=compute_dtype))
     assert all(v.dtype == tf.float32 for v in g16.variables + d16.variables)
     for a, b in zip(g32.variables + d32.variables, g16.variables + d16.variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())  # same seed, same float32 weights
@@ -96,13 +99,13 @@ def test_the_loss_scale_follows_its_schedule():
 def small_state(mixed_precision, **overrides):
     run = config_lib.RunConfig().replace(g_hidden=(32,), d_hidden=(32,), batch_size=16,
                                          mixed_precision=mixed_precision, **overrides)
-    return run, config_lib.make_state(run)
+    return run, build.make_state(run)
 
 
 def test_float16_skips_an_overflowing_update_and_halves_its_scale():
     run, state = small_state("float16")
     images = data.load("mnist", "test").images[:256]
-    runner = trainer.Trainer(state, config_lib.trainer_config(run), images, jit_compile=False)
+    runner = step_lib.Trainer(state, run, images, jit_compile=False)
     runner.run(1)
     assert state.d_loss_scale.scale.numpy() == 2.0 ** 15
     # A scale whose product with D's loss gradient overflows float16 (max 65504) at D's output.
@@ -127,7 +130,7 @@ def test_float16_penalties_take_d_input_gradients_through_the_loss_scale():
     for dtype in ("float32", "float16"):
         tf.random.set_seed(0)
         _, d = networks.make_networks(
-            "mlp", networks.NetworkConfig(d_hidden=(64, 32), compute_dtype=dtype))
+            "mlp", helpers.network_config(d_hidden=(64, 32), compute_dtype=dtype))
         discriminators[dtype] = lambda x, training, d=d: 1e-7 * d(x, training=training)
     real = tf.constant(data.load("mnist", "test").images[:16])
     exact = losses.input_gradients(discriminators["float32"], real).numpy()
@@ -153,8 +156,8 @@ def test_the_trainer_hands_penalties_d_loss_scale(monkeypatch):
     monkeypatch.setattr(losses, "input_gradients", recording)
     for precision in ("float16", "none"):
         run, state = small_state(precision, r1_weight=1.0, d_loss="minimax")
-        metrics = trainer.Trainer(state, config_lib.trainer_config(run),
-                                  data.load("mnist", "test").pixels[:256], jit_compile=False).run(1)
+        metrics = step_lib.Trainer(state, run,
+                                   data.load("mnist", "test").pixels[:256], jit_compile=False).run(1)
         assert bool(metrics["all_finite"]) and metrics["penalty_r1"].numpy() > 0
         if precision == "float16":
             assert float(scales[-1]) == 2.0 ** 15
@@ -172,8 +175,8 @@ def test_one_low_precision_step_follows_the_float32_gradient(mixed_precision):
         run, state = small_state(precision, g_optimizer="sgd", d_optimizer="sgd")
         before = [v.numpy() for v in state.discriminator.trainable_variables
                   + state.generator.trainable_variables]
-        trainer.Trainer(state, config_lib.trainer_config(run), images,
-                        jit_compile=False).run(1)
+        step_lib.Trainer(state, run, images,
+                         jit_compile=False).run(1)
         after = [v.numpy() for v in state.discriminator.trainable_variables
                  + state.generator.trainable_variables]
         moves[precision] = np.concatenate([(b - a).ravel() for a, b in zip(before, after)])
@@ -188,7 +191,7 @@ def test_a_bfloat16_run_trains_on_mnist_and_resumes(tmp_path):
                     log_every=50, sample_every=1000, checkpoint_every=100, eval_every=0,
                     steps_per_loop=50, mixed_precision="bfloat16", jit_compile="false")
     run = config_lib.RunConfig().replace(**settings).validate()
-    result = train.train(run, logdir)
+    result = run_lib.train(run, logdir)
     assert result.step == 200
     saved, state, _ = rundir.load_run(logdir)
     assert saved.runtime.mixed_precision == "bfloat16"
@@ -205,15 +208,15 @@ def test_a_bfloat16_run_trains_on_mnist_and_resumes(tmp_path):
     d_losses = scalar_events(logdir)["train/d_loss"]
     assert d_losses[200] < 0.5 * d_losses[50], d_losses
     # Resumes in bfloat16 to a longer budget.
-    result = train.train(run.replace(num_steps=250), logdir)
+    result = run_lib.train(run.replace(num_steps=250), logdir)
     assert result.step == 250
 
 
 def test_float16_and_float32_checkpoints_do_not_mix():
     old = config_lib.RunConfig()
-    lines = config_lib.structural_differences(old, old.replace(mixed_precision="float16"))
+    lines = build.structural_differences(old, old.replace(mixed_precision="float16"))
     assert len(lines) == 1 and "mixed_precision" in lines[0] and "loss scale" in lines[0]
-    assert not config_lib.structural_differences(old, old.replace(mixed_precision="bfloat16"))
+    assert not build.structural_differences(old, old.replace(mixed_precision="bfloat16"))
 
 
 def test_the_default_leaves_a_runs_identity_alone():

@@ -138,9 +138,9 @@ def test_a_damaged_checkpoint_index_never_restarts_a_run(tmp_path, capsys):
     """The state file overwritten with NUL bytes while ckpt-10 and ckpt-20 load: the readers use
     ckpt-20, and gan.train resumes from it, rewrites the state file from the files, and keeps
     both checkpoints as they were."""
-    from gan import train
+    from gan import run as run_lib
     logdir = str(tmp_path / "run")
-    train.train(small_config(num_steps=20, checkpoint_every=10, keep_checkpoints=5), logdir)
+    run_lib.train(small_config(num_steps=20, checkpoint_every=10, keep_checkpoints=5), logdir)
     folder = rundir.checkpoint_dir(logdir)
     state_file = os.path.join(folder, rundir.STATE_FILE)
     with open(state_file, "r+b") as f:
@@ -151,8 +151,8 @@ def test_a_damaged_checkpoint_index_never_restarts_a_run(tmp_path, capsys):
     assert tf.train.latest_checkpoint(folder) is None  # what the readers relied on
     assert rundir.load_run(logdir)[2] == os.path.join(folder, "ckpt-20")  # gan.sample, export
     capsys.readouterr()
-    result = train.train(small_config(num_steps=30, checkpoint_every=10, keep_checkpoints=5),
-                         logdir)
+    result = run_lib.train(small_config(num_steps=30, checkpoint_every=10, keep_checkpoints=5),
+                           logdir)
     printed = capsys.readouterr().out
     assert "rewrote it from the checkpoint files (ckpt-10, ckpt-20)" in printed
     assert f"Resumed from {os.path.join(folder, 'ckpt-20')} at step 20" in printed
@@ -167,7 +167,7 @@ def test_a_damaged_checkpoint_index_never_restarts_a_run(tmp_path, capsys):
         f.write('model_checkpoint_path: "ckpt-20"\nall_model_checkpoint_paths: "ckpt-10"\n'
                 'all_model_checkpoint_paths: "ckpt-20"\n')
     capsys.readouterr()
-    train.train(small_config(num_steps=40, checkpoint_every=10, keep_checkpoints=5), logdir)
+    run_lib.train(small_config(num_steps=40, checkpoint_every=10, keep_checkpoints=5), logdir)
     printed = capsys.readouterr()
     assert f"Resumed from {os.path.join(folder, 'ckpt-30')} at step 30" in printed.out
     assert "ckpt-10, ckpt-20, ckpt-30)" in printed.out and printed.err == "", printed.err
@@ -178,8 +178,8 @@ def test_a_full_disk_leaves_no_temporary_checkpoint_behind(tmp_path):
     (folder / "ckpt-20_temp").mkdir(parents=True)
     (folder / "ckpt-20_temp" / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"x")
     (folder / "ckpt-10.index").write_bytes(b"")
-    from gan import train
-    train.remove_partial_checkpoint(str(folder), 20)
+    from gan import run as run_lib
+    rundir.remove_partial_checkpoint(str(folder), 20)
     assert sorted(os.listdir(folder)) == ["ckpt-10.index"]
 
 
@@ -194,8 +194,8 @@ def test_a_fresh_training_leaves_another_programs_event_file_alone(tmp_path):
     writer.close()
     (foreign,) = events.event_files(str(logdir))
     content = open(foreign, "rb").read()
-    from gan import train
-    assert train.train(small_config(num_steps=10), str(logdir)).step == 10
+    from gan import run as run_lib
+    assert run_lib.train(small_config(num_steps=10), str(logdir)).step == 10
     assert open(foreign, "rb").read() == content
     assert len(events.event_files(str(logdir))) == 2
 

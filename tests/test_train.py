@@ -9,6 +9,8 @@ import pytest
 import tensorflow as tf
 
 from gan import losses, optimizers, rundir
+from gan import build
+from gan import latent
 from helpers import REPO, read_png, run_module, run_train_in_one_process, scalar_events
 
 # Every loss logs these; the minimax D adds PROBABILITY_SCALARS, a penalty its penalty_<name>.
@@ -57,23 +59,24 @@ def test_seed_run_writes_events_samples_checkpoints_and_config(seed_run):
 
 def test_samples_come_from_one_fixed_noise_batch(seed_run):
     """The step-200 and step-300 grids, regenerated from those steps' checkpoints and the
-    documented noise (stateless normal, seed [--seed, train.SAMPLE_NOISE_SALT]), are the very
+    documented noise (stateless normal, seed [--seed, latent.SAMPLE_GRID_SALT]), are the very
     PNGs written during training; the step-200 weights with other noise are not."""
-    from gan import config, train
+    from gan import config, latent
+    from gan import run as run_lib
     logdir, _ = seed_run
     with open(os.path.join(logdir, "config.json")) as f:
         run_config = config.RunConfig.from_flat(json.load(f))
     size = run_config.output.grid_size
     noise = tf.random.stateless_normal([size * size, run_config.model.latent_dim],
-                                       seed=[run_config.schedule.seed, train.SAMPLE_NOISE_SALT])
+                                       seed=[run_config.schedule.seed, latent.SAMPLE_GRID_SALT])
     for step in (200, 300):
-        state = config.make_state(run_config)
+        state = build.make_state(run_config)
         path = os.path.join(rundir.checkpoint_dir(logdir), f"ckpt-{step}")
         tf.train.Checkpoint(state=state).read(path).expect_partial()
         written = read_png(os.path.join(logdir, "samples", f"step_{step:06d}.png"))
-        np.testing.assert_array_equal(train.sample_grid(state.generator, noise, size), written)
+        np.testing.assert_array_equal(run_lib.sample_grid(state.generator, noise, size), written)
         other = tf.random.stateless_normal(noise.shape, seed=[run_config.schedule.seed + 1, 5])
-        assert not np.array_equal(train.sample_grid(state.generator, other, size), written)
+        assert not np.array_equal(run_lib.sample_grid(state.generator, other, size), written)
 
 
 UNKNOWN_NAMES = [("--d_loss", "bce", losses.D_LOSSES), ("--g_optimizer", "adagrad",
@@ -130,7 +133,8 @@ def test_hinge_with_a_lazy_penalty_logs_logits_not_probabilities(tmp_path):
 def test_every_flagfile_loads_and_the_dcgan_ones_train(tmp_path):
     """Each flagfile of experiments/ is a valid run; the DCGAN ones (shrunk to width 4) train a
     few steps end to end, grids and evaluation included."""
-    from gan import config, train
+    from gan import config, latent
+    from gan import run as run_lib
     flagfiles = sorted(glob.glob(os.path.join(REPO, "experiments", "*.flags")))
     assert len(flagfiles) >= 13
     for path in flagfiles:
@@ -142,6 +146,6 @@ def test_every_flagfile_loads_and_the_dcgan_ones_train(tmp_path):
         small = loaded.replace(dcgan_width=4, batch_size=8, num_steps=4, log_every=2,
                                sample_every=4, checkpoint_every=4, eval_every=4,
                                eval_num_samples=100)
-        result = train.train(small, str(tmp_path / name))
+        result = run_lib.train(small, str(tmp_path / name))
         assert result.step == 4 and result.eval_metrics["fid"] > 0
         assert ("conditional_accuracy" in result.eval_metrics) == loaded.model.conditional

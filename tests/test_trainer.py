@@ -6,18 +6,22 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan import data, layers, losses, networks, optimizers, trainer
+from gan import data, layers, losses, networks, optimizers
+from gan import state as state_lib
+from gan import step as step_lib
+from gan import loop as loop_lib
+import helpers
 from helpers import compiled_dots
 
 
 def make_state(seed=0, architecture="mlp", ema=False, **network_settings):
     tf.random.set_seed(seed)
-    network_config = networks.NetworkConfig(latent_dim=8, g_hidden=(16, 32), d_hidden=(32, 16),
+    network_config = helpers.network_config(latent_dim=8, g_hidden=(16, 32), d_hidden=(32, 16),
                                             width=4, **network_settings)
     g, d = networks.make_networks(architecture, network_config)
     g_ema = networks.make_generator(architecture, network_config) if ema else None
-    return trainer.GANState(g, d, optimizers.SGD(0.05), optimizers.SGD(0.05), seed=seed,
-                            generator_ema=g_ema)
+    return state_lib.GANState(g, d, optimizers.SGD(0.05), optimizers.SGD(0.05), seed=seed,
+                              generator_ema=g_ema)
 
 
 # Name -> make_state's arguments, for the networks the replay also covers.
@@ -58,16 +62,16 @@ def replay_iteration(state, rng, images, config, lazy_factor=1.0, labels=None):
     the penalties are multiplied by at this step (k when due every k steps, else 0). A
     conditional state gets the training `labels`: fakes take the labels of the real batch."""
     g, network = state.generator, state.discriminator
-    d_loss = losses.get_d_loss(config.d_loss, config.label_smoothing)
-    g_loss = losses.get_g_loss(config.g_loss)
-    batch, latent = config.batch_size, config.latent_dim
+    d_loss = losses.get_d_loss(config.game.d_loss, config.game.label_smoothing)
+    g_loss = losses.get_g_loss(config.game.g_loss)
+    batch, latent = config.schedule.batch_size, config.model.latent_dim
     real, y = real_batch(images, labels, batch, rng)
 
     def conditioned(x, training, labels=None):
         return network(x, training, labels=y if labels is None else labels)
     d = network if labels is None else conditioned
     z = rng.normal([batch, latent])
-    fake = g(z, training=config.d_fake_batchnorm == "train", labels=y)
+    fake = g(z, training=config.game.d_fake_batchnorm == "train", labels=y)
 
     def on(images, labels):
         """D in training mode (an unconditional D is called without labels, as the trainer does)."""
@@ -85,19 +89,19 @@ def replay_iteration(state, rng, images, config, lazy_factor=1.0, labels=None):
 
     def penalties(uses_fake):
         terms = [weight * lazy_factor * losses.PENALTIES[name].function(d, real, fake, rng)
-                 for name, weight in config.penalties
+                 for name, weight in config.game.active_penalties()
                  if uses_fake is None or losses.PENALTIES[name].uses_fake == uses_fake]
         return sum(terms) if terms and lazy_factor else 0.0
 
     d_vars = network.trainable_variables
-    if config.d_update == "split":
+    if config.game.d_update == "split":
         sgd_step(lambda: d_loss.real_term(d(real, True)) + penalties(False), d_vars)
-        clip(d_vars, config.weight_clip)
+        clip(d_vars, config.game.weight_clip)
         sgd_step(lambda: d_loss.fake_term(d(fake, True)) + penalties(True), d_vars)
     else:
         sgd_step(lambda: sum(d_loss(*d_on_both(real, fake)).values()) + penalties(None),
                  d_vars)
-    clip(d_vars, config.weight_clip)
+    clip(d_vars, config.game.weight_clip)
     z2 = rng.normal([batch, latent])
     real2, y2 = None, None
     if g_loss.needs_real_logits or labels is not None:
@@ -124,15 +128,15 @@ def assert_trainer_matches_replay(state, images, config, jit, labels=None):
     start_g, start_d = snapshot(state.generator), snapshot(state.discriminator)
     # XLA draws other random numbers than the TF kernels do, so the replay compiles as the trainer.
     rng = tf.random.Generator.from_state(state.rng.state.numpy(), state.rng.algorithm)
-    due = int(state.step.numpy()) % config.penalty_every == 0
+    due = int(state.step.numpy()) % config.game.penalty_every == 0
     tf.function(replay_iteration, jit_compile=jit)(state, rng, images, config,
-                                                   float(config.penalty_every) if due else 0.0,
+                                                   float(config.game.penalty_every) if due else 0.0,
                                                    labels)
     expected_g, expected_d = snapshot(state.generator), snapshot(state.discriminator)
     restore(state.generator, start_g)
     restore(state.discriminator, start_d)
 
-    metrics = trainer.Trainer(state, config, images, labels, jit_compile=jit).run(1)
+    metrics = step_lib.Trainer(state, config, images, labels, jit_compile=jit).run(1)
     for got, want in zip(snapshot(state.generator) + snapshot(state.discriminator),
                          expected_g + expected_d):
         np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-6)
@@ -164,17 +168,17 @@ REPLAY_CASES = {
 def test_iteration_matches_hand_written_replay(case):
     settings, jit = REPLAY_CASES[case]
     images = tf.constant(data.load("mnist", "test").images[:512])
-    config = trainer.TrainerConfig(batch_size=16, latent_dim=8, **settings)
+    config = helpers.run_config(batch_size=16, latent_dim=8, **settings)
     state = make_state()
     metrics = assert_trainer_matches_replay(state, images, config, jit)
     assert state.step.numpy() == 1
-    assert state.d_optimizer.iterations.numpy() == (2 if config.d_update == "split" else 1)
+    assert state.d_optimizer.iterations.numpy() == (2 if config.game.d_update == "split" else 1)
     assert state.g_optimizer.iterations.numpy() == 1
     assert bool(metrics["all_finite"])
-    if config.weight_clip:
+    if config.game.weight_clip:
         assert max(np.abs(v.numpy()).max() for v in state.discriminator.trainable_variables) <= (
-            config.weight_clip)
-    for name, _ in config.penalties:
+            config.game.weight_clip)
+    for name, _ in config.game.active_penalties():
         assert float(metrics[f"penalty_{name}"]) > 0
 
 
@@ -200,7 +204,7 @@ def test_iteration_matches_replay_for_dcgan_and_conditional_networks(case):
     images = tf.constant(dataset.images[:512])
     state = make_state(**NETWORKS[network])
     labels = tf.constant(dataset.labels[:512]) if state.generator.num_classes else None
-    config = trainer.TrainerConfig(batch_size=16, latent_dim=8, **settings)
+    config = helpers.run_config(batch_size=16, latent_dim=8, **settings)
     metrics = assert_trainer_matches_replay(state, images, config, jit, labels)
     assert bool(metrics["all_finite"])
     sn_vectors = [v for v in state.discriminator.variables if v.name.endswith("u:0")]
@@ -216,8 +220,8 @@ def test_ema_follows_its_closed_form_and_starts_as_a_copy_of_g():
     for ema, value in zip(state.generator_ema.variables, state.generator.variables):
         np.testing.assert_array_equal(ema.numpy(), value.numpy())
     expected = [v.numpy().astype(np.float64) for v in state.generator.trainable_variables]
-    runner = trainer.Trainer(state, trainer.TrainerConfig(batch_size=8, latent_dim=8,
-                                                          g_ema_decay=decay), images)
+    runner = step_lib.Trainer(state, helpers.run_config(batch_size=8, latent_dim=8,
+                                                        g_ema_decay=decay), images)
     for _ in range(4):
         runner.run(1)
         expected = [decay * e + (1 - decay) * v.numpy()
@@ -236,8 +240,8 @@ def test_lazy_penalty_is_skipped_between_due_steps():
     """penalty_every=2: at step 1 no penalty enters the update (the replay without it matches)
     and the logged value is 0; at step 2 it counts twice."""
     images = tf.constant(data.load("mnist", "test").images[:512])
-    config = trainer.TrainerConfig(batch_size=16, latent_dim=8, penalties=(("r1", 3.0),),
-                                   penalty_every=2)
+    config = helpers.run_config(batch_size=16, latent_dim=8, penalties=(("r1", 3.0),),
+                                penalty_every=2)
     state = make_state()
     state.step.assign(1)
     metrics = assert_trainer_matches_replay(state, images, config, jit=False)
@@ -251,8 +255,8 @@ def test_diagnostics_fit_the_loss(d_loss, g_loss):
     """Probabilities and accuracies only where the logits are log-odds; logits and their gap
     for every loss, equal to what D gives on the batch."""
     images = tf.constant(data.load("mnist", "test").images[:512])
-    config = trainer.TrainerConfig(batch_size=16, latent_dim=8, d_loss=d_loss, g_loss=g_loss)
-    metrics = trainer.Trainer(make_state(), config, images).run(3)
+    config = helpers.run_config(batch_size=16, latent_dim=8, d_loss=d_loss, g_loss=g_loss)
+    metrics = step_lib.Trainer(make_state(), config, images).run(3)
     has_probabilities = losses.D_LOSSES[d_loss].probabilities
     for name in ("d_real_prob", "d_fake_prob", "d_real_accuracy", "d_fake_accuracy"):
         assert (name in metrics) == has_probabilities, name
@@ -270,8 +274,8 @@ def test_inference_mode_fakes_leave_batchnorm_statistics_to_the_g_update():
         state = make_state()
         bn = state.generator.norm_layers[0]
         bn.moving_mean.assign(tf.fill(bn.moving_mean.shape, 100.0))
-        trainer.Trainer(state, trainer.TrainerConfig(batch_size=16, latent_dim=8,
-                                                     d_fake_batchnorm=mode), images).run(1)
+        step_lib.Trainer(state, helpers.run_config(batch_size=16, latent_dim=8,
+                                                   d_fake_batchnorm=mode), images).run(1)
         moved[mode] = bn.moving_mean.numpy()
     # From 100, each update multiplies the distance to the batch mean (|mean| << 100) by 0.8.
     np.testing.assert_allclose(moved["inference"], 80.0, atol=2.0)
@@ -281,17 +285,17 @@ def test_inference_mode_fakes_leave_batchnorm_statistics_to_the_g_update():
 def test_d_steps_runs_several_discriminator_updates():
     images = tf.constant(data.load("mnist", "test").images[:256])
     state = make_state()
-    trainer.Trainer(state, trainer.TrainerConfig(batch_size=8, latent_dim=8, d_steps=3),
-                    images).run(2)
+    step_lib.Trainer(state, helpers.run_config(batch_size=8, latent_dim=8, d_steps=3),
+                     images).run(2)
     assert state.d_optimizer.iterations.numpy() == 6 and state.g_optimizer.iterations.numpy() == 2
 
 
 def test_run_of_n_iterations_in_one_call_equals_n_calls():
     images = tf.constant(data.load("mnist", "test").images[:256])
-    config = trainer.TrainerConfig(batch_size=8, latent_dim=8)
+    config = helpers.run_config(batch_size=8, latent_dim=8)
     a, b = make_state(), make_state()
-    trainer.Trainer(a, config, images).run(6)
-    runner = trainer.Trainer(b, config, images)
+    step_lib.Trainer(a, config, images).run(6)
+    runner = step_lib.Trainer(b, config, images)
     for _ in range(3):
         runner.run(2)
     for x, y in zip(a.variables, b.variables):
@@ -307,21 +311,21 @@ def test_training_on_uint8_pixels_equals_training_on_float_images(case, jit_comp
     test = data.load("mnist", "test")
     pixels, labels = test.pixels[:512], test.labels[:512]
     assert pixels.dtype == np.uint8 and pixels.shape == (512, 28, 28)
-    config = trainer.TrainerConfig(batch_size=16, latent_dim=8, d_fake_batchnorm="train")
+    config = helpers.run_config(batch_size=16, latent_dim=8, d_fake_batchnorm="train")
     states = []
     for images in (data.to_unit_range(pixels), pixels):
         state = make_state(**NETWORKS[case])
-        trainer.Trainer(state, config, images, labels, jit_compile=jit_compile).run(5)
+        step_lib.Trainer(state, config, images, labels, jit_compile=jit_compile).run(5)
         states.append(state)
     for x, y in zip(states[0].variables, states[1].variables):
         np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-5, atol=1e-6, err_msg=x.name)
 
 
-def test_bad_config_names_list_choices():
-    with pytest.raises(ValueError, match="valid choices"):
-        trainer.TrainerConfig(d_update="both")
-    with pytest.raises(ValueError, match="valid choices"):
-        trainer.TrainerConfig(g_loss="nonsat")
+def test_bad_names_are_refused_by_the_schema_with_their_choices():
+    with pytest.raises(ValueError, match="--d_update=both: expected one of joint, split"):
+        helpers.run_config(d_update="both")
+    with pytest.raises(ValueError, match="--g_loss=nonsat: expected one of .*non_saturating"):
+        helpers.run_config(g_loss="nonsat")
 
 
 class BatchStatisticsDiscriminator(tf.Module):
@@ -346,13 +350,13 @@ def test_joint_step_stacks_real_and_fake_only_for_per_example_discriminators(per
     """The joint D step runs D once on [real; fake] when D declares per_example, and once per half
     otherwise; either way the update equals the replay with two separate D calls."""
     images = tf.constant(data.load("mnist", "test").images[:512])
-    config = trainer.TrainerConfig(batch_size=16, latent_dim=8, d_update="joint")
+    config = helpers.run_config(batch_size=16, latent_dim=8, d_update="joint")
     state = make_state()
     if not per_example:
         tf.random.set_seed(1)
         d = BatchStatisticsDiscriminator()
-        state = trainer.GANState(state.generator, d, optimizers.SGD(0.05), optimizers.SGD(0.05),
-                                 seed=0)
+        state = state_lib.GANState(state.generator, d, optimizers.SGD(0.05), optimizers.SGD(0.05),
+                                   seed=0)
     assert getattr(state.discriminator, "per_example", False) == per_example
     calls = []
     original_call = type(state.discriminator).__call__
@@ -370,7 +374,7 @@ def test_joint_step_stacks_real_and_fake_only_for_per_example_discriminators(per
 
     type(state.discriminator).__call__ = counting_call
     try:
-        trainer.Trainer(state, config, images).run(1)
+        step_lib.Trainer(state, config, images).run(1)
     finally:
         type(state.discriminator).__call__ = original_call
     for got, want in zip(snapshot(state.generator) + snapshot(state.discriminator), expected):
@@ -389,9 +393,9 @@ def test_global_norm_is_the_square_root_of_the_sum_of_squares_compiled_or_not():
     tensors = [rng.normal(size=shape).astype(np.float32)
                for shape in [(100, 256), (784,), (33,), (512,), (3, 171), (1,), (1024, 3, 3)]]
     want = np.sqrt(sum(np.sum(np.float64(t) ** 2) for t in tensors))
-    compiled = tf.function(lambda ts: trainer.global_norm(ts, compiled=True), jit_compile=True)
+    compiled = tf.function(lambda ts: loop_lib.global_norm(ts, compiled=True), jit_compile=True)
     np.testing.assert_allclose(float(compiled(tensors)), want, rtol=1e-6)
-    np.testing.assert_allclose(float(trainer.global_norm(tensors)), want, rtol=1e-6)
+    np.testing.assert_allclose(float(loop_lib.global_norm(tensors)), want, rtol=1e-6)
     # A variable without a gradient (None) counts for nothing, as in tf.linalg.global_norm.
     np.testing.assert_allclose(float(compiled([*tensors, None])), want, rtol=1e-6)
     hlo = compiled.experimental_get_compiler_ir(tensors)(stage="optimized_hlo")
@@ -399,7 +403,7 @@ def test_global_norm_is_the_square_root_of_the_sum_of_squares_compiled_or_not():
     # never a whole tensor's squares, which would then take a second pass.
     windowed = [int(np.prod([int(d) for d in dims.split(",")])) for dims in re.findall(
         r"reduce-window_computation[.\d]* \(param_[\d.]+: f32\[([\d,]+)\]", hlo)]
-    assert max(windowed, default=0) <= max(t.size for t in tensors) / trainer.NORM_BLOCK[0]
+    assert max(windowed, default=0) <= max(t.size for t in tensors) / loop_lib.NORM_BLOCK[0]
     for bad in (np.nan, np.inf):
         spoiled = [t.copy() for t in tensors]
         spoiled[0][57, 3] = bad
@@ -414,8 +418,8 @@ def test_logged_gradient_norms_are_the_norms_of_the_applied_gradients(jit):
     state = make_state()
     networks_before = {name: [v.numpy().astype(np.float64) for v in net.trainable_variables]
                        for name, net in (("d", state.discriminator), ("g", state.generator))}
-    config = trainer.TrainerConfig(batch_size=16, latent_dim=8, d_update="joint")
-    metrics = trainer.Trainer(state, config, images, jit_compile=jit).run(1)
+    config = helpers.run_config(batch_size=16, latent_dim=8, d_update="joint")
+    metrics = step_lib.Trainer(state, config, images, jit_compile=jit).run(1)
     for name, net in (("d", state.discriminator), ("g", state.generator)):
         moved = [v.numpy() - before
                  for v, before in zip(net.trainable_variables, networks_before[name])]
@@ -425,14 +429,14 @@ def test_logged_gradient_norms_are_the_norms_of_the_applied_gradients(jit):
 
 
 def test_compiled_loop_updates_every_weight_in_place_without_copying_it():
-    """The updates wait for the gradient norm (`trainer._after`), so XLA can see each weight's
+    """The updates wait for the gradient norm (`loop_lib._after`), so XLA can see each weight's
     last read before its update and update it in place, rather than copy the weights that the
     backward pass reads (every layer's but the first) at the top of every iteration."""
     images = tf.constant(data.load("mnist", "test").images[:512])
     state = make_state()
     # A batch of 24: no activation shares a weight's shape.
-    config = trainer.TrainerConfig(batch_size=24, latent_dim=8, d_update="joint")
-    runner = trainer.Trainer(state, config, images, jit_compile=True)
+    config = helpers.run_config(batch_size=24, latent_dim=8, d_update="joint")
+    runner = step_lib.Trainer(state, config, images, jit_compile=True)
     hlo = runner._run.experimental_get_compiler_ir(runner.images, tf.constant(3))(
         stage="optimized_hlo")
     weight_shapes = {tuple(v.shape) for v in state.generator.trainable_variables
@@ -447,15 +451,15 @@ def test_compiled_loop_compiles_the_iteration_once():
     an iteration once. The means it returns still count every iteration: the first is not lost
     to the zeros."""
     images = tf.constant(data.load("mnist", "test").images[:512])
-    config = trainer.TrainerConfig(batch_size=24, latent_dim=8)
-    runner = trainer.Trainer(make_state(), config, images, jit_compile=True)
+    config = helpers.run_config(batch_size=24, latent_dim=8)
+    runner = step_lib.Trainer(make_state(), config, images, jit_compile=True)
     loop = runner._run.experimental_get_compiler_ir(runner.images, tf.constant(3))(
         stage="optimized_hlo")
     one = tf.function(runner._iteration, jit_compile=True, autograph=False)
     iteration = one.experimental_get_compiler_ir(runner.images)(stage="optimized_hlo")
     assert len(compiled_dots(loop)) == len(compiled_dots(iteration)) > 0
     singles = [runner.run(1) for _ in range(3)]
-    again = trainer.Trainer(make_state(), config, images, jit_compile=True)
+    again = step_lib.Trainer(make_state(), config, images, jit_compile=True)
     means = again.run(3)
     # The loop and the single iteration are two compiled programs, which may order and fuse their
     # float32 arithmetic differently on another instruction set (1 ulp apart on an AVX-512

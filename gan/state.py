@@ -1,0 +1,63 @@
+"""The GAN's training state as one tf.Module (what a checkpoint holds), and G's moving average."""
+
+import tensorflow as tf
+
+from gan import optimizers
+
+
+def update_ema(average, source, decay):
+    """One step of G's exponential moving average (Yazici et al. 2019, "The Unusual Effectiveness
+    of Averaging in GAN Training", eq. 2):  theta_ema <- decay * theta_ema + (1 - decay) * theta
+    for every trainable variable. The non-trainable ones (BatchNorm's moving statistics, spectral
+    norm's u) are copied, not averaged: they describe G's current activations, and an average
+    of past statistics matches no network."""
+    for ema, value in zip(average.trainable_variables, source.trainable_variables):
+        ema.assign(decay * ema + (1.0 - decay) * value)
+    for ema, value in zip(_non_trainable(average), _non_trainable(source)):
+        ema.assign(value)
+
+
+def copy_weights(target, source):
+    for destination, value in zip(target.variables, source.variables):
+        destination.assign(value)
+
+
+def _non_trainable(module):
+    return [v for v in module.variables if not v.trainable]
+
+
+class GANState(tf.Module):
+    """Everything a checkpoint must hold: both networks, both optimizers, the step, the RNG and,
+    when on, G's moving average (which starts as a copy of G) and, for float16 training
+    (`loss_scaling`), one dynamic loss scale per network."""
+
+    def __init__(self, generator, discriminator, g_optimizer, d_optimizer, seed,
+                 generator_ema=None, loss_scaling=False):
+        super().__init__(name="gan_state")
+        if loss_scaling:
+            self.g_loss_scale = optimizers.DynamicLossScale(name="g_loss_scale")
+            self.d_loss_scale = optimizers.DynamicLossScale(name="d_loss_scale")
+        if generator_ema is not None:
+            shapes = [v.shape for v in generator.variables]
+            if [v.shape for v in generator_ema.variables] != shapes:
+                raise ValueError("generator_ema must be a generator of the same architecture")
+            copy_weights(generator_ema, generator)
+            self.generator_ema = generator_ema
+        self.generator = generator
+        self.discriminator = discriminator
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        # Philox state: saved in the checkpoint, so a resumed run draws the same numbers.
+        self.rng = tf.random.Generator.from_seed(seed)
+        g_optimizer.build(generator.trainable_variables)
+        d_optimizer.build(discriminator.trainable_variables)
+
+    @property
+    def sampling_generator(self):
+        """The generator that samples, evaluation and export use: the moving average when on."""
+        return getattr(self, "generator_ema", None) or self.generator
+
+    @property
+    def sampling_generator_name(self):
+        return "ema" if getattr(self, "generator_ema", None) is not None else "raw"
