@@ -139,7 +139,6 @@ def flops_per_iteration(config):
     """FLOPs of one joint iteration of a RunConfig's networks (see the module docstring)."""
     import tensorflow as tf
     from gan import build, networks
-    from gan import config as config_lib
     generator, discriminator = networks.make_networks(config.model.architecture,
                                                       build.network_config(config))
     g_macs, fakes = layer_macs(generator, tf.zeros([2, config.model.latent_dim]))
@@ -275,7 +274,6 @@ def row_config(settings):
 
 def make_trainer(settings):
     from gan import build, data
-    from gan import config as config_lib
     from gan import step as step_lib
     config = row_config(settings)
     state = build.make_state(config)

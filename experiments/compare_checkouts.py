@@ -40,6 +40,8 @@ def train(checkout, config, steps, logdir, cache_dir):
 
 def _quiet_tensorflow():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # set after the trainings: theirs is quiet
+    from absl import logging
+    logging.set_verbosity(logging.WARNING)  # the checkpoint reader's INFO lines
 
 
 def checkpoint_values(logdir):

@@ -105,7 +105,9 @@ def in_process():
     print("| stage (this process)                                 |     s    | peak MiB  |")
     print("|------------------------------------------------------|----------|-----------|")
     stages = Stages()
-    from gan import classifier, config, data, evaluation, metrics, train  # imports TF
+    from gan import classifier, config, data, metrics  # imports TF
+    from gan import evaluator as evaluator_lib
+    from gan import run as run_lib
     stages.done("import TensorFlow and gan")
     run = config.from_flagfile(SEED_FLAGS)
     pixels = data.load("mnist", "train").pixels  # what gan.train hands the trainer
@@ -118,12 +120,12 @@ def in_process():
         float(runner.run(run.runtime.steps_per_loop)["d_loss"])
     stages.done(f"{run.schedule.num_steps} training iterations alone")
     training = stages.times[f"{run.schedule.num_steps} training iterations alone"]
-    evaluator = evaluation.Evaluator(run.data.dataset, run.output.eval_num_samples)
+    evaluator = evaluator_lib.Evaluator(run.data.dataset, run.output.eval_num_samples)
     stages.done("evaluator set-up (reference features and statistics)")
-    samples = evaluation.generate(state.generator, run.output.eval_num_samples)
+    samples = evaluator_lib.generate(state.generator, run.output.eval_num_samples)
     stages.done("evaluation: generate 10,000 samples (compiles once)")
-    samples = evaluation.generate(state.generator, run.output.eval_num_samples,
-                                  sampler=evaluation.compile_sampler(state.generator))
+    samples = evaluator_lib.generate(state.generator, run.output.eval_num_samples,
+                                     sampler=evaluator_lib.compile_sampler(state.generator))
     stages.done("evaluation: generate 10,000 samples again")
     features, probs = classifier.predict(evaluator.classifier, samples)
     stages.done("evaluation: classifier features")
@@ -166,17 +168,18 @@ def compare_overlap(rounds, iterations=2000, num_samples=None):
     state reached."""
     import threading
 
-    from gan import config, data, evaluation
+    from gan import config, data
+    from gan import evaluator as evaluator_lib
     run = config.from_flagfile(SEED_FLAGS)
     state, runner = seed_trainer(run, data.load("mnist", "train").pixels)
     chunk = min(iterations, run.runtime.steps_per_loop)
     float(runner.run(chunk)["d_loss"])  # compiled before any timing
-    evaluator = evaluation.Evaluator(run.data.dataset,
-                                     num_samples or run.output.eval_num_samples)
-    sampler = evaluation.compile_sampler(state.generator)
+    evaluator = evaluator_lib.Evaluator(run.data.dataset,
+                                        num_samples or run.output.eval_num_samples)
+    sampler = evaluator_lib.compile_sampler(state.generator)
 
     def draw():
-        return evaluation.generate(state.generator, evaluator.num_samples, sampler=sampler)
+        return evaluator_lib.generate(state.generator, evaluator.num_samples, sampler=sampler)
 
     evaluator.evaluate_images(draw())  # the reference's share and every trace, once
 

@@ -21,7 +21,7 @@ from absl import flags
 import numpy as np
 import tensorflow as tf
 
-from gan import cli, config, data, layers, optimizers
+from gan import cli, config, data, files, layers, optimizers
 
 ASSETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 FEATURE_DIM = 128
@@ -164,7 +164,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    error = FLAGS.output and cli.check_output_path(FLAGS.output, (".npz",))
+    error = FLAGS.output and files.check_output_path(FLAGS.output, (".npz",))
     if error:
         cli.fail("gan.classifier", [error])
     classifier, test_accuracy = train_classifier(FLAGS.dataset, FLAGS.epochs, seed=FLAGS.seed,

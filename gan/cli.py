@@ -8,12 +8,11 @@ mistake (a missing run, a damaged checkpoint, bad data, an unwritable output) ar
 line by `run` itself.
 """
 
-import os
 import sys
 
 from absl import app, flags
 
-from gan import config, errors, rundir
+from gan import errors, rundir, schema
 
 # The flags that `define_run_flags` defines belong to the program that calls it, so that its
 # --help lists them.
@@ -35,7 +34,7 @@ def _parser(program, after_parsing=None):
         except flags.Error as e:
             fail(program, [str(e).splitlines()[0]])
         if len(remaining) > 1:
-            fail(program, [config.stray_arguments(remaining[1:])])
+            fail(program, [schema.stray_arguments(remaining[1:])])
         if after_parsing:
             after_parsing()
         return remaining
@@ -67,36 +66,3 @@ def define_run_flags():
 def load_run_from_flags():
     """`rundir.load_run` of --logdir and --checkpoint (`run` reports its errors in one line)."""
     return rundir.load_run(flags.FLAGS.logdir, flags.FLAGS.checkpoint)
-
-
-def check_output_path(path, suffixes=(), flag="output"):
-    """Creates the directory of an output file if needed; one line when that is impossible or
-    the name lacks one of `suffixes`."""
-    if suffixes and not path.endswith(tuple(suffixes)):
-        return f"--{flag}={path}: expected a file name ending in {' or '.join(suffixes)}"
-    if os.path.isdir(path):
-        return f"--{flag}={path} is a directory; expected a file path"
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(directory, exist_ok=True)
-    except OSError as e:
-        return f"--{flag}={path}: cannot create its directory {directory}: {e.strerror or e}"
-    if not os.access(directory, os.W_OK):
-        return f"--{flag}={path}: its directory {directory} is not writable"
-    return None
-
-
-def check_output_dir(path, flag="output"):
-    """Creates an output directory if needed and writes a probe file in it; one line when that
-    fails."""
-    if os.path.exists(path) and not os.path.isdir(path):
-        return f"--{flag}={path} exists and is not a directory"
-    try:
-        os.makedirs(path, exist_ok=True)
-        probe = os.path.join(path, f".write-test-{os.getpid()}")
-        with open(probe, "wb") as f:
-            f.write(b"ok")
-        os.remove(probe)
-    except OSError as e:
-        return f"--{flag}={path} is not writable: {e}"
-    return None

@@ -18,7 +18,7 @@ import platform
 
 import tensorflow as tf
 
-from gan import cli, data
+from gan import data, files
 
 DEFAULT_DIR = os.path.join(data.DEFAULT_CACHE_DIR, "xla")
 TF_FLAGS_VARIABLE = "TF_XLA_FLAGS"
@@ -54,7 +54,7 @@ def enable(directory):
     if any(c.isspace() for c in directory):
         return (f"--xla_cache_dir={directory!r} holds a space, which {TF_FLAGS_VARIABLE} "
                 "cannot carry")
-    unwritable = cli.check_output_dir(directory, flag="xla_cache_dir")
+    unwritable = files.check_output_dir(directory, flag="xla_cache_dir")
     if unwritable:
         return unwritable
     os.environ[TF_FLAGS_VARIABLE] = " ".join(filter(None, [

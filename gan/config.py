@@ -10,7 +10,7 @@ declarations alone come
     losses' rules about which settings go together),
   - the resume check (`structural_differences`).
 Adding a setting is adding one field. The penalty weights (--gp_weight, --r1_weight, ...) are
-made from `losses.PENALTIES`, so a new penalty needs no edit here either.
+made from `penalties.PENALTIES`, so a new penalty needs no edit here either.
 
     config = RunConfig()                                   # the defaults
     config = config.replace(d_loss="hinge", g_loss="hinge", g_learning_rate=1e-4)
@@ -18,61 +18,14 @@ made from `losses.PENALTIES`, so a new penalty needs no edit here either.
 """
 
 import dataclasses
-import numbers
 from typing import Optional
 
-from gan import data, distribute, latent, losses, networks, optimizers
+from gan import data, distribute, latent, losses, networks, normalizations, optimizers, penalties
+from gan import schema
 from gan.errors import ConfigError
-
-
-@dataclasses.dataclass(frozen=True)
-class Range:
-    """A numeric range; None leaves a side open."""
-    low: Optional[float] = None
-    high: Optional[float] = None
-    low_inclusive: bool = True
-    high_inclusive: bool = True
-
-    def contains(self, value):
-        if self.low is not None and not (value >= self.low if self.low_inclusive
-                                         else value > self.low):
-            return False
-        return self.high is None or (value <= self.high if self.high_inclusive
-                                     else value < self.high)
-
-    def describe(self, kind):
-        if self.high is None:
-            return f"{kind} {'>=' if self.low_inclusive else '>'} {_number(self.low)}"
-        left, right = "[" if self.low_inclusive else "(", "]" if self.high_inclusive else ")"
-        return f"{kind} in {left}{_number(self.low)}, {_number(self.high)}{right}"
-
-
-def _number(value):
-    return str(value) if isinstance(value, int) else f"{value:g}"
-
-
-AT_LEAST_1 = Range(1)
-# Bounds on the values that become tensor shapes and RNG seeds: far beyond any run that fits in
-# memory, so that a typo is one line rather than an allocation failure deep in TensorFlow.
-MAX_WIDTH = 65536
-SIZE = Range(1, MAX_WIDTH)
-SEED = Range(0, 2 ** 63 - 1)  # TensorFlow's RNG seeds are int64
-NON_NEGATIVE = Range(0)
-POSITIVE = Range(0, low_inclusive=False)
-UNIT_CLOSED = Range(0, 1)
-UNIT_HALF_OPEN = Range(0, 1, high_inclusive=False)
-UNIT_OPEN = Range(0, 1, low_inclusive=False, high_inclusive=False)
-
-
-def setting(default, help, *, choices=None, valid=None, structural=False, note=None, kind=None):
-    """A field of the schema. `choices`: a tuple, or a registry (a dict, read when the choices are
-    needed, so that an entry registered later is a valid choice); `valid` is a Range for
-    numbers; `note` adds to the expectation printed when the value is invalid (e.g. "0 turns
-    evaluation off"); `kind` is the value's type when the default (None) does not tell it."""
-    return dataclasses.field(default=default, metadata={
-        "help": help, "choices": choices, "valid": valid, "structural": structural,
-        "note": note, "kind": kind})
-
+# The schema's vocabulary, for the declarations below (and for callers: config.SEED, ...).
+from gan.schema import (AT_LEAST_1, MAX_WIDTH, NON_NEGATIVE, POSITIVE, SEED, SIZE,  # noqa: F401
+                        UNIT_CLOSED, UNIT_HALF_OPEN, UNIT_OPEN, Range, setting)
 
 # How the D update treats its batches (see gan.step).
 D_UPDATES = ("joint", "split")
@@ -110,10 +63,10 @@ class ModelConfig:
                                  "a wider D is cheap.", valid=Range(0, 4096),
                                  note="0 = --dcgan_width", structural=True)
     g_norm: str = setting("batch", "Generator normalization: batch, layer, spectral (every layer) "
-                          "or none.", choices=networks.NORMALIZATIONS, structural=True)
+                          "or none.", choices=normalizations.NORMALIZATIONS, structural=True)
     d_norm: str = setting("none", "Discriminator normalization: batch, layer, spectral (every "
-                          "layer, Miyato et al. 2018) or none.", choices=networks.NORMALIZATIONS,
-                          structural=True)
+                          "layer, Miyato et al. 2018) or none.",
+                          choices=normalizations.NORMALIZATIONS, structural=True)
     bn_momentum: Optional[float] = setting(
         None, "BatchNorm moving-average momentum; default: the architecture's own (mlp 0.8, the "
         "Keras tutorial's; dcgan 0.9, Radford et al.'s code).", valid=UNIT_CLOSED, kind=float)
@@ -134,7 +87,7 @@ class ModelConfig:
 
 def _penalty_weight_fields():
     return [(f"{name}_weight", float, setting(0.0, penalty.help, valid=NON_NEGATIVE))
-            for name, penalty in losses.PENALTIES.items()]
+            for name, penalty in penalties.PENALTIES.items()]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,7 +124,7 @@ class _GameSettings:
         return tuple(sorted(penalty_weights(self).items()))
 
 
-# The game's fields plus one --<penalty>_weight per entry of losses.PENALTIES.
+# The game's fields plus one --<penalty>_weight per entry of penalties.PENALTIES.
 GameConfig = dataclasses.make_dataclass("GameConfig", _penalty_weight_fields(),
                                         bases=(_GameSettings,), frozen=True)
 GameConfig.__doc__ = "The losses, penalties and D update scheme."
@@ -180,7 +133,7 @@ GameConfig.__module__ = __name__
 
 def penalty_weights(game):
     """{penalty name: weight} of the penalties that are on."""
-    return {name: getattr(game, f"{name}_weight") for name in losses.PENALTIES
+    return {name: getattr(game, f"{name}_weight") for name in penalties.PENALTIES
             if getattr(game, f"{name}_weight") > 0}
 
 
@@ -282,70 +235,8 @@ GROUPS = {
     "output": (OutputConfig, ""),
     "runtime": (RuntimeConfig, ""),
 }
-_NET_OF_PREFIX = {"g_": "Generator", "d_": "Discriminator"}
 
 
-@dataclasses.dataclass(frozen=True)
-class Setting:
-    """One flat setting: its flag name, where it lives, and its declaration."""
-    name: str
-    group: str
-    field: dataclasses.Field
-
-    @property
-    def help(self):
-        prefix = GROUPS[self.group][1]
-        text = self.field.metadata["help"]
-        if not prefix:
-            return text
-        # "Adam beta1" -> "Generator adam beta1", but "SGD momentum" keeps its acronym.
-        first = text[0] if text[1:2].isupper() else text[0].lower()
-        return f"{_NET_OF_PREFIX[prefix]} {first}{text[1:]}"
-
-    @property
-    def choices(self):
-        """The valid values of a string setting (a registry's names, sorted), or None."""
-        choices = self.field.metadata["choices"]
-        if choices is None:
-            return None
-        return tuple(sorted(choices)) if isinstance(choices, dict) else tuple(choices)
-
-    @property
-    def in_identity_at_default(self):
-        """Whether a run's identity (`to_flagfile(identity=True)`) names this setting when it
-        has its default value: only the settings that existed when studies began to identify
-        runs by their flags do, so that a setting added since, left at its default, leaves
-        every finished run of a study finished."""
-        return self.name in IDENTITY_BASELINE
-
-    @property
-    def structural(self):
-        return self.field.metadata["structural"]
-
-    @property
-    def default(self):
-        return self.field.default
-
-    @property
-    def kind(self):
-        """bool, int, float, str or tuple (a list of positive integers), from the default."""
-        default = self.field.default
-        if self.field.metadata["kind"] is not None:
-            return self.field.metadata["kind"]
-        return str if default is None else type(default)
-
-
-def _settings():
-    result = {}
-    for group, (cls, prefix) in GROUPS.items():
-        for field in dataclasses.fields(cls):
-            result[prefix + field.name] = Setting(prefix + field.name, group, field)
-    return result
-
-
-SETTINGS = _settings()
-# Where a run trains, not what it trains: a run may move between strategies and keep its identity.
-PLACEMENT_SETTINGS = ("strategy", "cpu_replicas", "tpu")
 # The settings that existed when studies began to identify runs by their flags (version 0.2):
 # frozen, never to be edited. Any setting added since, penalty weights included, enters a run's
 # identity only when it is set to something other than its default (see `to_flagfile`), so that
@@ -361,45 +252,21 @@ IDENTITY_BASELINE = frozenset("""
     batch_size num_steps seed log_every sample_every checkpoint_every keep_checkpoints eval_every
     eval_num_samples grid_size steps_per_loop jit_compile deterministic on_nonfinite
     rollback_lr_factor max_rollbacks strategy cpu_replicas tpu""".split())
+
+def _settings():
+    result = {}
+    for group, (cls, prefix) in GROUPS.items():
+        for field in dataclasses.fields(cls):
+            name = prefix + field.name
+            result[name] = schema.Setting(name, group, field, prefix,
+                                          in_identity_at_default=name in IDENTITY_BASELINE)
+    return result
+
+
+SETTINGS = _settings()
+# Where a run trains, not what it trains: a run may move between strategies and keep its identity.
+PLACEMENT_SETTINGS = ("strategy", "cpu_replicas", "tpu")
 STRUCTURAL_SETTINGS = tuple(name for name, s in SETTINGS.items() if s.structural)
-
-
-def _display(value):
-    if isinstance(value, (tuple, list)):
-        return ",".join(str(v) for v in value)
-    return str(value)
-
-
-def _check(setting_, value):
-    """The expectation a value fails, or None when it is valid."""
-    meta, kind = setting_.field.metadata, setting_.kind
-    if kind is tuple:
-        ok = (isinstance(value, (tuple, list)) and len(value) > 0
-              and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_WIDTH
-                      for v in value))
-        return None if ok else (f"a comma-separated list of integers in [1, {MAX_WIDTH}], e.g. "
-                                "256,512")
-    if kind is bool:
-        return None if isinstance(value, bool) else "true or false"
-    if kind is str:
-        if value is None and setting_.default is None:
-            return None
-        if not isinstance(value, str):
-            return "a string"
-        if setting_.choices and value not in setting_.choices:
-            return f"one of {', '.join(setting_.choices)}"
-        return None
-    if value is None and setting_.default is None:
-        return None
-    if kind is int and not (isinstance(value, int) and not isinstance(value, bool)):
-        return "an integer"
-    if kind is float and not (isinstance(value, numbers.Real) and not isinstance(value, bool)):
-        return "a number"
-    valid = meta["valid"]
-    if valid is not None and not valid.contains(value):
-        expected = valid.describe("an integer" if kind is int else "a value")
-        return f"{expected} ({meta['note']})" if meta["note"] else expected
-    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -423,9 +290,9 @@ class RunConfig:
     def value_errors(self):
         """One line per invalid value: the flag, what was found and what is expected."""
         flat = self.to_flat()
-        return [f"--{name}={_display(flat[name])}: expected {expected}"
+        return [f"--{name}={schema.display(flat[name])}: expected {expected}"
                 for name, setting_ in SETTINGS.items()
-                for expected in [_check(setting_, flat[name])] if expected]
+                for expected in [schema.check(setting_, flat[name])] if expected]
 
     def combination_errors(self):
         """One line per combination of settings that cannot work, or that is known to train
@@ -492,7 +359,7 @@ class RunConfig:
             if isinstance(value, bool):
                 lines.append(f"--{name}" if value else f"--no{name}")
             else:
-                lines.append(f"--{name}={_display(value)}")
+                lines.append(f"--{name}={schema.display(value)}")
         return "\n".join(lines) + "\n"
 
 
@@ -505,31 +372,7 @@ def to_json_value(flat):
 
 def define_flags(flag_values):
     """Defines one absl flag per setting on `flag_values` (e.g. absl.flags.FLAGS)."""
-    from absl import flags
-    for name, setting_ in SETTINGS.items():
-        kind, default, meta = setting_.kind, setting_.default, setting_.field.metadata
-        common = dict(name=name, help=setting_.help, flag_values=flag_values)
-        if kind is bool:
-            flags.DEFINE_boolean(default=default, **common)
-        elif kind is tuple:
-            flags.DEFINE_list(default=[str(v) for v in default], **common)
-        elif kind is int:
-            flags.DEFINE_integer(default=default, **common)
-        elif kind is float:
-            flags.DEFINE_float(default=default, **common)
-        elif setting_.choices:
-            flags.DEFINE_enum(default=default, enum_values=list(setting_.choices), **common)
-        else:
-            flags.DEFINE_string(default=default, **common)
-
-
-def _parse_list(values):
-    """A DEFINE_list value as a tuple of ints, or as the raw strings when one is not a number
-    (validation then names the flag)."""
-    try:
-        return tuple(int(v) for v in values)
-    except ValueError:
-        return tuple(values)
+    schema.define_flags(SETTINGS, flag_values)
 
 
 def from_flags(flag_values):
@@ -537,22 +380,8 @@ def from_flags(flag_values):
     flat = {}
     for name, setting_ in SETTINGS.items():
         value = flag_values[name].value
-        flat[name] = _parse_list(value) if setting_.kind is tuple else value
+        flat[name] = schema.parse_list(value) if setting_.kind is tuple else value
     return RunConfig.from_flat(flat).validate()
-
-
-BOM = "\ufeff"
-
-
-def stray_arguments(arguments):
-    """The line for words of a command line or flagfile that are not flags (absl passes a
-    flagfile's lines that do not start with a dash on as arguments)."""
-    first = arguments[0]
-    if first.startswith(BOM):
-        return (f"{first[1:]!r} starts with a byte-order mark (U+FEFF), as a flagfile saved as "
-                "'UTF-8 with BOM' does; expected the flagfile in plain UTF-8")
-    shown = " ".join(repr(a) for a in arguments[:3]) + (" ..." if len(arguments) > 3 else "")
-    return f"unexpected arguments: {shown} (flags are written --name=value, one per line)"
 
 
 def from_flagfile(path, **overrides):
@@ -563,5 +392,5 @@ def from_flagfile(path, **overrides):
     define_flags(flag_values)
     remaining = flag_values(["gan", f"--flagfile={path}"])
     if len(remaining) > 1:  # as gan.train refuses them
-        raise ConfigError([f"{path}: {stray_arguments(remaining[1:])}"])
+        raise ConfigError([f"{path}: {schema.stray_arguments(remaining[1:])}"])
     return from_flags(flag_values).replace(**overrides).validate()

@@ -17,7 +17,9 @@ import zipfile
 from absl import flags
 import numpy as np
 
-from gan import cli, data, evaluation, images, rundir
+from gan import cli, data, files, rundir
+
+from gan import evaluator as evaluator_lib
 from gan import config as config_lib
 
 PROGRAM = "gan.evaluate"
@@ -50,7 +52,7 @@ def define_flags():
 
 def reference_values(dataset, num_samples, data_dir=None):
     """{'real_test': metrics of the test set, 'uniform_noise': metrics of U(-1, 1) images}."""
-    evaluator = evaluation.Evaluator(dataset, num_samples, data_dir)
+    evaluator = evaluator_lib.Evaluator(dataset, num_samples, data_dir)
     test = data.load(dataset, "test", data_dir).images[:num_samples]
     noise = np.random.default_rng(0).uniform(-1, 1, test.shape).astype(np.float32)
     return {"real_test": evaluator.evaluate_images(test),
@@ -92,7 +94,7 @@ def flag_errors():
     if FLAGS.data_dir and not os.path.isdir(FLAGS.data_dir):
         errors.append(f"--data_dir={FLAGS.data_dir}: no such directory")
     if FLAGS.output:
-        errors.append(cli.check_output_path(FLAGS.output))
+        errors.append(files.check_output_path(FLAGS.output))
     if FLAGS.samples and (FLAGS.reference or FLAGS.logdir):
         errors.append("--samples scores a file on its own; drop --logdir and --reference")
     elif FLAGS.samples and not FLAGS.output:
@@ -102,7 +104,7 @@ def flag_errors():
     elif FLAGS.logdir and not FLAGS.output and os.path.isdir(FLAGS.logdir):
         # The default output, <logdir>/eval/, is checked before the evaluation's minutes.
         eval_dir = os.path.join(FLAGS.logdir, "eval")
-        problem = cli.check_output_dir(eval_dir, "logdir")
+        problem = files.check_output_dir(eval_dir, "logdir")
         if problem:
             errors.append(f"{problem}; results go to {eval_dir}/ (or pass --output=FILE.json)")
     return [e for e in errors if e]
@@ -115,16 +117,16 @@ def main(argv):
         cli.fail(PROGRAM, errors)
     if FLAGS.samples:
         samples = load_samples(FLAGS.samples)
-        evaluator = evaluation.Evaluator(FLAGS.dataset, len(samples), FLAGS.data_dir)
+        evaluator = evaluator_lib.Evaluator(FLAGS.dataset, len(samples), FLAGS.data_dir)
         results = evaluator.evaluate_images(samples.astype(np.float32) / 127.5 - 1.0)
         print(f"{FLAGS.samples} ({len(samples)} samples, against {FLAGS.dataset}): "
-              f"{evaluation.format_metrics(results)}")
+              f"{evaluator_lib.format_metrics(results)}")
         results.update(samples=FLAGS.samples, dataset=FLAGS.dataset)
         output = FLAGS.output
     elif FLAGS.reference:
         results = reference_values(FLAGS.dataset, FLAGS.num_samples, FLAGS.data_dir)
         for name, values in results.items():
-            print(f"{FLAGS.dataset} {name}: {evaluation.format_metrics(values)}")
+            print(f"{FLAGS.dataset} {name}: {evaluator_lib.format_metrics(values)}")
         output = FLAGS.output
     else:
         config, state, path = cli.load_run_from_flags()
@@ -134,19 +136,19 @@ def main(argv):
                                "average of G (trained with --g_ema_decay=0); expected auto or raw"])
         which = {"auto": [None], "raw": ["raw"], "ema": ["ema"], "both": ["raw", "ema"]}[
             FLAGS.generator]
-        evaluator = evaluation.Evaluator(config.data.dataset, FLAGS.num_samples, FLAGS.data_dir)
+        evaluator = evaluator_lib.Evaluator(config.data.dataset, FLAGS.num_samples, FLAGS.data_dir)
         step = int(state.step.numpy())
         measured = []
         for generator in which:
-            result = evaluation.evaluate_state(evaluator, state, FLAGS.seed, generator)
+            result = evaluator_lib.evaluate_state(evaluator, state, FLAGS.seed, generator)
             print(f"{path} (step {step}, {result['generator']} generator): "
-                  f"{evaluation.format_metrics(result)}")
+                  f"{evaluator_lib.format_metrics(result)}")
             measured.append(result)
         results = measured[0] if len(measured) == 1 else {r["generator"]: r for r in measured}
         results.update(checkpoint=path, step=step, dataset=config.data.dataset)
         output = FLAGS.output or os.path.join(FLAGS.logdir, "eval", f"step_{step:06d}.json")
     if output:
-        images.write_atomically(output, json.dumps(results, indent=2).encode())
+        files.write_atomically(output, json.dumps(results, indent=2).encode())
         print(f"wrote {output}")
 
 

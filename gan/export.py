@@ -14,7 +14,7 @@ The exported generator is G's moving average when the run keeps one (--g_ema_dec
 from absl import flags
 import tensorflow as tf
 
-from gan import cli, rundir
+from gan import cli, files
 
 PROGRAM = "gan.export"
 
@@ -61,7 +61,7 @@ def export(generator, latent_dim, output):
 
 def main(argv):
     del argv
-    error = cli.check_output_dir(FLAGS.output)
+    error = files.check_output_dir(FLAGS.output)
     if error:
         cli.fail(PROGRAM, [error])
     config, state, path = cli.load_run_from_flags()

@@ -10,7 +10,7 @@ import os
 
 from absl import flags
 
-from gan import cli, compile_cache, config, train
+from gan import cli, compile_cache, config, files, train
 
 PROGRAM = "gan.flag_reference"
 HEADINGS = {
@@ -117,7 +117,7 @@ def main(argv):
     if not output:
         print(text, end="")
         return
-    error = cli.check_output_path(output, (".md",))
+    error = files.check_output_path(output, (".md",))
     if error:
         cli.fail(PROGRAM, [error])
     with open(output, "w") as f:

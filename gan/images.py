@@ -1,9 +1,10 @@
 """Image grids and PNG files, with TensorFlow's own encoder (no matplotlib, no PIL)."""
 
-import os
 
 import numpy as np
 import tensorflow as tf
+
+from gan import files
 
 
 def to_uint8(images):
@@ -26,23 +27,9 @@ def make_grid(images, rows, cols, padding=1):
     return grid
 
 
-def write_atomically(path, payload):
-    """Writes bytes to path via a temporary file and a rename, so readers never see half a file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    partial = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(partial, "wb") as f:
-            f.write(payload)
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
-
-
 def write_png(path, image_uint8):
     """Writes an [H, W, C] uint8 image as PNG."""
-    write_atomically(path, tf.io.encode_png(image_uint8).numpy())
+    files.write_atomically(path, tf.io.encode_png(image_uint8).numpy())
 
 
 

@@ -209,7 +209,7 @@ class SpectralNorm(tf.Module):
     Embedding.
     """
 
-    takes_training = True  # its call takes `training` (see networks._apply)
+    takes_training = True  # its call takes `training` (see normalizations.apply)
 
     def __init__(self, layer, epsilon=1e-12, name=None):
         super().__init__(name=name)

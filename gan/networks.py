@@ -8,10 +8,9 @@ Contract shared by every network, which is what lets the trainer stay generic:
   discriminator.per_example: True when each logit depends on its own image alone (no batch
       statistics); the trainer then runs D once on real and fake stacked, which is faster.
 
-Normalization is chosen per network (`g_norm`, `d_norm`): batch (Ioffe & Szegedy 2015), layer (Ba et
-al. 2016), spectral (Miyato et al. 2018: every linear/conv layer of that network, its output layer and
-the projection embedding included) or none. Batch and layer norm sit on the hidden layers: G's
-output layer and D's first and last layers are never normalized (Radford et al. 2016's rule).
+Normalization is chosen per network (`g_norm`, `d_norm`) from `gan.normalizations`. Batch and
+layer norm sit on the hidden layers: G's output layer and D's first and last layers are never
+normalized (Radford et al. 2016's rule).
 
 Conditioning (num_classes > 0):
   G, "concat": z is concatenated with the one-hot label. G's first layer then adds a learned
@@ -36,69 +35,11 @@ from typing import Callable, Optional
 import tensorflow as tf
 
 from gan import layers, registry
+from gan.normalizations import apply, feature_norm, linear, normalization, normalize
 
 
-@dataclasses.dataclass(frozen=True)
-class Normalization:
-    """A network's normalization, with the rules the networks and the trainer follow.
-
-    feature(num_features, config, bn_momentum): the normalizer of a hidden layer's features, or
-        None for a normalization that does not act on features;
-    wrap(layer): the layer wrapped (e.g. spectrally normalized), or None to leave it as it is;
-        a wrapper whose `takes_training` is true is called with `training`;
-    per_example: each example's output depends on that example alone, so the trainer may run D
-        once on real and fake stacked;
-    cancels_bias: its mean subtraction cancels the bias of the layer before it, so that layer
-        has none.
-    """
-    feature: Optional[Callable]
-    wrap: Optional[Callable]
-    per_example: bool
-    cancels_bias: bool
-
-
-def _batch_norm(num_features, config, bn_momentum):
-    return layers.BatchNorm(bn_momentum, config.bn_epsilon, num_features=num_features,
-                            cross_replica=config.sync_batchnorm)
-
-
-NORMALIZATIONS = {
-    "batch": Normalization(_batch_norm, None, per_example=False, cancels_bias=True),
-    "layer": Normalization(lambda num_features, config, bn_momentum: layers.LayerNorm(
-        num_features=num_features), None, per_example=True, cancels_bias=True),
-    "spectral": Normalization(None, layers.SpectralNorm, per_example=True, cancels_bias=False),
-    "none": Normalization(None, None, per_example=True, cancels_bias=False),
-}
 G_CONDITIONINGS = ("concat",)
 D_CONDITIONINGS = ("projection", "concat")
-
-
-# --- building blocks ------------------------------------------------------------------------------
-
-def normalization(name):
-    return registry.lookup(NORMALIZATIONS, name, "normalization")
-
-
-def _linear(layer, norm):
-    """The layer, wrapped as its network's normalization wants (e.g. spectrally normalized)."""
-    wrap = normalization(norm).wrap
-    return layer if wrap is None else wrap(layer)
-
-
-def _apply(layer, x, training):
-    """Runs a linear/conv layer; a wrapper that declares `takes_training` (spectral norm's power
-    iteration) is given `training`."""
-    return layer(x, training) if getattr(layer, "takes_training", False) else layer(x)
-
-
-def _feature_norm(norm, num_features, config, bn_momentum):
-    """The hidden-layer normalizer of a network (None for a normalization without one)."""
-    feature = normalization(norm).feature
-    return None if feature is None else feature(num_features, config, bn_momentum)
-
-
-def _normalize(norm_layer, x, training):
-    return x if norm_layer is None else norm_layer(x, training)
 
 
 def _check_choice(what, value, choices):
@@ -137,15 +78,15 @@ class _Discriminator(_Conditional):
         self.conditioning = conditioning
         # lazy_output sizes the output layer on first call, after the layers below it (the order in
         # which the initial weights are drawn, which a seeded run's reproducibility depends on).
-        self.output_layer = _linear(
+        self.output_layer = linear(
             layers.Dense(1, input_size=None if lazy_output else num_features), norm)
         if self.num_classes and conditioning == "projection":
-            self.embed = _linear(layers.Embedding(self.num_classes, num_features), norm)
+            self.embed = linear(layers.Embedding(self.num_classes, num_features), norm)
 
     def _head(self, features, training, labels):
-        logits = tf.squeeze(_apply(self.output_layer, features, training), axis=-1)
+        logits = tf.squeeze(apply(self.output_layer, features, training), axis=-1)
         if self.num_classes and self.conditioning == "projection":
-            embedding = tf.cast(_apply(self.embed, labels, training), features.dtype)
+            embedding = tf.cast(apply(self.embed, labels, training), features.dtype)
             logits += tf.reduce_sum(embedding * features, axis=-1)
         return logits
 
@@ -179,10 +120,10 @@ class MLPGenerator(_Conditional):
             self.norm_layers = []
             fan_in = self.latent_dim + self.num_classes
             for width in config.g_hidden:
-                self.dense_layers.append(_linear(layers.Dense(width, input_size=fan_in), norm))
-                self.norm_layers.append(_feature_norm(norm, width, config, bn_momentum))
+                self.dense_layers.append(linear(layers.Dense(width, input_size=fan_in), norm))
+                self.norm_layers.append(feature_norm(norm, width, config, bn_momentum))
                 fan_in = width
-            self.output_layer = _linear(
+            self.output_layer = linear(
                 layers.Dense(math.prod(self.image_shape), input_size=fan_in), norm)
             self.reshape = layers.Reshape(self.image_shape)
 
@@ -191,9 +132,9 @@ class MLPGenerator(_Conditional):
         one_hot = self._labels(labels, z)
         h = z if one_hot is None else tf.concat([z, one_hot], axis=-1)
         for dense, norm in zip(self.dense_layers, self.norm_layers):
-            h = _normalize(norm, layers.leaky_relu(_apply(dense, h, training), self.leaky_slope),
+            h = normalize(norm, layers.leaky_relu(apply(dense, h, training), self.leaky_slope),
                            training)
-        return self._output(self.reshape(tf.tanh(_apply(self.output_layer, h, training))))
+        return self._output(self.reshape(tf.tanh(apply(self.output_layer, h, training))))
 
 
 class MLPDiscriminator(_Discriminator):
@@ -219,9 +160,9 @@ class MLPDiscriminator(_Discriminator):
             if num_classes and conditioning == "concat":
                 fan_in += num_classes
             for i, width in enumerate(config.d_hidden):
-                self.dense_layers.append(_linear(layers.Dense(width, input_size=fan_in), norm))
+                self.dense_layers.append(linear(layers.Dense(width, input_size=fan_in), norm))
                 self.norm_layers.append(
-                    _feature_norm(norm, width, config, bn_momentum) if i > 0 else None)
+                    feature_norm(norm, width, config, bn_momentum) if i > 0 else None)
                 fan_in = width
             self._make_head(fan_in, num_classes, conditioning, norm)
 
@@ -232,7 +173,7 @@ class MLPDiscriminator(_Discriminator):
         if one_hot is not None and self.conditioning == "concat":
             h = tf.concat([h, one_hot], axis=-1)
         for dense, norm in zip(self.dense_layers, self.norm_layers):
-            h = layers.leaky_relu(_normalize(norm, _apply(dense, h, training), training),
+            h = layers.leaky_relu(normalize(norm, apply(dense, h, training), training),
                                   self.leaky_slope)
         return self._output(self._head(h, training, labels))
 
@@ -260,22 +201,22 @@ class DCGANGenerator(_Conditional):
         self.base_shape = (height // 4, width_px // 4, 4 * width)
         bias = not normalization(norm).cancels_bias
         with self.name_scope:
-            self.project = _linear(layers.Dense(math.prod(self.base_shape),
+            self.project = linear(layers.Dense(math.prod(self.base_shape),
                                                 input_size=self.latent_dim + self.num_classes,
                                                 use_bias=bias), norm)
-            self.norm0 = _feature_norm(norm, self.base_shape[-1], config, bn_momentum)
-            self.up1 = _linear(layers.Conv2DTranspose(2 * width, 5, stride=2, use_bias=bias), norm)
-            self.norm1 = _feature_norm(norm, 2 * width, config, bn_momentum)
-            self.up2 = _linear(layers.Conv2DTranspose(channels, 5, stride=2), norm)
+            self.norm0 = feature_norm(norm, self.base_shape[-1], config, bn_momentum)
+            self.up1 = linear(layers.Conv2DTranspose(2 * width, 5, stride=2, use_bias=bias), norm)
+            self.norm1 = feature_norm(norm, 2 * width, config, bn_momentum)
+            self.up2 = linear(layers.Conv2DTranspose(channels, 5, stride=2), norm)
 
     def __call__(self, z, training, labels=None):
         z = self._input(z)
         one_hot = self._labels(labels, z)
         h = z if one_hot is None else tf.concat([z, one_hot], axis=-1)
-        h = tf.reshape(_apply(self.project, h, training), (-1,) + self.base_shape)
-        h = tf.nn.relu(_normalize(self.norm0, h, training))
-        h = tf.nn.relu(_normalize(self.norm1, _apply(self.up1, h, training), training))
-        return self._output(tf.tanh(_apply(self.up2, h, training)))
+        h = tf.reshape(apply(self.project, h, training), (-1,) + self.base_shape)
+        h = tf.nn.relu(normalize(self.norm0, h, training))
+        h = tf.nn.relu(normalize(self.norm1, apply(self.up1, h, training), training))
+        return self._output(tf.tanh(apply(self.up2, h, training)))
 
 
 class DCGANDiscriminator(_Discriminator):
@@ -292,11 +233,11 @@ class DCGANDiscriminator(_Discriminator):
         height, width_px, _ = self.image_shape
         features = -(-height // 4) * -(-width_px // 4) * 2 * width
         with self.name_scope:
-            self.conv1 = _linear(layers.Conv2D(width, 5, stride=2), norm)
-            self.conv2 = _linear(layers.Conv2D(2 * width, 5, stride=2,
+            self.conv1 = linear(layers.Conv2D(width, 5, stride=2), norm)
+            self.conv2 = linear(layers.Conv2D(2 * width, 5, stride=2,
                                                use_bias=not normalization(norm).cancels_bias),
                                  norm)
-            self.norm2 = _feature_norm(norm, 2 * width, config, bn_momentum)
+            self.norm2 = feature_norm(norm, 2 * width, config, bn_momentum)
             self.flatten = layers.Flatten()
             self._make_head(features, num_classes, conditioning, norm, lazy_output=True)
 
@@ -307,8 +248,8 @@ class DCGANDiscriminator(_Discriminator):
         if one_hot is not None and self.conditioning == "concat":
             planes = tf.ones_like(images[..., :1]) * one_hot[:, None, None, :]
             h = tf.concat([h, planes], axis=-1)
-        h = layers.leaky_relu(_apply(self.conv1, h, training), self.leaky_slope)
-        h = _normalize(self.norm2, _apply(self.conv2, h, training), training)
+        h = layers.leaky_relu(apply(self.conv1, h, training), self.leaky_slope)
+        h = normalize(self.norm2, apply(self.conv2, h, training), training)
         h = self.flatten(layers.leaky_relu(h, self.leaky_slope))
         return self._output(self._head(h, training, labels))
 

@@ -1,6 +1,8 @@
 """One training run as a library call, with no flags:
 
     from gan import config, run
+
+    from gan import evaluator as evaluator_lib
     result = run.train(config.RunConfig().replace(num_steps=500, eval_every=0), "runs/x")
 
 Leaves in the logdir: TensorBoard event files (scalars, the sample grid, the run's settings as a
@@ -14,13 +16,13 @@ import dataclasses
 import os
 import signal
 import threading
-import time
 from typing import Optional
 
 import tensorflow as tf
 
-from gan import build, cli, data, distribute, evaluation, events, images, latent, networks
+from gan import build, data, distribute, events, images, latent, networks, progress
 from gan import rundir
+from gan import evaluator as evaluator_lib
 from gan import step as step_lib
 from gan.errors import StopTraining
 
@@ -55,29 +57,6 @@ def return_freed_memory():
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
-
-
-def window_means(window):
-    """Means over all iterations of a list of (per-call metric means, iteration count)."""
-    total = sum(count for _, count in window)
-    names = [name for name, value in window[0][0].items() if value.dtype == tf.float32]
-    return {name: sum(float(metrics[name]) * count for metrics, count in window) / total
-            for name in names}
-
-
-def next_boundary(step, every):
-    return (step // every + 1) * every
-
-
-def console_line(step, num_steps, values, steps_per_sec, eta):
-    """D(x) and D(G(z)) for losses whose logits are log-odds; the logit gap for the others."""
-    if "d_real_prob" in values:
-        verdict = f"D(x) {values['d_real_prob']:.3f}  D(G(z)) {values['d_fake_prob']:.3f}"
-    else:
-        verdict = f"logit gap {values['d_logit_gap']:.3f}"
-    return (f"step {step:>7d}/{num_steps}  d_loss {values['d_loss']:.4f}  "
-            f"g_loss {values['g_loss']:.4f}  {verdict}  {steps_per_sec:.1f} steps/s  "
-            f"ETA {eta:.0f}s")
 
 
 @dataclasses.dataclass
@@ -136,8 +115,8 @@ class Run:
         self.noise = fixed_noise(config, output.grid_size ** 2)
         self.evaluator = None
         if output.eval_every > 0 and self.chief:
-            self.evaluator = evaluation.Evaluator(config.data.dataset, output.eval_num_samples,
-                                                  config.data.data_dir)
+            self.evaluator = evaluator_lib.Evaluator(config.data.dataset, output.eval_num_samples,
+                                                     config.data.data_dir)
             self.best_manager = tf.train.CheckpointManager(
                 self.checkpoint, os.path.join(logdir, rundir.BEST_CHECKPOINT_SUBDIR),
                 max_to_keep=1, step_counter=self.state.step)
@@ -208,9 +187,9 @@ class Run:
             tf.summary.scalar("perf/steps_per_sec", steps_per_sec)
 
     def evaluate(self, step):
-        results = evaluation.evaluate_state(self.evaluator, self.state)
+        results = evaluator_lib.evaluate_state(self.evaluator, self.state)
         with self.writer.as_default(step=step):
-            for name in evaluation.SCALAR_METRICS + evaluation.CONDITIONAL_METRICS:
+            for name in evaluator_lib.METRICS:
                 if name in results:
                     tf.summary.scalar(f"eval/{name}", results[name])
         best = rundir.read_best(self.logdir)
@@ -220,7 +199,7 @@ class Run:
                                             "checkpoint": os.path.basename(path)})
         self.last_eval = dict(results, step=step)
         print(f"eval at step {step} ({results['generator']} generator): "
-              f"{evaluation.format_metrics(results)}", flush=True)
+              f"{evaluator_lib.format_metrics(results)}", flush=True)
         return_freed_memory()
 
     def handle_nonfinite(self, metrics):
@@ -267,14 +246,10 @@ class Run:
     def train(self):
         """Trains to num_steps (or a stop signal); returns a TrainResult."""
         num_steps = self.config.schedule.num_steps
-        output, runtime = self.config.output, self.config.runtime
         step = int(self.state.step.numpy())
         if step == 0:
-            with self.writer.as_default(step=0):
-                tf.summary.text("flags", "```\n" + self.config.to_flagfile() + "```")
-            if runtime.on_nonfinite == "rollback" and self.manager.latest_checkpoint is None:
-                self.save_checkpoint(0)  # so that a divergence before the first one rolls back
-        last_log_time, last_log_step, start_time, start_step = time.time(), step, time.time(), step
+            self._start()
+        clock = progress.LogClock(step)
         window = []  # (metric means of one call, its iteration count) since the last log
         compiled = False
         while step < num_steps:
@@ -283,11 +258,7 @@ class Run:
                 self.writer.flush()
                 return TrainResult(step, self.last_train_metrics, self.last_eval,
                                    self.stop_signal, self.rollbacks)
-            chunk_end = min(num_steps, step + runtime.steps_per_loop,
-                            next_boundary(step, output.log_every),
-                            next_boundary(step, output.sample_every),
-                            next_boundary(step, output.checkpoint_every),
-                            next_boundary(step, output.eval_every or num_steps))
+            chunk_end = self._chunk_end(step)
             metrics = self.trainer.run(chunk_end - step)
             if not compiled:
                 return_freed_memory()
@@ -295,68 +266,52 @@ class Run:
             # One scalar fetch per call (not per iteration): did the loop stop on a bad value?
             if not bool(metrics["all_finite"]):
                 step = self.handle_nonfinite(metrics)
-                window, last_log_time, last_log_step = [], time.time(), step
+                window, clock = [], clock.restarted(step)
                 continue
             window.append((metrics, chunk_end - step))
             step = chunk_end
-            if step % output.log_every == 0 or step == num_steps:
-                values = window_means(window)
+            if step % self.config.output.log_every == 0 or step == num_steps:
+                self._log(step, progress.window_means(window), clock)
                 window = []
-                now = time.time()
-                steps_per_sec = (step - last_log_step) / max(now - last_log_time, 1e-9)
-                last_log_time, last_log_step = now, step
-                self.write_scalars(step, values, steps_per_sec)
-                self.last_train_metrics = values
-                overall = (step - start_step) / max(now - start_time, 1e-9)
-                eta = (num_steps - step) / max(overall, 1e-9)
-                print(console_line(step, num_steps, values, steps_per_sec, eta), flush=True)
-            if step % output.sample_every == 0 or step == num_steps:
-                self.write_samples(step)
-            if self.evaluator and (step % output.eval_every == 0 or step == num_steps):
-                self.evaluate(step)
-            if step % output.checkpoint_every == 0 or step == num_steps:
-                self.save_checkpoint(step)
+            self._at_boundaries(step)
         self.writer.flush()
         return TrainResult(step, self.last_train_metrics, self.last_eval,
                            rollbacks=self.rollbacks)
 
+    def _start(self):
+        """What precedes training: the flags in TensorBoard, and with roll-backs a checkpoint
+        at step 0, so that a divergence before the first one rolls back."""
+        with self.writer.as_default(step=0):
+            tf.summary.text("flags", "```\n" + self.config.to_flagfile() + "```")
+        if (self.config.runtime.on_nonfinite == "rollback"
+                and self.manager.latest_checkpoint is None):
+            self.save_checkpoint(0)
 
-def make_writable_logdir(logdir):
-    """Creates the logdir if needed and checks that files can be written in it."""
-    error = cli.check_output_dir(logdir, "logdir")
-    if error:
-        raise StopTraining(error, 2)
+    def _chunk_end(self, step):
+        """Where the next compiled call stops: the nearest step that logs, samples, checkpoints
+        or evaluates, at most steps_per_loop away."""
+        output, num_steps = self.config.output, self.config.schedule.num_steps
+        return min(num_steps, step + self.config.runtime.steps_per_loop,
+                   progress.next_boundary(step, output.log_every),
+                   progress.next_boundary(step, output.sample_every),
+                   progress.next_boundary(step, output.checkpoint_every),
+                   progress.next_boundary(step, output.eval_every or num_steps))
 
+    def _log(self, step, values, clock):
+        num_steps = self.config.schedule.num_steps
+        steps_per_sec, eta = clock.tick(step, num_steps)
+        self.write_scalars(step, values, steps_per_sec)
+        self.last_train_metrics = values
+        print(progress.console_line(step, num_steps, values, steps_per_sec, eta), flush=True)
 
-def prepare_logdir(logdir, config, restart=False):
-    """Checks that a checkpoint in the logdir fits this run; archives the old run first when
-    `restart`. Raises StopTraining otherwise. Returns the config of the run being resumed, or
-    None."""
-    old = None
-    has_checkpoint = rundir.latest_checkpoint(rundir.checkpoint_dir(logdir)) is not None
-    if has_checkpoint and restart:
-        archive = os.path.join(logdir, time.strftime("archived-%Y%m%d-%H%M%S", time.gmtime()))
-        os.makedirs(archive)
-        for name in os.listdir(logdir):
-            if not name.startswith("archived-") and name != rundir.LOCK_FILE:
-                os.rename(os.path.join(logdir, name), os.path.join(archive, name))
-        print(f"--restart: moved the previous run to {archive}; starting from step 0",
-              flush=True)
-    elif has_checkpoint:
-        try:
-            old = rundir.load_config(logdir)
-        except (FileNotFoundError, ValueError) as e:
-            raise StopTraining(f"{logdir} holds checkpoints but no readable config.json ({e}); "
-                               "pass --restart to start over (the old run is kept)", 2) from None
-        differences = build.structural_differences(old, config)
-        if differences:
-            raise StopTraining(
-                f"{logdir} holds a checkpoint of a different model, so it cannot be resumed:\n  "
-                + "\n  ".join(differences)
-                + "\nUse another --logdir, or pass --restart to start over there (the old run is "
-                "moved to an archived-* subfolder, nothing is deleted).", 2)
-    rundir.save_config(logdir, config)
-    return old
+    def _at_boundaries(self, step):
+        output, num_steps = self.config.output, self.config.schedule.num_steps
+        if step % output.sample_every == 0 or step == num_steps:
+            self.write_samples(step)
+        if self.evaluator and (step % output.eval_every == 0 or step == num_steps):
+            self.evaluate(step)
+        if step % output.checkpoint_every == 0 or step == num_steps:
+            self.save_checkpoint(step)
 
 
 def train(config, logdir, restart=False, handle_signals=False):
@@ -380,7 +335,7 @@ def train(config, logdir, restart=False, handle_signals=False):
     if config.runtime.deterministic:
         tf.config.experimental.enable_op_determinism()
     run_dir, logdir = logdir, distribute.worker_dir(logdir, strategy)
-    make_writable_logdir(logdir)
+    rundir.make_writable_logdir(logdir)
     lock = rundir.LogdirLock(logdir)
     try:
         stale = lock.acquire()
@@ -390,7 +345,7 @@ def train(config, logdir, restart=False, handle_signals=False):
         if stale:
             print(f"took over the writer lock of {logdir} from pid {stale.get('pid')} on host "
                   f"{stale.get('host')}, which stopped without releasing it", flush=True)
-        previous = prepare_logdir(logdir, config, restart)
+        previous = rundir.prepare_logdir(logdir, config, restart)
         # A worker other than the chief resumes from the chief's checkpoints (on a shared file
         # system), unless the run restarts.
         run = Run(config, logdir, strategy, resume_from=logdir if restart else run_dir)

@@ -18,9 +18,9 @@ import time
 
 import tensorflow as tf
 
+from gan import build, files
 from gan import config as config_lib
-from gan import build, images
-from gan.errors import CheckpointError, LogdirLocked, RunError
+from gan.errors import CheckpointError, LogdirLocked, RunError, StopTraining
 
 
 CONFIG_FILE = "config.json"
@@ -55,7 +55,7 @@ def remove_partial_checkpoint(folder, step):
 
 def save_config(logdir, config):
     os.makedirs(logdir, exist_ok=True)
-    images.write_atomically(os.path.join(logdir, CONFIG_FILE), json.dumps(
+    files.write_atomically(os.path.join(logdir, CONFIG_FILE), json.dumps(
         config_lib.to_json_value(config.to_flat()), indent=2, sort_keys=True).encode())
 
 
@@ -89,7 +89,7 @@ def read_best(logdir):
 
 
 def write_best(logdir, record):
-    images.write_atomically(os.path.join(logdir, BEST_CHECKPOINT_SUBDIR, BEST_FILE),
+    files.write_atomically(os.path.join(logdir, BEST_CHECKPOINT_SUBDIR, BEST_FILE),
                             json.dumps(record, indent=2).encode())
 
 
@@ -145,7 +145,7 @@ def repair_checkpoint_state(logdir):
         model_checkpoint_path=os.path.basename(found[-1]),
         all_model_checkpoint_paths=[os.path.basename(p) for p in found],
         all_model_checkpoint_timestamps=stamps, last_preserved_timestamp=min(stamps) - 1)
-    images.write_atomically(os.path.join(folder, STATE_FILE),
+    files.write_atomically(os.path.join(folder, STATE_FILE),
                             text_format.MessageToString(state).encode())
     names = ", ".join(os.path.basename(p) for p in found)
     return (f"{os.path.join(folder, STATE_FILE)} did not list the checkpoints there; rewrote it "
@@ -299,3 +299,43 @@ class LogdirLock:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
         os.close(self._fd)
         self._fd = None
+
+
+# --- a run directory before training -------------------------------------------------------------
+
+def make_writable_logdir(logdir):
+    """Creates the logdir if needed and checks that files can be written in it."""
+    error = files.check_output_dir(logdir, "logdir")
+    if error:
+        raise StopTraining(error, 2)
+
+
+def prepare_logdir(logdir, config, restart=False):
+    """Checks that a checkpoint in the logdir fits this run; archives the old run first when
+    `restart`. Raises StopTraining otherwise. Returns the config of the run being resumed, or
+    None."""
+    old = None
+    has_checkpoint = latest_checkpoint(checkpoint_dir(logdir)) is not None
+    if has_checkpoint and restart:
+        archive = os.path.join(logdir, time.strftime("archived-%Y%m%d-%H%M%S", time.gmtime()))
+        os.makedirs(archive)
+        for name in os.listdir(logdir):
+            if not name.startswith("archived-") and name != LOCK_FILE:
+                os.rename(os.path.join(logdir, name), os.path.join(archive, name))
+        print(f"--restart: moved the previous run to {archive}; starting from step 0",
+              flush=True)
+    elif has_checkpoint:
+        try:
+            old = load_config(logdir)
+        except (FileNotFoundError, ValueError) as e:
+            raise StopTraining(f"{logdir} holds checkpoints but no readable config.json ({e}); "
+                               "pass --restart to start over (the old run is kept)", 2) from None
+        differences = build.structural_differences(old, config)
+        if differences:
+            raise StopTraining(
+                f"{logdir} holds a checkpoint of a different model, so it cannot be resumed:\n  "
+                + "\n  ".join(differences)
+                + "\nUse another --logdir, or pass --restart to start over there (the old run is "
+                "moved to an archived-* subfolder, nothing is deleted).", 2)
+    save_config(logdir, config)
+    return old

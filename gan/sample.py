@@ -19,7 +19,7 @@ from absl import flags
 import numpy as np
 import tensorflow as tf
 
-from gan import cli, images, rundir
+from gan import cli, files, images
 from gan import config as config_lib
 
 PROGRAM = "gan.sample"
@@ -71,7 +71,7 @@ def latent_noise(latent_dim, num_samples, seed, interpolate=0, steps=10, distrib
 
 
 def flag_errors():
-    errors = [cli.check_output_path(FLAGS.output, (".npy", ".png"))]
+    errors = [files.check_output_path(FLAGS.output, (".npy", ".png"))]
     if FLAGS.interpolate * FLAGS.interpolation_steps > MAX_SAMPLES:
         errors.append(f"--interpolate={FLAGS.interpolate} x --interpolation_steps="
                       f"{FLAGS.interpolation_steps} = {FLAGS.interpolate * FLAGS.interpolation_steps}"
@@ -112,7 +112,7 @@ def main(argv):
         array = samples[..., 0] if samples.shape[-1] == 1 else samples
         buffer = io.BytesIO()
         np.save(buffer, array)
-        images.write_atomically(output, buffer.getvalue())
+        files.write_atomically(output, buffer.getvalue())
     else:
         images.write_png(output, images.make_grid(samples, rows, cols))
     print(f"wrote {len(samples)} samples to {output}")

@@ -42,7 +42,7 @@ import operator
 
 import tensorflow as tf
 
-from gan import latent, losses
+from gan import latent, losses, penalties
 from gan import loop as loop_lib
 from gan import state as state_lib
 
@@ -72,7 +72,7 @@ class Trainer(loop_lib.Loop):
             raise ValueError("g_ema_decay > 0 needs a state made with a generator_ema")
         self.d_loss = losses.get_d_loss(game.d_loss, game.label_smoothing)
         self.g_loss = losses.get_g_loss(game.g_loss)
-        self.penalties = [(name, weight, losses.PENALTIES[name])
+        self.penalties = [(name, weight, penalties.PENALTIES[name])
                           for name, weight in game.active_penalties()]
 
     def _d_step(self, loss_fn, *args):
@@ -81,7 +81,7 @@ class Trainer(loop_lib.Loop):
         extras, norm = self._update(self.state.discriminator, self.state.d_optimizer, loss_fn,
                                     *args)
         if self.game.weight_clip > 0:
-            losses.clip_weights(self.state.discriminator.trainable_variables,
+            penalties.clip_weights(self.state.discriminator.trainable_variables,
                                 self.game.weight_clip)
         return extras, norm
 

@@ -15,7 +15,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan import ablate, ablation_report, data, latent, rundir
+from gan import data, latent, rundir
+from gan.study import launchers
+from gan.study import plan as plan_lib
+from gan.study import plots as plots_lib
+from gan.study import report as report_lib
+from gan.study import stats as stats_lib
+from gan.study import status as status_lib
 from helpers import (REPO, assert_clean_failure, read_png, run_module, summary_records,
                      user_environment)
 
@@ -103,7 +109,7 @@ def read_csv(root):
 
 def test_a_killed_study_resumes_where_it_stopped(study):
     _, root, output = study
-    with open(os.path.join(root, RESUMED, ablate.TRAIN_LOG)) as f:
+    with open(os.path.join(root, RESUMED, status_lib.TRAIN_LOG)) as f:
         log = f.read()
     assert log.count("=== ") == 2 and "Resumed from" in log  # resumed, not restarted
     assert "Done at step 40" in log
@@ -141,7 +147,7 @@ def test_results_table_csv_mosaic_plot_and_hparams(study):
     assert f"| `d=adam` | 1 | {fids[-1]:.1f} | – |" in markdown
     # The reference's row: gan.evaluate --samples' numbers for real images, far better.
     reference = rows["reference=real_test,seed=0"]
-    with open(os.path.join(root, reference["run"], ablate.REFERENCE_EVAL)) as f:
+    with open(os.path.join(root, reference["run"], status_lib.REFERENCE_EVAL)) as f:
         assert float(reference["fid_final"]) == pytest.approx(json.load(f)["fid"])
     assert float(reference["fid_final"]) * 10 < fids[-1]
     assert "single finished seed, so seed noise cannot be estimated" in markdown
@@ -149,14 +155,14 @@ def test_results_table_csv_mosaic_plot_and_hparams(study):
     # The mosaic's one row (the diverged configuration has none) is the first seed's final
     # generator on the documented noise.
     mosaic = read_png(os.path.join(root, "mosaic.png"))
-    assert mosaic.shape == (59, 1 + 29 * ablation_report.MOSAIC_SAMPLES, 1)
+    assert mosaic.shape == (59, 1 + 29 * plots_lib.MOSAIC_SAMPLES, 1)
     mosaic = mosaic[29:]  # row 0 is the reference (the best FID), row 1 d=adam
     _, state, _ = rundir.load_run(os.path.join(root, RUN_NAMES[0]))
-    noise = latent.fixed(ablation_report.MOSAIC_SAMPLES, 100, "normal",
+    noise = latent.fixed(plots_lib.MOSAIC_SAMPLES, 100, "normal",
                                   seed=latent.MOSAIC_SEED)
     from gan import images
     samples = state.sampling_generator(noise, training=False).numpy()
-    expected = images.make_grid(images.to_uint8(samples), 1, ablation_report.MOSAIC_SAMPLES)
+    expected = images.make_grid(images.to_uint8(samples), 1, plots_lib.MOSAIC_SAMPLES)
     np.testing.assert_array_equal(mosaic, expected)
 
     pytest.importorskip("matplotlib")
@@ -177,17 +183,17 @@ def ablate_scalars(run_dir):
 
 def test_run_commands_and_a_slurm_array_that_runs(study, tmp_path):
     path, root, _ = study
-    commands = ablate.run_commands(path, root, ablate.plan(ablate.load_study(path)))
+    commands = launchers.run_commands(path, root, plan_lib.plan(plan_lib.load_study(path)))
     assert [c.split("--only=")[1].strip("'") for c in commands] == RUN_NAMES
 
     # Where the runs train is not part of what they are: under a tf.distribute strategy, the
     # same runs, and the finished ones stay finished.
-    placed = ablate.with_placement(ablate.plan(ablate.load_study(path)), strategy="mirrored",
+    placed = launchers.with_placement(plan_lib.plan(plan_lib.load_study(path)), strategy="mirrored",
                                    cpu_replicas=2)
     assert [run.config.runtime.strategy for run in placed if hasattr(run, "config")] == [
         "mirrored", "mirrored"]
-    assert [ablate.run_digest(run) for run in placed] == [
-        ablate.run_digest(run) for run in ablate.plan(ablate.load_study(path))]
+    assert [plan_lib.run_digest(run) for run in placed] == [
+        plan_lib.run_digest(run) for run in plan_lib.plan(plan_lib.load_study(path))]
 
     written = run_module("gan.ablate", f"--study={path}", f"--root={root}", "--launcher=slurm",
                          "--strategy=mirrored", "--cpu_replicas=2")
@@ -199,7 +205,7 @@ def test_run_commands_and_a_slurm_array_that_runs(study, tmp_path):
     assert text.count("--strategy=mirrored --cpu_replicas=2") == 3
     assert subprocess.run(["bash", "-n", script]).returncode == 0
     # Task 0 as Slurm would run it: the finished run is recognised and skipped, nothing trains.
-    log = os.path.join(root, RUN_NAMES[0], ablate.TRAIN_LOG)
+    log = os.path.join(root, RUN_NAMES[0], status_lib.TRAIN_LOG)
     before = open(log).read()
     env = user_environment(SLURM_ARRAY_TASK_ID="0")
     task = subprocess.run(["bash", script], env=env, capture_output=True, text=True, cwd=tmp_path)
@@ -224,8 +230,8 @@ def test_study_file_mistakes_are_named(tmp_path):
     }
     for label, (text, expected) in cases.items():
         path = write_study(folder, text, f"{label.replace(' ', '_')}.toml")
-        with pytest.raises(ablate.StudyError) as raised:
-            ablate.plan(ablate.load_study(path))
+        with pytest.raises(plan_lib.StudyError) as raised:
+            plan_lib.plan(plan_lib.load_study(path))
         assert path in str(raised.value) and expected in str(raised.value), (label, raised.value)
     # On the command line: one line, exit code 2.
     result = run_module("gan.ablate", f"--study={path}", f"--root={tmp_path}/r", check=False)
@@ -236,8 +242,8 @@ def test_the_plan_is_the_product_of_the_axes_times_the_seeds(tmp_path):
     text = TINY_STUDY.replace("seeds = [0]", "seeds = [3, 4, 5]") + (
         '\n[axes]\nd_update = ["split", "joint"]\n')
     # Axis order follows the file: d (a table defined first), then d_update.
-    planned = ablate.plan(ablate.load_study(write_study(str(tmp_path), text)))
-    runs = [r for r in planned if isinstance(r, ablate.PlannedRun)]
+    planned = plan_lib.plan(plan_lib.load_study(write_study(str(tmp_path), text)))
+    runs = [r for r in planned if isinstance(r, plan_lib.PlannedRun)]
     assert len(runs) == 2 * 2 * 3
     assert [r.name for r in planned if r not in runs] == [
         f"reference=real_test,seed={seed}" for seed in (3, 4, 5)]
@@ -258,8 +264,8 @@ def synthetic_row(config, seed, fid, status="done"):
            "wall_seconds": 10.0, "fid_curve": [], "eval_step": 100, "steps_per_sec": 50.0,
            "fid_final": fid if status == "done" else "", "fid_best": fid if status == "done"
            else ""}
-    row.update({name: (1.0 if status == "done" else "") for name in ablation_report.METRICS[1:]
-                + ablation_report.CONDITIONAL_METRICS})
+    row.update({name: (1.0 if status == "done" else "")
+                for name in report_lib.other_metrics() + report_lib.conditional_metrics()})
     return row
 
 
@@ -268,14 +274,14 @@ def test_results_table_over_seeds_from_rows(tmp_path):
     sorted by FID, failures counted and listed, and the noise verdicts."""
     findings = "Configuration *c* and *a* are one; b is the SGD of the tutorial."
     text = TINY_STUDY.replace("[report]\n", f'[report]\nfindings = """\n{findings}\n"""\n')
-    study = ablate.load_study(write_study(str(tmp_path), text))
+    study = plan_lib.load_study(write_study(str(tmp_path), text))
     fids = {"a": [50.0, 58.0, 45.0], "b": [178.0, 170.0, 185.0], "c": [48.0, 56.0, 46.0]}
     rows = [synthetic_row(config, seed, fid) for config, values in fids.items()
             for seed, fid in enumerate(values)]
     rows.append(synthetic_row("b", 3, None, status="diverged"))
-    summaries = ablation_report.config_summaries(rows)
+    summaries = report_lib.config_summaries(rows)
     assert [s["config"] for s in summaries] == ["c", "a", "b"]
-    markdown = ablation_report.results_markdown(study, rows, summaries, "python -m gan.ablate")
+    markdown = report_lib.results_markdown(study, rows, summaries, "python -m gan.ablate")
     for config, values in fids.items():
         mean, sd = np.mean(values), np.std(values, ddof=1)
         half = 4.303 * sd / math.sqrt(3)  # t(0.975, 2)
@@ -292,31 +298,31 @@ def test_results_table_over_seeds_from_rows(tmp_path):
 def test_t_quantiles_match_the_t_distribution():
     # The two-sided 95% critical values of Student's t printed in every statistics table.
     for df, value in [(1, 12.706), (2, 4.303), (4, 2.776), (9, 2.262), (30, 2.042)]:
-        assert ablation_report.t_quantile(0.975, df) == pytest.approx(value, abs=1e-3)
+        assert stats_lib.t_quantile(0.975, df) == pytest.approx(value, abs=1e-3)
     stats = pytest.importorskip("scipy.stats", reason="scipy is only a second oracle")
     for df in (1.5, 3.7, 12.0):
-        assert ablation_report.t_quantile(0.975, df) == pytest.approx(stats.t.ppf(0.975, df),
+        assert stats_lib.t_quantile(0.975, df) == pytest.approx(stats.t.ppf(0.975, df),
                                                                       rel=1e-4)
 
 
 def test_confidence_intervals_from_their_formulas():
     values = [50.0, 58.0, 45.0]
-    mean, sd, half = ablation_report.mean_interval(values)
+    mean, sd, half = stats_lib.mean_interval(values)
     assert mean == pytest.approx(np.mean(values))
     assert sd == pytest.approx(np.std(values, ddof=1))
     assert half == pytest.approx(4.303 * sd / math.sqrt(3), rel=1e-3)
     a, b = np.array([50.0, 58.0, 45.0]), np.array([178.0, 170.0, 185.0, 181.0])
-    difference, lo, hi = ablation_report.welch_interval(b, a)
+    difference, lo, hi = stats_lib.welch_interval(b, a)
     va, vb = a.var(ddof=1) / 3, b.var(ddof=1) / 4
     df = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 3)
-    half = ablation_report.t_quantile(0.975, df) * math.sqrt(va + vb)
+    half = stats_lib.t_quantile(0.975, df) * math.sqrt(va + vb)
     assert difference == pytest.approx(b.mean() - a.mean())
     assert (lo, hi) == pytest.approx((difference - half, difference + half))
-    summaries = [{"config": "good", "fids": list(a), "fid_final": ablation_report.mean_interval(a)},
-                 {"config": "bad", "fids": list(b), "fid_final": ablation_report.mean_interval(b)},
+    summaries = [{"config": "good", "fids": list(a), "fid_final": stats_lib.mean_interval(a)},
+                 {"config": "bad", "fids": list(b), "fid_final": stats_lib.mean_interval(b)},
                  {"config": "same", "fids": [49.0, 57.0, 47.0],
-                  "fid_final": ablation_report.mean_interval([49.0, 57.0, 47.0])}]
-    text = "\n".join(ablation_report.noise_statements(summaries))
+                  "fid_final": stats_lib.mean_interval([49.0, 57.0, 47.0])}]
+    text = "\n".join(report_lib.noise_statements(summaries))
     assert "- bad: " in text and "beyond seed noise" in text.split("- bad: ")[1].split("\n")[0]
     assert "within seed noise" in text.split("- same: ")[1].split("\n")[0]
 
@@ -325,24 +331,24 @@ def test_confidence_intervals_from_their_formulas():
     name for name in os.listdir(os.path.join(REPO, "experiments", "ablations"))
     if name.endswith(".toml")))
 def test_every_shipped_study_plans_valid_runs(study_file):
-    study = ablate.load_study(os.path.join(REPO, "experiments", "ablations", study_file))
-    runs = ablate.plan(study)
+    study = plan_lib.load_study(os.path.join(REPO, "experiments", "ablations", study_file))
+    runs = plan_lib.plan(study)
     configurations = math.prod(len(axis.choices) for axis in study.axes)
     assert len(runs) == configurations * len(study.seeds) + len(study.references) * len(study.seeds)
     assert len({run.name for run in runs}) == len(runs)
     for run in runs:
-        if isinstance(run, ablate.PlannedRun):
+        if isinstance(run, plan_lib.PlannedRun):
             assert run.config.schedule.num_steps > 0 and run.config.schedule.seed == run.seed
 
 
 def test_an_interrupted_run_is_reported_at_its_last_checkpoint(tmp_path):
-    study = ablate.load_study(write_study(str(tmp_path)))
-    run = ablate.plan(study)[0]
+    study = plan_lib.load_study(write_study(str(tmp_path)))
+    run = plan_lib.plan(study)[0]
     run_dir = tmp_path / "root" / run.name
     manager = tf.train.CheckpointManager(tf.train.Checkpoint(v=tf.Variable(1.0)),
                                          rundir.checkpoint_dir(str(run_dir)), max_to_keep=2)
     manager.save(checkpoint_number=30)
-    ablate.write_status(str(run_dir), {"status": "running", "flags_digest": ablate.run_digest(run)})
-    row = ablation_report.run_row(study, run, str(tmp_path / "root"))
+    status_lib.write_status(str(run_dir), {"status": "running", "flags_digest": plan_lib.run_digest(run)})
+    row = report_lib.run_row(study, run, str(tmp_path / "root"))
     # Nobody holds the run's lock: its runner was killed.
     assert row["status"] == "interrupted" and row["steps"] == 30

@@ -9,14 +9,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan import classifier, data, evaluation, sample
+from gan import classifier, data, sample
+
+from gan import evaluator as evaluator_lib
 from helpers import assert_same_images, read_png, run_module, scalar_events
 
 
 def test_conditional_metrics_on_real_images_with_true_and_shuffled_labels():
     """The test set with its own labels: the classifier's accuracy and a small intra-class FID;
     with shuffled labels: chance accuracy and a far larger intra-class FID."""
-    evaluator = evaluation.Evaluator("mnist", num_samples=2000, kid_subsets=2)  # KID: not here
+    evaluator = evaluator_lib.Evaluator("mnist", num_samples=2000, kid_subsets=2)  # KID: not here
     test = data.load("mnist", "test")
     images, labels = test.images[:2000], test.labels[:2000]
     true = evaluator.evaluate_images(images, labels)

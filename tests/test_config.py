@@ -9,7 +9,7 @@ from absl import flags
 import numpy as np
 import pytest
 
-from gan import config, losses, rundir, train
+from gan import config, losses, penalties, rundir
 from gan import build
 from gan import run as run_lib
 from helpers import REPO, checkpoint_values
@@ -39,7 +39,7 @@ def test_every_setting_is_a_flag_with_help_and_its_default():
 
 def test_each_penalty_in_the_registry_gets_a_weight_flag_defaulting_to_off():
     game = config.GameConfig()
-    for name, penalty in losses.PENALTIES.items():
+    for name, penalty in penalties.PENALTIES.items():
         assert getattr(game, f"{name}_weight") == 0.0
         assert config.SETTINGS[f"{name}_weight"].help == penalty.help
     assert config.penalty_weights(config.RunConfig().replace(r1_weight=2.0).game) == {"r1": 2.0}
@@ -52,11 +52,11 @@ def test_a_new_penalty_is_one_function_and_one_registry_entry(tmp_path):
 import os, sys
 sys.path.insert(0, {repr(os.path.join(REPO, 'tests'))})
 import tensorflow as tf
-from gan import losses
-losses.PENALTIES["logit_square"] = losses.Penalty(
+from gan import penalties
+penalties.PENALTIES["logit_square"] = penalties.Penalty(
     lambda d, real, fake, rng: tf.reduce_mean(tf.square(d(real, training=True))), False,
     "Weight of E[D(x)^2] (a test penalty).")
-from gan import config, train
+from gan import config
 from gan import run as run_lib
 cfg = config.from_flagfile("experiments/mnist_mlp.flags", logit_square_weight=0.5,
     g_hidden=(16,), d_hidden=(16,), batch_size=8, num_steps=3, eval_every=0, log_every=3,

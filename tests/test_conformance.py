@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan import config, data, distribute, export, losses, networks, optimizers
+from gan import config, data, distribute, export, losses, networks, normalizations, optimizers
+from gan import penalties
 from gan import state as state_lib
 from gan import step as step_lib
 import helpers
@@ -20,7 +21,7 @@ NETWORK_CASES = [(architecture, conditional)
                  for architecture in sorted(networks.ARCHITECTURES)
                  for conditional in (False, True)]
 NORM_CASES = [(architecture, norm) for architecture in sorted(networks.ARCHITECTURES)
-              for norm in networks.NORMALIZATIONS]
+              for norm in normalizations.NORMALIZATIONS]
 
 
 def tiny_config(conditional=False, **overrides):
@@ -204,7 +205,7 @@ def test_g_losses_eager_equal_xla(name):
                                tf.function(loss, jit_compile=True)(fake, real).numpy(), rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", sorted(losses.PENALTIES))
+@pytest.mark.parametrize("name", sorted(penalties.PENALTIES))
 def test_penalties_eager_equal_xla(name):
     """Eager and XLA agree for the same random draws. XLA's random-number kernels draw other
     numbers than TensorFlow's, so a penalty that draws (interpolates, perturbations) is compared
@@ -216,7 +217,7 @@ def test_penalties_eager_equal_xla(name):
     rng = tf.random.Generator.from_seed(3)
 
     def value():
-        return losses.PENALTIES[name].function(state.discriminator, real, fake, rng)
+        return penalties.PENALTIES[name].function(state.discriminator, real, fake, rng)
     compiled = tf.function(value, jit_compile=True)
     results = {}
     for mode, run in (("eager", value), ("xla", compiled)):
@@ -226,7 +227,7 @@ def test_penalties_eager_equal_xla(name):
         assert float(run()) == pytest.approx(first, rel=1e-6), mode
         assert np.isfinite(first) and first > 0, mode
         results[mode] = first
-    if not draws_noise(losses.PENALTIES[name]):
+    if not draws_noise(penalties.PENALTIES[name]):
         assert results["eager"] == pytest.approx(results["xla"], rel=1e-4)
 
 
@@ -237,7 +238,7 @@ def test_training_step_with_every_loss(d_loss, g_loss):
     assert_step_changes_exactly_what_it_should(tiny_state("mlp", ema=False), config)
 
 
-@pytest.mark.parametrize("name", sorted(losses.PENALTIES))
+@pytest.mark.parametrize("name", sorted(penalties.PENALTIES))
 def test_training_step_with_every_penalty(name):
     config = helpers.run_config(batch_size=4, latent_dim=6, penalties=((name, 1.0),))
     state = tiny_state("dcgan", conditional=True, ema=False, d_norm="spectral")
@@ -304,7 +305,7 @@ def assert_mirrored_step_matches_one_device(make_state, config, labels=False, it
     draws noise, the first iteration's D verdicts (computed before any noise is drawn) match,
     and everything stays finite."""
     images, all_labels = training_data()
-    noisy = any(draws_noise(losses.PENALTIES[name]) for name, _ in config.game.active_penalties())
+    noisy = any(draws_noise(penalties.PENALTIES[name]) for name, _ in config.game.active_penalties())
     results = []
     for strategy in (tf.distribute.get_strategy(), mirrored_strategy()):
         with strategy.scope():
@@ -354,7 +355,7 @@ def test_mirrored_step_matches_one_device_for_every_loss(d_loss, g_loss):
         lambda: tiny_state("mlp", ema=False, g_optimizer="sgd", d_optimizer="sgd"), config)
 
 
-@pytest.mark.parametrize("name", sorted(losses.PENALTIES))
+@pytest.mark.parametrize("name", sorted(penalties.PENALTIES))
 def test_mirrored_step_matches_one_device_for_every_penalty(name):
     """Lazily (every 2nd iteration), with D's BatchNorm synchronized inside the penalty."""
     config = helpers.run_config(batch_size=8, latent_dim=6, penalties=((name, 1.0),),

@@ -12,7 +12,8 @@ import os
 
 import pytest
 
-from gan import ablate, config, losses
+from gan import config, penalties
+from gan.study import plan as plan_lib
 from helpers import REPO
 
 GOLDEN = os.path.join(REPO, "tests", "data", "study_digests.json")
@@ -21,8 +22,8 @@ GOLDEN = os.path.join(REPO, "tests", "data", "study_digests.json")
 def study_digests():
     result = {}
     for path in sorted(glob.glob(os.path.join(REPO, "experiments", "ablations", "*.toml"))):
-        runs = ablate.plan(ablate.load_study(path))
-        result[os.path.basename(path)] = {run.name: ablate.run_digest(run) for run in runs}
+        runs = plan_lib.plan(plan_lib.load_study(path))
+        result[os.path.basename(path)] = {run.name: plan_lib.run_digest(run) for run in runs}
     return result
 
 
@@ -69,10 +70,10 @@ def test_a_new_setting_at_its_default_changes_no_digest(in_repo, monkeypatch):
 
 
 def test_a_new_penalty_registered_before_the_schema_changes_no_digest(in_repo, monkeypatch):
-    """A penalty added to losses.PENALTIES gets its --<name>_weight field when gan.config is
+    """A penalty added to penalties.PENALTIES gets its --<name>_weight field when gan.config is
     built; left at 0 it is not part of any run's identity."""
     name = "test_only"
-    monkeypatch.setitem(losses.PENALTIES, name, losses.Penalty(
+    monkeypatch.setitem(penalties.PENALTIES, name, penalties.Penalty(
         lambda d, real, fake, rng: 0.0 * d(real, training=True)[0], False, "A test penalty."))
     field = config._penalty_weight_fields()[-1]
     assert field[0] == f"{name}_weight"

@@ -15,7 +15,9 @@ import os
 
 import pytest
 
-from gan import classifier, config, data, evaluation, losses, metrics, networks
+from gan import classifier, config, data, losses, metrics, networks
+
+from gan import evaluator as evaluator_lib
 from gan import build
 from gan import step as step_lib
 from helpers import REPO
@@ -78,7 +80,7 @@ def mnist_classifier():
 def score(generator):
     """The shipped classifier's score of EVAL_SAMPLES samples and the digits they cover (the
     evaluator's definitions; FID, KID and precision/recall are left out to save time)."""
-    samples = evaluation.generate(generator, EVAL_SAMPLES)
+    samples = evaluator_lib.generate(generator, EVAL_SAMPLES)
     _, probs = classifier.predict(mnist_classifier(), samples)
     _, covered, _ = metrics.class_coverage(probs)
     return {"classifier_score": metrics.classifier_score(probs), "classes_covered": covered}

@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import run_in
-from gan import losses
+from gan import losses, penalties
 
 
 def np_sigmoid(x):
@@ -217,10 +217,10 @@ LINEAR_WEIGHT_GRADIENT = {
 
 
 def test_every_registered_penalty_has_a_reference():
-    assert set(LINEAR_EXPECTED) == set(losses.PENALTIES) == set(LINEAR_WEIGHT_GRADIENT)
+    assert set(LINEAR_EXPECTED) == set(penalties.PENALTIES) == set(LINEAR_WEIGHT_GRADIENT)
 
 
-@pytest.mark.parametrize("name", sorted(losses.PENALTIES))
+@pytest.mark.parametrize("name", sorted(penalties.PENALTIES))
 def test_penalty_on_a_linear_discriminator_and_its_weight_gradient(mode, name):
     real, fake, w = penalty_inputs(0)
     critic = LinearCritic(tf.constant(w))
@@ -228,7 +228,7 @@ def test_penalty_on_a_linear_discriminator_and_its_weight_gradient(mode, name):
 
     def value_and_gradient(real, fake):
         with tf.GradientTape() as tape:
-            value = losses.PENALTIES[name].function(critic, real, fake, rng)
+            value = penalties.PENALTIES[name].function(critic, real, fake, rng)
         return value, tape.gradient(value, critic.w)
     value, gradient = run_in(mode, value_and_gradient, tf.constant(real), tf.constant(fake))
     np.testing.assert_allclose(value, LINEAR_EXPECTED[name](w), rtol=1e-9)
@@ -246,7 +246,7 @@ def quadratic_gradient_norms(a, points):
     return np.sqrt(np.sum((2 * a * points) ** 2, axis=(1, 2, 3)))
 
 
-@pytest.mark.parametrize("name", sorted(losses.PENALTIES))
+@pytest.mark.parametrize("name", sorted(penalties.PENALTIES))
 def test_penalty_on_a_quadratic_discriminator_where_it_is_taken(mode, name):
     """Where each penalty looks: real data (R1), fakes (R2), random interpolates (WGAN-GP) or
     perturbed real data (DRAGAN); with grad D(x) = 2 a x the value depends on the points."""
@@ -264,14 +264,14 @@ def test_penalty_on_a_quadratic_discriminator_where_it_is_taken(mode, name):
     else:
         points = real if name == "r1" else fake
         expected = 0.5 * np.mean(quadratic_gradient_norms(a, points) ** 2)
-    got = run_in(mode, lambda r, f: losses.PENALTIES[name].function(critic, r, f, rng),
+    got = run_in(mode, lambda r, f: penalties.PENALTIES[name].function(critic, r, f, rng),
                  tf.constant(real), tf.constant(fake))
     np.testing.assert_allclose(got, expected, rtol=1e-9)
 
 
 def test_weight_clipping_bounds_every_weight():
     variables = [tf.Variable(np.linspace(-1, 1, 11)), tf.Variable(np.array([[0.005, -0.5]]))]
-    losses.clip_weights(variables, 0.01)
+    penalties.clip_weights(variables, 0.01)
     np.testing.assert_array_equal(variables[0].numpy(), np.clip(np.linspace(-1, 1, 11), -0.01, 0.01))
     np.testing.assert_array_equal(variables[1].numpy(), [[0.005, -0.01]])
 

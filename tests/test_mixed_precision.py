@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from gan import config as config_lib
 from gan import step as step_lib
-from gan import build, data, layers, losses, networks, optimizers, rundir
+from gan import build, data, layers, networks, optimizers, penalties, rundir
 from gan import run as run_lib
 import helpers
 from helpers import scalar_events
@@ -133,14 +133,14 @@ def test_float16_penalties_take_d_input_gradients_through_the_loss_scale():
             "mlp", helpers.network_config(d_hidden=(64, 32), compute_dtype=dtype))
         discriminators[dtype] = lambda x, training, d=d: 1e-7 * d(x, training=training)
     real = tf.constant(data.load("mnist", "test").images[:16])
-    exact = losses.input_gradients(discriminators["float32"], real).numpy()
+    exact = penalties.input_gradients(discriminators["float32"], real).numpy()
 
     def relative_error(scale):
-        got = losses.input_gradients(discriminators["float16"], real, scale).numpy()
+        got = penalties.input_gradients(discriminators["float16"], real, scale).numpy()
         return np.linalg.norm(got - exact) / np.linalg.norm(exact)
     assert relative_error(tf.constant(2.0 ** 15)) < 0.01
     assert relative_error(None) > 0.1  # what the scale saves
-    r1 = {dtype: losses.r1_penalty(discriminators[dtype], real, real, None,
+    r1 = {dtype: penalties.r1_penalty(discriminators[dtype], real, real, None,
                                    gradient_scale=tf.constant(2.0 ** 15) if dtype == "float16"
                                    else None).numpy() for dtype in discriminators}
     assert r1["float16"] == pytest.approx(r1["float32"], rel=0.01)
@@ -148,12 +148,12 @@ def test_float16_penalties_take_d_input_gradients_through_the_loss_scale():
 
 def test_the_trainer_hands_penalties_d_loss_scale(monkeypatch):
     scales = []
-    original = losses.input_gradients
+    original = penalties.input_gradients
 
     def recording(discriminator, inputs, scale=None):
         scales.append(scale)
         return original(discriminator, inputs, scale)
-    monkeypatch.setattr(losses, "input_gradients", recording)
+    monkeypatch.setattr(penalties, "input_gradients", recording)
     for precision in ("float16", "none"):
         run, state = small_state(precision, r1_weight=1.0, d_loss="minimax")
         metrics = step_lib.Trainer(state, run,

@@ -16,7 +16,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan import ablate, ablation_report, cli, config, evaluate, events, rundir
+from gan import cli, config, evaluate, events, rundir
+from gan.study import hparams as hparams_lib
+from gan.study import plan as plan_lib
+from gan.study import report as report_lib
+from gan.study import runner as runner_lib
+from gan.study import status as status_lib
 from helpers import REPO, SMALL, assert_clean_failure, run_module, run_train_in_one_process
 
 BASE = os.path.join(REPO, "experiments", "mnist_mlp.flags")
@@ -41,8 +46,8 @@ def write(folder, text, name="study.toml", base=BASE):
 def refusal(folder, text, name="study.toml", base=BASE):
     """The StudyError of a study file, which gan.ablate prints as its one line."""
     path = write(folder, text, name, base)
-    with pytest.raises(ablate.StudyError) as raised:
-        ablate.plan(ablate.load_study(path))
+    with pytest.raises(plan_lib.StudyError) as raised:
+        plan_lib.plan(plan_lib.load_study(path))
     message = str(raised.value)
     assert message.startswith(path) and "\n" not in message, message
     return message
@@ -74,7 +79,7 @@ def test_a_run_directory_that_is_a_link_out_of_the_root_is_refused(tmp_path):
     result = run_module("gan.ablate", f"--study={path}", f"--root={root}", check=False)
     assert_clean_failure(result, "run d=adam,seed=0 would be written to", "outside the root")
     assert os.listdir(outside) == []
-    assert ablate.outside_root(str(root), ablate.plan(ablate.load_study(path)))[1] == str(outside)
+    assert plan_lib.outside_root(str(root), plan_lib.plan(plan_lib.load_study(path)))[1] == str(outside)
 
 
 def test_run_names_past_255_bytes_are_refused_when_the_study_is_read(tmp_path):
@@ -95,16 +100,16 @@ def write_scalar_events(folder):
 
 
 def test_the_report_replaces_its_own_hparams_file_and_nothing_else(tmp_path):
-    study = ablate.load_study(write(str(tmp_path), STUDY))
+    study = plan_lib.load_study(write(str(tmp_path), STUDY))
     root = tmp_path / "root"
     root.mkdir()
     foreign = write_scalar_events(root)
-    ablation_report.write_hparams_config(str(root), study)
+    hparams_lib.write_hparams_config(str(root), study)
     ours = [p for p in events.event_files(str(root)) if p not in foreign]
     assert len(ours) == 1 and events.holds_only(ours[0], "hparams")
     assert not events.holds_only(foreign[0], "hparams")
     time.sleep(1.1)  # event file names carry the second they were made
-    ablation_report.write_hparams_config(str(root), study)
+    hparams_lib.write_hparams_config(str(root), study)
     now = events.event_files(str(root))
     assert foreign[0] in now and ours[0] not in now and len(now) == 2
     assert events.read_scalars(str(root))["train/d_loss"][-1] == (2, pytest.approx(1 / 3))
@@ -178,7 +183,6 @@ def test_a_full_disk_leaves_no_temporary_checkpoint_behind(tmp_path):
     (folder / "ckpt-20_temp").mkdir(parents=True)
     (folder / "ckpt-20_temp" / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"x")
     (folder / "ckpt-10.index").write_bytes(b"")
-    from gan import run as run_lib
     rundir.remove_partial_checkpoint(str(folder), 20)
     assert sorted(os.listdir(folder)) == ["ckpt-10.index"]
 
@@ -259,7 +263,7 @@ def test_out_of_range_shapes_and_seeds_are_one_line(tmp_path):
 # --- the runner -----------------------------------------------------------------------------------
 
 def planned_run(tmp_path, text=STUDY):
-    return ablate.plan(ablate.load_study(write(str(tmp_path), text)))[0]
+    return plan_lib.plan(plan_lib.load_study(write(str(tmp_path), text)))[0]
 
 
 def test_a_training_left_by_a_killed_runner_is_waited_for(tmp_path):
@@ -272,7 +276,7 @@ def test_a_training_left_by_a_killed_runner_is_waited_for(tmp_path):
     orphan = rundir.LogdirLock(str(run_dir))
     orphan.acquire()
     said = []
-    runner = ablate.Runner(str(tmp_path / "root"), echo=said.append)
+    runner = runner_lib.Runner(str(tmp_path / "root"), echo=said.append)
     waited = threading.Thread(target=runner._wait_for_earlier_training, args=(run, str(run_dir)))
     start = time.monotonic()
     waited.start()
@@ -287,18 +291,18 @@ def test_a_training_left_by_a_killed_runner_is_waited_for(tmp_path):
 
 def test_an_attempt_counts_from_its_start(tmp_path, monkeypatch):
     run = planned_run(tmp_path)
-    runner = ablate.Runner(str(tmp_path / "root"), echo=lambda line: None)
+    runner = runner_lib.Runner(str(tmp_path / "root"), echo=lambda line: None)
     run_dir = tmp_path / "root" / run.name
     seen = []
 
     def killed(command, where):  # as if the runner were SIGKILLed mid-training
-        seen.append(ablate.read_status(where))
+        seen.append(status_lib.read_status(where))
         return None
     monkeypatch.setattr(runner, "_execute", killed)
     runner.run_one(run)
     runner.run_one(run)
     assert [s["attempts"] for s in seen] == [1, 2]
-    assert ablate.read_status(str(run_dir))["status"] == "running"
+    assert status_lib.read_status(str(run_dir))["status"] == "running"
 
 
 def test_a_structural_change_keeps_the_runs_record_and_names_the_way_out(tmp_path):
@@ -310,12 +314,12 @@ def test_a_structural_change_keeps_the_runs_record_and_names_the_way_out(tmp_pat
     trained = run.config.replace(g_hidden=(32,))
     (run_dir / rundir.CONFIG_FILE).write_text(json.dumps(config.to_json_value(trained.to_flat())))
     record = {"status": "done", "flags_digest": "0123", "attempts": 1, "wall_seconds": 5.0}
-    ablate.write_status(str(run_dir), record)
-    status = ablate.Runner(str(tmp_path / "root"), echo=lambda line: None).run_one(run)
+    status_lib.write_status(str(run_dir), record)
+    status = runner_lib.Runner(str(tmp_path / "root"), echo=lambda line: None).run_one(run)
     assert status["status"] == "conflict"
     assert "g_hidden" in status["reason"] and "Move that directory out of the root" in status[
         "reason"] and "--restart" not in status["reason"]
-    assert ablate.read_status(str(run_dir)) == record
+    assert status_lib.read_status(str(run_dir)) == record
 
 
 def test_a_done_run_without_checkpoints_leaves_the_report_going(tmp_path):
@@ -325,9 +329,9 @@ def test_a_done_run_without_checkpoints_leaves_the_report_going(tmp_path):
     run_dir.mkdir(parents=True)
     (run_dir / rundir.CONFIG_FILE).write_text(json.dumps(config.to_json_value(
         run.config.to_flat())))
-    ablate.write_status(str(run_dir), {"status": "done", "flags_digest": ablate.run_digest(run)})
-    study = ablate.load_study(os.path.join(str(tmp_path), "study.toml"))
-    lines = ablation_report.write_report(study, str(tmp_path / "root"), [run], "python -m ...")
+    status_lib.write_status(str(run_dir), {"status": "done", "flags_digest": plan_lib.run_digest(run)})
+    study = plan_lib.load_study(os.path.join(str(tmp_path), "study.toml"))
+    lines = report_lib.write_report(study, str(tmp_path / "root"), [run], "python -m ...")
     assert any(line.startswith("mosaic.png: no row for d=adam:") and "holds no checkpoint" in line
                for line in lines), lines
     assert os.path.isfile(tmp_path / "root" / "results.md")
@@ -388,8 +392,8 @@ def test_generated_study_files_each_get_one_line(tmp_path):
     for number, (label, text) in enumerate(cases):
         path = write(str(tmp_path), text, f"case{number}.toml")
         try:
-            ablate.plan(ablate.load_study(path))
-        except ablate.StudyError as e:
+            plan_lib.plan(plan_lib.load_study(path))
+        except plan_lib.StudyError as e:
             message = str(e)
             assert message.startswith(path) and "\n" not in message, (label, message)
         except config.ConfigError as e:
@@ -425,8 +429,8 @@ def generated_records(rng):
 
 def test_generated_status_and_record_files_never_stop_the_report(tmp_path):
     text = STUDY + '\n[references.real]\ncommand = "{python} -c pass {samples}"\n'
-    study = ablate.load_study(write(str(tmp_path), text))
-    runs = ablate.plan(study)
+    study = plan_lib.load_study(write(str(tmp_path), text))
+    runs = plan_lib.plan(study)
     root = tmp_path / "root"
     rng = random.Random(7)
     records = list(generated_records(rng))
@@ -434,17 +438,17 @@ def test_generated_status_and_record_files_never_stop_the_report(tmp_path):
         for run in runs:
             run_dir = root / run.name
             run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / ablate.STATUS_FILE).write_text(record)
-            (run_dir / ablate.REFERENCE_EVAL).write_text(record)
-            status = ablate.read_status(str(run_dir))
+            (run_dir / status_lib.STATUS_FILE).write_text(record)
+            (run_dir / status_lib.REFERENCE_EVAL).write_text(record)
+            status = status_lib.read_status(str(run_dir))
             assert isinstance(status, dict)
-            assert all(isinstance(value, ablate.STATUS_FIELDS[key])
+            assert all(isinstance(value, status_lib.STATUS_FIELDS[key])
                        for key, value in status.items())
-        rows = [ablation_report.run_row(study, run, str(root)) for run in runs]
-        summaries = ablation_report.config_summaries(rows)
-        ablation_report.results_markdown(study, rows, summaries, "python -m gan.ablate ...")
+        rows = [report_lib.run_row(study, run, str(root)) for run in runs]
+        summaries = report_lib.config_summaries(rows)
+        report_lib.results_markdown(study, rows, summaries, "python -m gan.ablate ...")
     assert len(records) >= 40
-    lines = ablation_report.write_report(study, str(root), runs, "python -m gan.ablate ...")
+    lines = report_lib.write_report(study, str(root), runs, "python -m gan.ablate ...")
     assert any(line.startswith("wrote") and "results.csv" in line for line in lines)
 
 

@@ -61,7 +61,7 @@ def test_samples_come_from_one_fixed_noise_batch(seed_run):
     """The step-200 and step-300 grids, regenerated from those steps' checkpoints and the
     documented noise (stateless normal, seed [--seed, latent.SAMPLE_GRID_SALT]), are the very
     PNGs written during training; the step-200 weights with other noise are not."""
-    from gan import config, latent
+    from gan import config
     from gan import run as run_lib
     logdir, _ = seed_run
     with open(os.path.join(logdir, "config.json")) as f:
@@ -133,7 +133,7 @@ def test_hinge_with_a_lazy_penalty_logs_logits_not_probabilities(tmp_path):
 def test_every_flagfile_loads_and_the_dcgan_ones_train(tmp_path):
     """Each flagfile of experiments/ is a valid run; the DCGAN ones (shrunk to width 4) train a
     few steps end to end, grids and evaluation included."""
-    from gan import config, latent
+    from gan import config
     from gan import run as run_lib
     flagfiles = sorted(glob.glob(os.path.join(REPO, "experiments", "*.flags")))
     assert len(flagfiles) >= 13

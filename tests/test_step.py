@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan import data, layers, losses, networks, optimizers
+from gan import data, layers, losses, networks, optimizers, penalties
 from gan import state as state_lib
 from gan import step as step_lib
 from gan import loop as loop_lib
@@ -87,19 +87,19 @@ def replay_iteration(state, rng, images, config, lazy_factor=1.0, labels=None):
                        labels=None if y is None else tf.concat([y, y], 0))
         return both[:batch], both[batch:]
 
-    def penalties(uses_fake):
-        terms = [weight * lazy_factor * losses.PENALTIES[name].function(d, real, fake, rng)
+    def penalty_sum(uses_fake):
+        terms = [weight * lazy_factor * penalties.PENALTIES[name].function(d, real, fake, rng)
                  for name, weight in config.game.active_penalties()
-                 if uses_fake is None or losses.PENALTIES[name].uses_fake == uses_fake]
+                 if uses_fake is None or penalties.PENALTIES[name].uses_fake == uses_fake]
         return sum(terms) if terms and lazy_factor else 0.0
 
     d_vars = network.trainable_variables
     if config.game.d_update == "split":
-        sgd_step(lambda: d_loss.real_term(d(real, True)) + penalties(False), d_vars)
+        sgd_step(lambda: d_loss.real_term(d(real, True)) + penalty_sum(False), d_vars)
         clip(d_vars, config.game.weight_clip)
-        sgd_step(lambda: d_loss.fake_term(d(fake, True)) + penalties(True), d_vars)
+        sgd_step(lambda: d_loss.fake_term(d(fake, True)) + penalty_sum(True), d_vars)
     else:
-        sgd_step(lambda: sum(d_loss(*d_on_both(real, fake)).values()) + penalties(None),
+        sgd_step(lambda: sum(d_loss(*d_on_both(real, fake)).values()) + penalty_sum(None),
                  d_vars)
     clip(d_vars, config.game.weight_clip)
     z2 = rng.normal([batch, latent])

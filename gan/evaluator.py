@@ -4,17 +4,59 @@ The reference is the dataset's whole training set: its feature mean and covarian
 fixed random subset of `num_samples` of its features for KID and precision/recall.
 """
 
+import dataclasses
 import functools
 import hashlib
 import io
 import os
+from typing import Callable, Optional
 
 import numpy as np
 import tensorflow as tf
 
+from gan import data, files, latent, metrics
 from gan import classifier as classifier_lib
-from gan import data, images, latent, metrics
 
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """One scalar of an evaluation, as training logs it (eval/<name>), the study report shows it
+    and TensorBoard's HParams dashboard lists it.
+
+    label: its column in a study's results.md; digits: the decimals shown there;
+    lower_is_better: the direction of "better" (FID: lower); reported: a column of the study
+    report and an HParams metric (else only logged); conditional: computed for a conditional
+    generator only; compute(features, probs, labels, evaluator) -> float: how to compute it,
+    for a metric the Evaluator does not compute itself (None for the built-in ones)."""
+    label: str
+    digits: int
+    lower_is_better: bool
+    reported: bool = True
+    conditional: bool = False
+    compute: Optional[Callable] = None
+
+
+# In the order they are logged and shown.
+METRICS = {
+    "fid": Metric("FID", 1, lower_is_better=True),
+    "kid": Metric("KID", 2, lower_is_better=True),
+    "kid_std": Metric("KID sd", 3, lower_is_better=True, reported=False),  # over its subsets
+    "classifier_score": Metric("score", 2, lower_is_better=False),
+    "precision": Metric("precision", 3, lower_is_better=False),
+    "recall": Metric("recall", 3, lower_is_better=False),
+    "classes_covered": Metric("classes", 1, lower_is_better=False),
+    "coverage_kl": Metric("coverage KL", 3, lower_is_better=True),
+    "conditional_accuracy": Metric("cond. acc.", 3, lower_is_better=False, conditional=True),
+    "intra_fid": Metric("intra-FID", 1, lower_is_better=True, conditional=True),
+}
+
+
+def metric_names(reported=None, conditional=None):
+    """The names of the metrics table, in order, optionally only those reported (or not) and
+    conditional (or not)."""
+    return tuple(name for name, metric in METRICS.items()
+                 if (reported is None or metric.reported == reported)
+                 and (conditional is None or metric.conditional == conditional))
 
 
 @functools.lru_cache(maxsize=4)
@@ -35,7 +77,7 @@ def _reference(dataset, data_dir):
     try:
         buffer = io.BytesIO()
         np.save(buffer, features.astype(np.float32))
-        images.write_atomically(cache, buffer.getvalue())
+        files.write_atomically(cache, buffer.getvalue())
     except OSError:
         pass  # an unwritable cache only costs time
     return net, features
@@ -125,6 +167,10 @@ class Evaluator:
             labels = np.asarray(labels)
             results["conditional_accuracy"] = float(np.mean(np.argmax(probs, axis=1) == labels))
             results["intra_fid"] = self.intra_class_fid(features, labels)
+        for name, metric in METRICS.items():
+            if metric.compute is not None and (labels is not None or not metric.conditional):
+                results[name] = float(metric.compute(features=features, probs=probs,
+                                                     labels=labels, evaluator=self))
         return results
 
     def intra_class_fid(self, features, labels):
@@ -156,12 +202,5 @@ def evaluate_state(evaluator, state, seed=0, which=None):
     return dict(evaluator.evaluate_generator(generator, seed), generator=which)
 
 
-# Every evaluation's scalars, then those a conditional generator adds.
-SCALAR_METRICS = ("fid", "kid", "kid_std", "classifier_score", "precision", "recall",
-                  "classes_covered", "coverage_kl")
-CONDITIONAL_METRICS = ("conditional_accuracy", "intra_fid")
-
-
 def format_metrics(results):
-    return "  ".join(f"{name} {results[name]:.4g}"
-                     for name in SCALAR_METRICS + CONDITIONAL_METRICS if name in results)
+    return "  ".join(f"{name} {results[name]:.4g}" for name in METRICS if name in results)

@@ -1,0 +1,343 @@
+"""A study file and the runs it plans.
+
+`load_study(path)` reads and checks a study file (TOML; its format is in `gan.study`), and
+`plan(study)` makes every run of it, each with its validated RunConfig, seed-major. A run's
+identity is `run_digest`: the digest of the settings that make it what it is, so that a study run
+again trains only the runs whose settings changed.
+"""
+
+import dataclasses
+import hashlib
+import itertools
+import os
+import re
+
+from absl import flags
+
+from gan import config as config_lib
+from gan.errors import StudyError
+
+
+@dataclasses.dataclass(frozen=True)
+class Axis:
+    name: str
+    # (label, {flag: value}) per choice; a flag axis has one flag per choice, named by the axis.
+    choices: tuple
+    is_flag: bool
+
+    def hparam_value(self, label):
+        """The value TensorBoard's HParams dashboard shows: the flag's own value for a flag axis
+        (numbers stay numbers, so they sort), the variant's name otherwise."""
+        if self.is_flag:
+            value = dict(self.choices)[label][self.name]
+            if isinstance(value, (bool, int, float, str)):
+                return value
+        return label
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+    path: str
+    name: str
+    description: str
+    base: str
+    seeds: tuple
+    settings: dict
+    axes: tuple
+    references: tuple = ()  # (name, command template)
+    curves: tuple = ()  # more scalar tags to plot like FID ([report] curves)
+    curve_max_step: int = 0  # 0: the whole run
+    findings: str = ""  # the researcher's reading of the results ([report] findings), markdown
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedRun:
+    name: str  # its directory under the root
+    config_name: str  # the same without the seed: the row of the results table
+    choices: tuple  # (axis name, label) per axis
+    seed: int
+    config: config_lib.RunConfig
+    hparams: tuple = ()  # (axis name, the value TensorBoard's HParams dashboard shows) per axis
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedReference:
+    """One seed of an outside implementation: its command writes samples that gan.evaluate
+    scores."""
+    name: str
+    config_name: str
+    seed: int
+    command: str  # with {seed} and {samples} filled in
+    dataset: str
+    choices: tuple = ()
+    hparams: tuple = ()
+
+
+def _read_toml(path):
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        try:
+            import tomli as tomllib
+        except ImportError:
+            raise StudyError(f"{path}: reading a study file needs Python >= 3.11 (tomllib) or "
+                             "`pip install tomli`") from None
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise StudyError(f"--study={path}: no such file") from None
+    except OSError as e:
+        raise StudyError(f"--study={path}: cannot be read: {e.strerror or e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise StudyError(f"{path}: not valid TOML: {e}") from None
+
+
+def _label(value):
+    """A value as a piece of a directory name."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return "-".join(_label(v) for v in value)
+    return str(value).replace("/", "-").replace(",", "-").replace("=", "-")
+
+
+def _as_setting(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _check_names(path, where, values):
+    unknown = [name for name in values if name not in config_lib.SETTINGS]
+    if unknown:
+        raise StudyError(f"{path}: {where}: unknown flag {', '.join(map(repr, unknown))} "
+                         "(expected gan.train's flag names, without the dashes)")
+
+
+# A variant axis's name and a reference's name become part of directory names: letters, digits
+# and _ . + - only, starting with a letter or digit, so that no name can climb out of the root.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*\Z")
+
+
+# Run directories are named <axis>=<label>,...,seed=<n> and reference=<name>,seed=<n>.
+RESERVED_AXES = ("seed", "reference")
+
+
+MAX_NAME_BYTES = 255  # a directory name's limit on Linux's file systems
+
+
+def _table(path, raw, key, what):
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise StudyError(f"{path}: '{key}' must be {what}, found {type(value).__name__} "
+                         f"{value!r:.60}")
+    return value
+
+
+def _check_name(path, what, name):
+    if not NAME.match(name):
+        raise StudyError(f"{path}: {what} {name!r}: expected letters, digits and _ . + - "
+                         "only, starting with a letter or digit (it names directories)")
+
+
+def _variant_axis(path, name, spec):
+    _check_name(path, "axis", name)
+    choices = []
+    for label, variant in spec.items():
+        where = f"axis {name!r}, variant {label!r}"
+        if not variant:
+            raise StudyError(f"{path}: {where} sets no flag; expected flag = value lines under "
+                             f"[axes.{name}.{label}]")
+        _check_names(path, where, variant)
+        choices.append((_label(label), {k: _as_setting(v) for k, v in variant.items()}))
+    for (a, flags_a), (b, flags_b) in itertools.combinations(choices, 2):
+        if flags_a == flags_b:
+            raise StudyError(f"{path}: axis {name!r}: variants {a!r} and {b!r} set the same "
+                             "flags to the same values, so their runs would be identical")
+    return tuple(choices)
+
+
+def _check_conflicts(path, settings, axes):
+    """No flag is set by two axes, or by an axis and [settings]: one would silently win, and
+    runs named after one value would train with another."""
+    owner = {name: "[settings]" for name in settings}
+    for axis in axes:
+        for name in sorted({flag for _, values in axis.choices for flag in values}):
+            if name in owner:
+                raise StudyError(f"{path}: --{name} is set by both {owner[name]} and axis "
+                                 f"{axis.name!r}; expected each flag in one place")
+            owner[name] = f"axis {axis.name!r}"
+
+
+def load_study(path):
+    """The Study in a TOML file; StudyError names the file and the problem."""
+    raw = _read_toml(path)
+    known = {"description", "base", "seeds", "settings", "axes", "references", "report"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise StudyError(f"{path}: unknown key {', '.join(map(repr, unknown))}; expected "
+                         f"{', '.join(sorted(known))}")
+    if not isinstance(raw.get("base"), str):
+        raise StudyError(f"{path}: 'base' must name the base flagfile (a path relative to the "
+                         "study file)")
+    if not isinstance(raw.get("description", ""), str):
+        raise StudyError(f"{path}: 'description' must be text")
+    base = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)), raw["base"]))
+    if not os.path.isfile(base):
+        raise StudyError(f"{path}: base flagfile {base} not found")
+    seeds = _seeds(path, raw)
+    settings = _table(path, raw, "settings", "a table of flag = value ([settings])")
+    _check_names(path, "[settings]", settings)
+    axes = _axes(path, raw)
+    _check_conflicts(path, settings, axes)
+    references = _references(path, raw)
+    curves, max_step, findings = _report(path, raw)
+    name = os.path.splitext(os.path.basename(path))[0]
+    return Study(path, name, str(raw.get("description", "")).strip(), base, seeds,
+                 {k: _as_setting(v) for k, v in settings.items()}, axes, references, curves,
+                 max_step, findings.strip())
+
+
+def _seeds(path, raw):
+    seeds = raw.get("seeds", [0])
+    if (not isinstance(seeds, list) or not seeds
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+            or len(set(seeds)) != len(seeds)
+            or not all(config_lib.SEED.contains(s) for s in seeds)):
+        raise StudyError(f"{path}: 'seeds' must be a list of distinct integers in [0, 2^63 - 1], "
+                         f"found {seeds!r:.80}")
+    return tuple(seeds)
+
+
+def _axes(path, raw):
+    axes = []
+    for name, spec in _table(path, raw, "axes", "tables of axes ([axes])").items():
+        if name in RESERVED_AXES:
+            raise StudyError(f"{path}: axis {name!r}: the name is the runner's own ("
+                             + ("the seeds are set by seeds = [...])" if name == "seed" else
+                                "references are set by [references.<name>])"))
+        if isinstance(spec, list):
+            _check_names(path, f"axis {name!r}", [name])
+            if not spec:
+                raise StudyError(f"{path}: axis {name!r} has no values")
+            choices = tuple((_label(v), {name: _as_setting(v)}) for v in spec)
+            is_flag = True
+        elif isinstance(spec, dict) and spec and all(isinstance(v, dict) for v in spec.values()):
+            choices = _variant_axis(path, name, spec)
+            is_flag = False
+        else:
+            raise StudyError(f"{path}: axis {name!r} must be a list of values of the flag "
+                             f"--{name}, or tables of named variants ([axes.{name}.<variant>])")
+        labels = [label for label, _ in choices]
+        if len(set(labels)) != len(labels):
+            raise StudyError(f"{path}: axis {name!r} has two choices named alike: {labels}")
+        axes.append(Axis(name, choices, is_flag))
+    return tuple(axes)
+
+
+def _references(path, raw):
+    references = []
+    for label, spec in _table(path, raw, "references",
+                              "tables of references ([references.<name>])").items():
+        command = spec.get("command") if isinstance(spec, dict) else None
+        if not isinstance(command, str) or "{samples}" not in command:
+            raise StudyError(f"{path}: reference {label!r} needs command = \"...\" that writes "
+                             "its samples to {samples} (and may use {seed})")
+        _check_name(path, "reference", label)
+        references.append((_label(label), command))
+    return tuple(references)
+
+
+def _report(path, raw):
+    """(curves, curve_max_step, findings) of the [report] table."""
+    report = _table(path, raw, "report", "a table ([report])")
+    curves, max_step = report.get("curves", []), report.get("curve_max_step", 0)
+    findings = report.get("findings", "")
+    if (not isinstance(curves, list) or not all(isinstance(c, str) for c in curves)
+            or not isinstance(max_step, int) or max_step < 0 or not isinstance(findings, str)
+            or set(report) - {"curves", "curve_max_step", "findings"}):
+        raise StudyError(f"{path}: [report] takes curves = [\"train/g_grad_norm\", ...] (scalar "
+                         "tags to plot), curve_max_step = N (>= 0; 0 for the whole run) and "
+                         "findings = \"\"\"...\"\"\" (markdown for results.md)")
+    # Each curve is plotted to <root>/<last part of its tag>.png, beside fid.png and mosaic.png.
+    plots = ["fid.png", "mosaic.png"]
+    for tag in curves:
+        plot = plot_file_name(tag)
+        if plot in plots or not NAME.match(plot):
+            raise StudyError(f"{path}: [report] curve {tag!r} would be plotted to {plot!r}, "
+                             f"which is taken or not a plain file name; expected tags ending in "
+                             "distinct names other than fid and mosaic")
+        plots.append(plot)
+    return tuple(curves), max_step, findings
+
+
+def plot_file_name(tag):
+    """Where a study's report plots the curve of a scalar tag: <root>/<its last part>.png."""
+    return tag.split("/")[-1] + ".png"
+
+
+def _check_run_name(path, name):
+    size = len(name.encode())
+    if size > MAX_NAME_BYTES:
+        raise StudyError(f"{path}: run {name[:60]}...: its directory name has {size} bytes; "
+                         f"expected at most {MAX_NAME_BYTES} (shorten the axis names or labels)")
+
+
+def outside_root(root, runs):
+    """(run, where its directory resolves) for the first run whose directory would not lie
+    inside `root` once `..` and symbolic links are resolved; None when every one does."""
+    real_root = os.path.realpath(root)
+    for run in runs:
+        real = os.path.realpath(os.path.join(root, run.name))
+        if real == real_root or os.path.commonpath([real_root, real]) != real_root:
+            return run, real
+    return None
+
+
+def plan(study):
+    """Every run of the study, each with its validated RunConfig, in the order they run:
+    seed-major, so that a study stopped early has every configuration at its first seed."""
+    try:
+        base = config_lib.from_flagfile(study.base)
+    except flags.Error as e:
+        raise StudyError(f"{study.path}: base flagfile {study.base}: "
+                         f"{str(e).splitlines()[0]}") from None
+    except config_lib.ConfigError as e:
+        line = e.lines[0]
+        where = "" if line.startswith(study.base) else f"base flagfile {study.base}: "
+        raise StudyError(f"{study.path}: {where}{line}") from None
+    try:
+        base = base.replace(**study.settings)
+    except config_lib.ConfigError as e:
+        raise StudyError(f"{study.path}: [settings]: {e.lines[0]}") from None
+    runs = []
+    for seed in study.seeds:
+        for combination in itertools.product(*(axis.choices for axis in study.axes)):
+            overrides, parts = {}, []
+            for axis, (label, values) in zip(study.axes, combination):
+                overrides.update(values)
+                parts.append(f"{axis.name}={label}")
+            config_name = ",".join(parts) or "base"
+            try:
+                config = base.replace(**overrides, seed=seed).validate()
+            except config_lib.ConfigError as e:
+                raise StudyError(f"{study.path}: {config_name}: {e.lines[0]}") from None
+            name = ",".join(parts + [f"seed={seed}"])
+            _check_run_name(study.path, name)
+            labels = [label for label, _ in combination]
+            runs.append(PlannedRun(
+                name, config_name, tuple(zip((a.name for a in study.axes), labels)), seed,
+                config, tuple((a.name, a.hparam_value(label))
+                              for a, label in zip(study.axes, labels))))
+        for label, command in study.references:
+            _check_run_name(study.path, f"reference={label},seed={seed}")
+            runs.append(PlannedReference(
+                f"reference={label},seed={seed}", f"reference={label}", seed,
+                command.replace("{seed}", str(seed)), base.data.dataset))
+    return runs
+
+
+def run_digest(run):
+    """What identifies a run's settings: a rerun with other settings trains it again."""
+    text = (run.command if isinstance(run, PlannedReference)
+            else run.config.to_flagfile(identity=True))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

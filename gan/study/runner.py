@@ -1,0 +1,222 @@
+"""Training a study's runs: each as a `python -m gan.train` process in its own directory, under a
+lock so that two runners never train the same run, `parallel` at a time."""
+
+import ctypes
+import functools
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent import futures
+
+from gan import build, files, rundir
+from gan.study import hparams
+from gan.study.plan import PlannedReference, run_digest
+from gan.study.status import (REFERENCE_EVAL, REFERENCE_SAMPLES, RUN_FLAGFILE, RUNNER_LOCK,
+                              TRAIN_LOG, _attempts, _last_error, _wall_seconds, checkpoint_step,
+                              is_finished, read_status, write_status)
+
+
+def _die_with_parent():
+    """In the child, before exec: the kernel sends it SIGTERM when the runner dies, even by
+    SIGKILL, so that gan.train checkpoints and stops instead of training on unsupervised (and
+    holding the run's lock against the next runner)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: an orphaned training just runs to its end
+
+
+def thread_environment(threads):
+    """Environment variables that cap one training's TensorFlow (and oneDNN) threads."""
+    env = dict(os.environ)
+    if threads:
+        env.update(TF_NUM_INTRAOP_THREADS=str(threads), TF_NUM_INTEROP_THREADS=str(threads),
+                   OMP_NUM_THREADS=str(threads))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class Runner:
+    """Trains the planned runs in `root`, `parallel` at a time."""
+
+    def __init__(self, root, parallel=1, threads=None, python=sys.executable,
+                 echo=functools.partial(print, flush=True)):
+        self.root = root
+        self.parallel = parallel
+        cores = os.cpu_count() or 1
+        self.threads = threads or max(1, cores // parallel)
+        self.python = python
+        self.echo = echo
+        self.stopping = False
+        self._children = set()
+        self._lock = threading.Lock()
+
+    def command(self, run):
+        run_dir = os.path.join(self.root, run.name)
+        return [self.python, "-m", "gan.train", f"--flagfile={os.path.join(run_dir, RUN_FLAGFILE)}",
+                f"--logdir={run_dir}"]
+
+    def run_one(self, run):
+        """Trains (or resumes) one run unless it is finished or another runner holds it;
+        returns its status record."""
+        run_dir = os.path.join(self.root, run.name)
+        os.makedirs(run_dir, exist_ok=True)
+        lock = rundir.LogdirLock(run_dir, RUNNER_LOCK)
+        try:
+            lock.acquire()
+        except rundir.LogdirLocked:
+            return {"status": "busy", "reason": "another runner is training it"}
+        try:
+            if is_finished(run_dir, run):
+                return dict(read_status(run_dir), skipped=True)
+            if isinstance(run, PlannedReference):
+                return self._reference(run, run_dir)
+            return self._train(run, run_dir)
+        finally:
+            lock.release()
+
+    def _structural_conflict(self, run, run_dir):
+        """Why the run's directory holds a training this run cannot resume (other architecture,
+        sizes, optimizer...), or None. Said before anything in the directory is touched, so that
+        a finished run's record stays as it is."""
+        try:
+            old = rundir.load_config(run_dir)
+        except (FileNotFoundError, rundir.RunError):
+            return None
+        if rundir.latest_checkpoint(rundir.checkpoint_dir(run_dir)) is None:
+            return None
+        differences = build.structural_differences(old, run.config)
+        if not differences:
+            return None
+        return (f"{run_dir} holds a training with other structural settings "
+                f"({'; '.join(differences)[:300]}); the study's settings for this run changed. "
+                "Move that directory out of the root (or use another --root) to train it anew")
+
+    def _wait_for_earlier_training(self, run, run_dir):
+        """A training started by a runner that was killed outright still holds the run's writer
+        lock until the kernel's SIGTERM makes it checkpoint and stop; starting another now would
+        be refused. Waits for it, so that this attempt resumes from its last checkpoint."""
+        lock = rundir.LogdirLock(run_dir)
+        if not lock.is_held():
+            return
+        self.echo(f"{run.name}: a training started by an earlier runner still writes it; "
+                  "waiting for it to stop")
+        while lock.is_held() and not self.stopping:
+            time.sleep(0.5)
+
+    def _train(self, run, run_dir):
+        previous = read_status(run_dir)
+        conflict = self._structural_conflict(run, run_dir)
+        if conflict:
+            return {"status": "conflict", "reason": conflict}
+        self._wait_for_earlier_training(run, run_dir)
+        files.write_atomically(os.path.join(run_dir, RUN_FLAGFILE),
+                                run.config.to_flagfile().encode())
+        if not previous.get("hparams_written"):
+            hparams.write_run_hparams(run_dir, run)
+        # The attempt counts from its start, so that one ended by a SIGKILL of the runner counts.
+        write_status(run_dir, dict(previous, status="running", hparams_written=True,
+                                   flags_digest=run_digest(run),
+                                   attempts=_attempts(previous) + 1))
+        start = time.time()
+        returncode = self._execute(self.command(run), run_dir)
+        seconds = time.time() - start
+        step = checkpoint_step(run_dir)
+        num_steps = run.config.schedule.num_steps
+        if returncode is None:
+            return {"status": "interrupted", "reason": "the runner was stopped"}
+        if returncode == 0 and step >= num_steps:
+            state, reason = "done", ""
+        elif returncode == 0 or returncode < 0:
+            state = "interrupted"
+            reason = (f"stopped at step {step}" if returncode == 0
+                      else f"killed by {signal.Signals(-returncode).name} at step {step}")
+        elif returncode == 3:  # gan.train's exit code for a non-finite loss or gradient
+            state, reason = "diverged", _last_error(os.path.join(run_dir, TRAIN_LOG))
+        else:
+            state = "crashed"
+            reason = f"exit code {returncode}: {_last_error(os.path.join(run_dir, TRAIN_LOG))}"
+        return self._record(run, run_dir, previous, state, reason, seconds, step=step,
+                            hparams_written=True)
+
+    def _record(self, run, run_dir, previous, state, reason, seconds, **extra):
+        """Writes and returns the run's status after one attempt; wall time and attempts add up
+        over the attempts."""
+        status = {"status": state, "reason": reason,
+                  "wall_seconds": _wall_seconds(previous) + seconds,
+                  "flags_digest": run_digest(run),
+                  "attempts": _attempts(previous) + 1, "threads": self.threads, **extra}
+        write_status(run_dir, status)
+        return status
+
+    def _execute(self, command, run_dir):
+        """Runs a command with its output appended to the run's log; returns its exit code
+        (None when the runner is stopping)."""
+        with open(os.path.join(run_dir, TRAIN_LOG), "a") as log:
+            log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}: "
+                      f"{shlex.join(command)}\n")
+            log.flush()
+            with self._lock:
+                if self.stopping:
+                    return None
+                child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                         env=thread_environment(self.threads),
+                                         preexec_fn=_die_with_parent)
+                self._children.add(child)
+            returncode = child.wait()
+            with self._lock:
+                self._children.discard(child)
+        return returncode
+
+    def _reference(self, run, run_dir):
+        """Runs a reference's command, then scores its samples with gan.evaluate --samples."""
+        previous = read_status(run_dir)
+        write_status(run_dir, dict(previous, status="running", flags_digest=run_digest(run),
+                                   attempts=_attempts(previous) + 1))
+        samples = os.path.join(run_dir, REFERENCE_SAMPLES)
+        start = time.time()
+        command = run.command.replace("{samples}", samples).replace("{python}", self.python)
+        returncode = self._execute(shlex.split(command), run_dir)
+        if returncode == 0:
+            returncode = self._execute(
+                [self.python, "-m", "gan.evaluate", f"--samples={samples}",
+                 f"--dataset={run.dataset}", f"--output={os.path.join(run_dir, REFERENCE_EVAL)}"],
+                run_dir)
+        if returncode == 0:
+            state, reason = "done", ""
+        elif returncode is None or returncode < 0:
+            state, reason = "interrupted", "stopped"
+        else:
+            state = "crashed"
+            reason = f"exit code {returncode}: {_last_error(os.path.join(run_dir, TRAIN_LOG))}"
+        return self._record(run, run_dir, previous, state, reason, time.time() - start, step="")
+
+    def stop(self):
+        """Asks every training to checkpoint and stop (they then exit by themselves)."""
+        with self._lock:
+            self.stopping = True
+            for child in self._children:
+                child.send_signal(signal.SIGTERM)
+
+    def run_all(self, runs):
+        """Runs the study; returns {run name: status}."""
+        results = {}
+        total = len(runs)
+        with futures.ThreadPoolExecutor(self.parallel) as pool:
+            pending = {pool.submit(self.run_one, run): run for run in runs}
+            for done_count, future in enumerate(futures.as_completed(pending), 1):
+                run = pending[future]
+                status = future.result()
+                results[run.name] = status
+                if status.get("skipped"):
+                    what = f"{status['status']} already, skipped"
+                elif status["status"] == "done":
+                    what = f"done in {status['wall_seconds']:.0f} s"
+                else:
+                    what = f"{status['status']}: {status.get('reason', '')}"
+                self.echo(f"[{done_count}/{total}] {run.name}: {what}")
+        return results
