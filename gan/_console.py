@@ -118,44 +118,50 @@ def install():
     read_fd, write_fd = os.pipe()
     sys.stderr.flush()
     pid = os.fork()
-    if pid == 0:  # the filter
-        code = 0
-        try:
-            # Ctrl-C and a group's SIGTERM are for the program: the filter ends when its pipe
-            # closes, after passing on what the program wrote last.
-            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
-                signal.signal(signum, signal.SIG_IGN)
-            os.close(write_fd)
-            for fd in (0, 1):
-                os.close(fd)
-            _filter(read_fd, 2, no_gpu)
-        except BaseException:  # noqa: B902 -- the filter must never outlive a broken stderr
-            code = 1
-        os._exit(code)
+    if pid == 0:
+        _run_filter(read_fd, write_fd, no_gpu)
     real_stderr = os.dup(2)
     os.set_inheritable(real_stderr, False)
     os.close(read_fd)
     os.dup2(write_fd, 2)
     os.close(write_fd)
+    atexit.register(_drain, pid, real_stderr)
 
-    def drain():
-        """At a normal exit the program's last lines reach the console before the shell's
-        prompt: fd 2 goes back to the real stderr, which closes the pipe, and the filter gets a
-        moment to pass on what is left."""
+
+def _run_filter(read_fd, write_fd, no_gpu):
+    """The forked filter process: reads the program's stderr until the pipe closes."""
+    code = 0
+    try:
+        # Ctrl-C and a group's SIGTERM are for the program: the filter ends when its pipe
+        # closes, after passing on what the program wrote last.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+            signal.signal(signum, signal.SIG_IGN)
+        os.close(write_fd)
+        for fd in (0, 1):
+            os.close(fd)
+        _filter(read_fd, 2, no_gpu)
+    except BaseException:  # noqa: B902 -- the filter must never outlive a broken stderr
+        code = 1
+    os._exit(code)
+
+
+def _drain(pid, real_stderr):
+    """At a normal exit the program's last lines reach the console before the shell's prompt:
+    fd 2 goes back to the real stderr, which closes the pipe, and the filter gets a moment to
+    pass on what is left."""
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    os.dup2(real_stderr, 2)
+    deadline = time.monotonic() + _DRAIN_WAIT_S
+    while time.monotonic() < deadline:
         try:
-            sys.stderr.flush()
-        except (OSError, ValueError):
-            pass
-        os.dup2(real_stderr, 2)
-        deadline = time.monotonic() + _DRAIN_WAIT_S
-        while time.monotonic() < deadline:
-            try:
-                if os.waitpid(pid, os.WNOHANG)[0]:
-                    return
-            except ChildProcessError:
+            if os.waitpid(pid, os.WNOHANG)[0]:
                 return
-            time.sleep(0.005)
-    atexit.register(drain)
+        except ChildProcessError:
+            return
+        time.sleep(0.005)
 
 
 def quiet_python_logging():

@@ -7,24 +7,28 @@ meets the engine.
 It also holds the resume check (`structural_differences`), which needs the optimizers' slots.
 """
 
+import dataclasses
+
 from gan import data, networks, optimizers
 from gan import state as state_lib
 from gan.config import MIXED_PRECISIONS, STRUCTURAL_SETTINGS
 
 
 def network_config(config):
-    """The networks' view of a run's model settings."""
+    """The networks' view of a run's settings: each field of NetworkConfig named like a model
+    setting takes its value, so a new setting the networks read is a field in both; the others
+    follow from the data and the runtime."""
     model = config.model
-    return networks.NetworkConfig(
-        latent_dim=model.latent_dim, latent_distribution=model.latent_distribution,
-        image_shape=data.IMAGE_SHAPE, g_hidden=model.g_hidden, d_hidden=model.d_hidden,
-        width=model.dcgan_width, d_width=model.dcgan_d_width or model.dcgan_width,
-        bn_momentum=model.bn_momentum, bn_epsilon=model.bn_epsilon,
-        g_norm=model.g_norm, d_norm=model.d_norm,
+    derived = dict(
+        image_shape=data.IMAGE_SHAPE, width=model.dcgan_width,
+        d_width=model.dcgan_d_width or model.dcgan_width,
         num_classes=data.NUM_CLASSES if model.conditional else 0,
-        g_conditioning=model.g_conditioning, d_conditioning=model.d_conditioning,
         compute_dtype=MIXED_PRECISIONS[config.runtime.mixed_precision],
         sync_batchnorm=config.runtime.sync_batchnorm)
+    shared = {field.name: getattr(model, field.name)
+              for field in dataclasses.fields(networks.NetworkConfig)
+              if field.name not in derived}
+    return networks.NetworkConfig(**shared, **derived)
 
 
 def loss_scaling(config):

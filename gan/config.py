@@ -8,9 +8,9 @@ declarations alone come
   - config.json (`to_flat` / `from_flat`, keyed by flag name, so flagfiles and JSON agree),
   - the one-line validation messages (`RunConfig.value_errors`; `combination_errors` adds the
     losses' rules about which settings go together),
-  - the resume check (`structural_differences`).
-Adding a setting is adding one field. The penalty weights (--gp_weight, --r1_weight, ...) are
-made from `penalties.PENALTIES`, so a new penalty needs no edit here either.
+  - which settings a resume must keep (`structural`; the check is `build.structural_differences`).
+Adding a setting is adding one field; the machinery is `gan.schema`. The penalty weights
+(--gp_weight, ...) are made from `penalties.PENALTIES`, so a new penalty needs no edit here.
 
     config = RunConfig()                                   # the defaults
     config = config.replace(d_loss="hinge", g_loss="hinge", g_learning_rate=1e-4)
@@ -129,6 +129,14 @@ GameConfig = dataclasses.make_dataclass("GameConfig", _penalty_weight_fields(),
                                         bases=(_GameSettings,), frozen=True)
 GameConfig.__doc__ = "The losses, penalties and D update scheme."
 GameConfig.__module__ = __name__
+
+
+def late_penalties():
+    """A line for each penalty registered after this module made the weight settings: it would
+    have no --<name>_weight, and silently never be applied."""
+    return [f"penalty {name!r} was registered after gan.config was imported, so it has no "
+            f"--{name}_weight; register it in gan/penalties.py, or before importing gan.config"
+            for name in penalties.PENALTIES if f"{name}_weight" not in SETTINGS]
 
 
 def penalty_weights(game):
@@ -290,9 +298,10 @@ class RunConfig:
     def value_errors(self):
         """One line per invalid value: the flag, what was found and what is expected."""
         flat = self.to_flat()
-        return [f"--{name}={schema.display(flat[name])}: expected {expected}"
-                for name, setting_ in SETTINGS.items()
-                for expected in [schema.check(setting_, flat[name])] if expected]
+        return late_penalties() + [
+            f"--{name}={schema.display(flat[name])}: expected {expected}"
+            for name, setting_ in SETTINGS.items()
+            for expected in [schema.check(setting_, flat[name])] if expected]
 
     def combination_errors(self):
         """One line per combination of settings that cannot work, or that is known to train
@@ -348,19 +357,13 @@ class RunConfig:
         run what it is (a study's run digest): without the settings of where it trains, and
         without settings added since digests exist while they keep their default, so that a
         finished run of an older version stays finished."""
-        lines = []
-        for name, value in self.to_flat().items():
-            if value is None:
-                continue
-            if identity and (name in PLACEMENT_SETTINGS or (
-                    not SETTINGS[name].in_identity_at_default
-                    and value == SETTINGS[name].default)):
-                continue
-            if isinstance(value, bool):
-                lines.append(f"--{name}" if value else f"--no{name}")
-            else:
-                lines.append(f"--{name}={schema.display(value)}")
-        return "\n".join(lines) + "\n"
+        flat = self.to_flat()
+        if identity:
+            flat = {name: value for name, value in flat.items()
+                    if name not in PLACEMENT_SETTINGS and (
+                        SETTINGS[name].in_identity_at_default
+                        or value != SETTINGS[name].default)}
+        return schema.flagfile(flat)
 
 
 def to_json_value(flat):
@@ -377,20 +380,11 @@ def define_flags(flag_values):
 
 def from_flags(flag_values):
     """The validated RunConfig of parsed flags; raises ConfigError listing every problem."""
-    flat = {}
-    for name, setting_ in SETTINGS.items():
-        value = flag_values[name].value
-        flat[name] = schema.parse_list(value) if setting_.kind is tuple else value
-    return RunConfig.from_flat(flat).validate()
+    return RunConfig.from_flat(schema.flat_of_flags(SETTINGS, flag_values)).validate()
 
 
 def from_flagfile(path, **overrides):
     """The validated RunConfig of a flagfile (as `gan.train --flagfile=path` reads it), with
     some settings overridden by flag name."""
-    from absl import flags
-    flag_values = flags.FlagValues()
-    define_flags(flag_values)
-    remaining = flag_values(["gan", f"--flagfile={path}"])
-    if len(remaining) > 1:  # as gan.train refuses them
-        raise ConfigError([f"{path}: {schema.stray_arguments(remaining[1:])}"])
-    return from_flags(flag_values).replace(**overrides).validate()
+    flat = schema.read_flagfile(path, SETTINGS, ConfigError)
+    return RunConfig.from_flat(flat).replace(**overrides).validate()

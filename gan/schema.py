@@ -110,6 +110,19 @@ def display(value):
     return str(value)
 
 
+def flagfile(flat):
+    """{flag name: value} as flagfile lines (a None value is left out: the flag's default)."""
+    lines = []
+    for name, value in flat.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            lines.append(f"--{name}" if value else f"--no{name}")
+        else:
+            lines.append(f"--{name}={display(value)}")
+    return "\n".join(lines) + "\n"
+
+
 def check(setting_, value):
     """The expectation a value fails, or None when it is valid."""
     meta, kind = setting_.field.metadata, setting_.kind
@@ -182,3 +195,23 @@ def stray_arguments(arguments):
                 "'UTF-8 with BOM' does; expected the flagfile in plain UTF-8")
     shown = " ".join(repr(a) for a in arguments[:3]) + (" ..." if len(arguments) > 3 else "")
     return f"unexpected arguments: {shown} (flags are written --name=value, one per line)"
+
+
+def flat_of_flags(settings, flag_values):
+    """{name: value} of parsed flags, lists of integers as tuples."""
+    flat = {}
+    for name, setting_ in settings.items():
+        value = flag_values[name].value
+        flat[name] = parse_list(value) if setting_.kind is tuple else value
+    return flat
+
+
+def read_flagfile(path, settings, error):
+    """{name: value} of a flagfile, parsed as gan.train parses it; `error` (a ConfigError) for
+    a line that is not a flag."""
+    flag_values = flags.FlagValues()
+    define_flags(settings, flag_values)
+    remaining = flag_values(["gan", f"--flagfile={path}"])
+    if len(remaining) > 1:  # as gan.train refuses them
+        raise error([f"{path}: {stray_arguments(remaining[1:])}"])
+    return flat_of_flags(settings, flag_values)
