@@ -3,14 +3,14 @@
 import glob
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan import losses, optimizers, rundir
-from gan import build
-from gan import latent
+from gan import build, latent, losses, optimizers, rundir
+from gan import run as run_lib
 from helpers import REPO, read_png, run_module, run_train_in_one_process, scalar_events
 
 # Every loss logs these; the minimax D adds PROBABILITY_SCALARS, a penalty its penalty_<name>.
@@ -149,3 +149,26 @@ def test_every_flagfile_loads_and_the_dcgan_ones_train(tmp_path):
         result = run_lib.train(small, str(tmp_path / name))
         assert result.step == 4 and result.eval_metrics["fid"] > 0
         assert ("conditional_accuracy" in result.eval_metrics) == loaded.model.conditional
+
+
+OLD_RUN = os.path.join(REPO, "tests", "data", "old_run")
+
+
+def test_a_run_directory_of_the_layout_before_the_engine_split_resumes(tmp_path):
+    """tests/data/old_run is a tiny run (Adam, BatchNorm in G, spectral norm in D, G's moving
+    average) that gan.train wrote at step 2 when the engine was still one module (gan.trainer):
+    every value of its checkpoint loads into today's state, and the run trains on from there."""
+    logdir = str(tmp_path / "old_run")
+    shutil.copytree(OLD_RUN, logdir)
+    config = rundir.load_config(logdir)
+    state = build.make_state(config)
+    path = tf.train.latest_checkpoint(rundir.checkpoint_dir(logdir))
+    tf.train.Checkpoint(state=state).restore(path).assert_consumed()
+    reader = tf.train.load_checkpoint(path)
+    assert int(state.step.numpy()) == 2
+    assert reader.get_tensor("state/step/.ATTRIBUTES/VARIABLE_VALUE") == 2
+    result = run_lib.train(config.replace(num_steps=4, log_every=2, sample_every=2,
+                                          checkpoint_every=2), logdir)
+    assert result.step == 4 and np.isfinite(result.train_metrics["d_loss"])
+    assert rundir.latest_checkpoint(rundir.checkpoint_dir(logdir)).endswith("ckpt-4")
+
