@@ -7,7 +7,7 @@ The command line of `gan.run.train`: one flag per setting of `gan.config` (defin
 
 from absl import flags
 
-from gan import cli, compile_cache, data, run
+from gan import cli, compile_cache, data, run, schema
 from gan import config as config_lib
 from gan.errors import StopTraining
 
@@ -28,8 +28,8 @@ def define_flags(flag_values=FLAGS):
                         "a run compiled before on this machine starts without compiling; empty "
                         "to compile every time.", flag_values=flag_values)
     flags.mark_flag_as_required("logdir", flag_values=flag_values)
-    if flag_values is FLAGS:
-        flags.adopt_module_key_flags(config_lib)  # so --help lists the run settings
+    if flag_values is FLAGS:  # so --help lists the run settings (gan.schema defines them)
+        flags.adopt_module_key_flags(schema)
 
 
 def fail(lines, exit_code=cli.USAGE_EXIT_CODE):

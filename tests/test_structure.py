@@ -106,3 +106,14 @@ def test_importing_the_entry_points_defines_no_flag():
     assert out.returncode == 0, out.stderr[-2000:]
     defined = eval(out.stdout.strip().splitlines()[-1])  # noqa: S307 -- our own print
     assert "logdir" not in defined and "study" not in defined and "d_loss" not in defined
+
+
+def test_the_training_command_lists_every_setting_in_its_help():
+    """Its flags are defined in a function; --help still shows the run settings with gan.train's
+    own (they are key flags of the program)."""
+    from gan import config
+    out = subprocess.run([sys.executable, "-m", "gan.train", "--help"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    listed = {line.split(":")[0].strip().lstrip("-").replace("[no]", "")
+              for line in out.stdout.splitlines() if line.startswith("  --")}
+    assert set(config.SETTINGS) | {"logdir", "restart", "xla_cache_dir"} <= listed
