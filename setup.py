@@ -20,5 +20,10 @@ setup(
     # plots: experiments/plot_scalars.py and gan.ablate's curves (fid.png); training never needs
     # it. The tests draw those curves too. pytest-xdist: the suite runs its many TensorFlow
     # subprocesses on both cores (README).
-    extras_require={"test": ["pytest", "pytest-xdist", "matplotlib"], "plots": ["matplotlib"]},
+    extras_require={
+        "test": ["pytest", "pytest-xdist", "matplotlib", "scipy", "statsmodels"],
+        "plots": ["matplotlib"],
+        # A study's declared analysis (gan.study.stats).
+        "study": ["scipy", "statsmodels"],
+    },
 )

@@ -36,6 +36,11 @@ class StudyError(UserError):
     """A study file's mistake: the message names the file and the entry."""
 
 
+class MissingPackage(UserError):
+    """An optional package that this use needs is not installed; the message names the install
+    command."""
+
+
 class LogdirLocked(RuntimeError):
     """Another live process holds the logdir's writer lock; the message names it."""
 

@@ -20,7 +20,6 @@ from gan.study import launchers
 from gan.study import plan as plan_lib
 from gan.study import plots as plots_lib
 from gan.study import report as report_lib
-from gan.study import stats as stats_lib
 from gan.study import status as status_lib
 from helpers import (REPO, assert_clean_failure, read_png, run_module, summary_records,
                      user_environment)
@@ -150,7 +149,7 @@ def test_results_table_csv_mosaic_plot_and_hparams(study):
     with open(os.path.join(root, reference["run"], status_lib.REFERENCE_EVAL)) as f:
         assert float(reference["fid_final"]) == pytest.approx(json.load(f)["fid"])
     assert float(reference["fid_final"]) * 10 < fids[-1]
-    assert "single finished seed, so seed noise cannot be estimated" in markdown
+    assert "No comparison yet: each side needs at least 2 finished runs." in markdown
 
     # The mosaic's one row (the diverged configuration has none) is the first seed's final
     # generator on the documented noise.
@@ -288,43 +287,14 @@ def test_results_table_over_seeds_from_rows(tmp_path):
         assert (f"| `{config}` | 3 | {mean:.1f} ± {sd:.1f} | [{mean - half:.1f}, "
                 f"{mean + half:.1f}] |") in markdown, config
     assert "3 done, 1 diverged" in markdown and "`b,seed=3`: diverged" in markdown
-    assert "Best mean final FID over at least 2 finished seeds: **c**" in markdown
-    assert "within seed noise" in markdown.split("- a: ")[1].split("\n")[0]
-    assert "beyond seed noise" in markdown.split("- b: ")[1].split("\n")[0]
+    # The declared analysis: against the study's first configuration (a), not the best row.
+    assert "final FID of each configuration against the baseline **a**" in markdown
+    table = {line.split(" | ")[0]: line for line in markdown.splitlines()
+             if line.startswith("| `") and " | `a` | " in line}
+    assert table["| `b`"].endswith("| worse |")
+    assert "| undecided — this n detects about " in table["| `c`"]
     # The researcher's reading comes last, under its own heading, as written.
     assert markdown.split("## Findings")[1].rstrip().endswith(findings)
-
-
-def test_t_quantiles_match_the_t_distribution():
-    # The two-sided 95% critical values of Student's t printed in every statistics table.
-    for df, value in [(1, 12.706), (2, 4.303), (4, 2.776), (9, 2.262), (30, 2.042)]:
-        assert stats_lib.t_quantile(0.975, df) == pytest.approx(value, abs=1e-3)
-    stats = pytest.importorskip("scipy.stats", reason="scipy is only a second oracle")
-    for df in (1.5, 3.7, 12.0):
-        assert stats_lib.t_quantile(0.975, df) == pytest.approx(stats.t.ppf(0.975, df),
-                                                                      rel=1e-4)
-
-
-def test_confidence_intervals_from_their_formulas():
-    values = [50.0, 58.0, 45.0]
-    mean, sd, half = stats_lib.mean_interval(values)
-    assert mean == pytest.approx(np.mean(values))
-    assert sd == pytest.approx(np.std(values, ddof=1))
-    assert half == pytest.approx(4.303 * sd / math.sqrt(3), rel=1e-3)
-    a, b = np.array([50.0, 58.0, 45.0]), np.array([178.0, 170.0, 185.0, 181.0])
-    difference, lo, hi = stats_lib.welch_interval(b, a)
-    va, vb = a.var(ddof=1) / 3, b.var(ddof=1) / 4
-    df = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 3)
-    half = stats_lib.t_quantile(0.975, df) * math.sqrt(va + vb)
-    assert difference == pytest.approx(b.mean() - a.mean())
-    assert (lo, hi) == pytest.approx((difference - half, difference + half))
-    summaries = [{"config": "good", "fids": list(a), "fid_final": stats_lib.mean_interval(a)},
-                 {"config": "bad", "fids": list(b), "fid_final": stats_lib.mean_interval(b)},
-                 {"config": "same", "fids": [49.0, 57.0, 47.0],
-                  "fid_final": stats_lib.mean_interval([49.0, 57.0, 47.0])}]
-    text = "\n".join(report_lib.noise_statements(summaries))
-    assert "- bad: " in text and "beyond seed noise" in text.split("- bad: ")[1].split("\n")[0]
-    assert "within seed noise" in text.split("- same: ")[1].split("\n")[0]
 
 
 @pytest.mark.parametrize("study_file", sorted(
@@ -352,3 +322,27 @@ def test_an_interrupted_run_is_reported_at_its_last_checkpoint(tmp_path):
     row = report_lib.run_row(study, run, str(tmp_path / "root"))
     # Nobody holds the run's lock: its runner was killed.
     assert row["status"] == "interrupted" and row["steps"] == 30
+
+
+@pytest.mark.parametrize("analysis,message", [
+    ('baseline = "d=nope"', "[analysis] baseline 'd=nope' is not a configuration of the study; "
+                            "expected one of d=adam, d=diverging_sgd, reference=real_test or "
+                            "'all_pairs'"),
+    ("alpha = 0.9", "[analysis] takes baseline"),
+    ('metric = "kid"', "[analysis] takes baseline"),
+    ("margin = -1", "[analysis] takes baseline"),
+    ("baselin = 3", "[analysis] takes baseline"),
+])
+def test_a_bad_analysis_declaration_is_one_line(tmp_path, analysis, message):
+    path = write_study(str(tmp_path), TINY_STUDY + f"\n[analysis]\n{analysis}\n")
+    with pytest.raises(plan_lib.StudyError) as refused:
+        plan_lib.plan(plan_lib.load_study(path))
+    assert message in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_a_declared_analysis_is_read_from_the_study_file(tmp_path):
+    path = write_study(str(tmp_path), TINY_STUDY + '\n[analysis]\nbaseline = "all_pairs"\n'
+                       'metric = "fid_best"\nalpha = 0.01\nmargin = 2\n')
+    study = plan_lib.load_study(path)
+    assert study.analysis == plan_lib.Analysis("all_pairs", "fid_best", 0.01, 2.0)
+    plan_lib.plan(study)

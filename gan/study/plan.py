@@ -48,6 +48,23 @@ class Study:
     curves: tuple = ()  # more scalar tags to plot like FID ([report] curves)
     curve_max_step: int = 0  # 0: the whole run
     findings: str = ""  # the researcher's reading of the results ([report] findings), markdown
+    analysis: "Analysis" = None  # the declared comparisons ([analysis]); None: the defaults
+
+
+ALL_PAIRS = "all_pairs"
+ANALYSIS_METRICS = ("fid_final", "fid_best")
+
+
+@dataclasses.dataclass(frozen=True)
+class Analysis:
+    """What a study's verdicts compare, declared before it runs: every configuration against the
+    `baseline` (a configuration's name; default: the study's first) or all pairs, on `metric`
+    (a run's final or best FID), at level `alpha`, calling a difference within +-`margin`
+    equivalent."""
+    baseline: str = ""
+    metric: str = "fid_final"
+    alpha: float = 0.05
+    margin: float = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,7 +188,8 @@ def _check_conflicts(path, settings, axes):
 def load_study(path):
     """The Study in a TOML file; StudyError names the file and the problem."""
     raw = _read_toml(path)
-    known = {"description", "base", "seeds", "settings", "axes", "references", "report"}
+    known = {"description", "base", "seeds", "settings", "axes", "references", "report",
+             "analysis"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise StudyError(f"{path}: unknown key {', '.join(map(repr, unknown))}; expected "
@@ -191,10 +209,11 @@ def load_study(path):
     _check_conflicts(path, settings, axes)
     references = _references(path, raw)
     curves, max_step, findings = _report(path, raw)
+    analysis = _analysis(path, raw)
     name = os.path.splitext(os.path.basename(path))[0]
     return Study(path, name, str(raw.get("description", "")).strip(), base, seeds,
                  {k: _as_setting(v) for k, v in settings.items()}, axes, references, curves,
-                 max_step, findings.strip())
+                 max_step, findings.strip(), analysis)
 
 
 def _seeds(path, raw):
@@ -270,6 +289,21 @@ def _report(path, raw):
     return tuple(curves), max_step, findings
 
 
+def _analysis(path, raw):
+    table = _table(path, raw, "analysis", "a table ([analysis])")
+    expected = (f"{path}: [analysis] takes baseline = \"<configuration>\" (or \"{ALL_PAIRS}\"), "
+                f"metric = one of {', '.join(ANALYSIS_METRICS)}, alpha in (0, 0.5] and "
+                "margin > 0 (in the metric's units)")
+    unknown = set(table) - {"baseline", "metric", "alpha", "margin"}
+    baseline, metric = table.get("baseline", ""), table.get("metric", "fid_final")
+    alpha, margin = table.get("alpha", 0.05), table.get("margin", 5.0)
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (alpha, margin))
+    if (unknown or not isinstance(baseline, str) or metric not in ANALYSIS_METRICS
+            or not numbers or not 0 < alpha <= 0.5 or not margin > 0):
+        raise StudyError(expected)
+    return Analysis(baseline, metric, float(alpha), float(margin))
+
+
 def plot_file_name(tag):
     """Where a study's report plots the curve of a scalar tag: <root>/<its last part>.png."""
     return tag.split("/")[-1] + ".png"
@@ -333,7 +367,17 @@ def plan(study):
             runs.append(PlannedReference(
                 f"reference={label},seed={seed}", f"reference={label}", seed,
                 command.replace("{seed}", str(seed)), base.data.dataset))
+    _check_baseline(study, runs)
     return runs
+
+
+def _check_baseline(study, runs):
+    baseline = study.analysis.baseline if study.analysis else ""
+    names = list(dict.fromkeys(run.config_name for run in runs))
+    if baseline not in ("", ALL_PAIRS, *names):
+        raise StudyError(f"{study.path}: [analysis] baseline {baseline!r} is not a configuration "
+                         f"of the study; expected one of {', '.join(names[:6])}"
+                         + (", ..." if len(names) > 6 else "") + f" or {ALL_PAIRS!r}")
 
 
 def run_digest(run):

@@ -3,7 +3,8 @@
 - results.csv: one row per run: every swept setting, the seed, the status, the final and best FID,
   every reported metric of the final evaluation (`evaluator.METRICS`), steps, wall time, steps/s;
 - results.md: one row per configuration, mean +- sd over seeds with a 95% confidence interval and
-  n, sorted by FID, and in words which differences lie within seed noise;
+  n, sorted by FID, and the declared analysis (`gan.study.analysis`): each configuration against
+  the baseline with Holm-adjusted verdicts, and a factorial ANOVA for several axes;
 - mosaic.png: one row per configuration (in the table's order), samples of the first seed's final
   generator from one fixed noise batch;
 - fid.png (and [report] curves): FID against steps per configuration, the mean over seeds with a
@@ -22,9 +23,9 @@ import numpy as np
 
 from gan import events, files
 from gan import evaluator as evaluator_lib
-from gan.study import hparams, plots
+from gan.study import analysis, hparams, plots
 from gan.study.plan import PlannedReference, PlannedRun, plot_file_name
-from gan.study.stats import mean_interval, welch_interval
+from gan.study.stats import mean_interval
 from gan.study.status import REFERENCE_EVAL, checkpoint_step, current_state, read_status
 
 
@@ -156,40 +157,6 @@ def _states(summary):
     return ", ".join(f"{n} {state}" for state, n in counts.items())
 
 
-def noise_statements(summaries):
-    """Sentences comparing every configuration with the best one, by Welch's 95% interval of the
-    difference in mean final FID."""
-    measured = [s for s in summaries if s["fid_final"] is not None]
-    if not measured:
-        return ["No run has a final FID yet."]
-    best = next((s for s in measured if len(s["fids"]) >= 2), None)
-    if best is None:
-        return ["Every configuration has a single finished seed, so seed noise cannot be "
-                "estimated: no difference below can be called real."]
-    lines = [f"Best mean final FID over at least 2 finished seeds: **{best['config']}**, "
-             f"{_mean_sd(best['fid_final'], 1)} (n = {len(best['fids'])}). Each other "
-             "configuration against it (difference of means, Welch's 95% confidence interval):"]
-    for summary in measured:
-        if summary is best:
-            continue
-        if len(summary["fids"]) < 2:
-            lines.append(f"- {summary['config']}: n = {len(summary['fids'])} (FID "
-                         f"{summary['fids'][0]:.1f}), no seed-noise estimate.")
-            continue
-        difference, lo, hi = welch_interval(summary["fids"], best["fids"])
-        verdict = ("within seed noise of the best" if lo <= 0 <= hi
-                   else "worse than the best beyond seed noise")
-        lines.append(f"- {summary['config']}: {difference:+.1f} [{lo:+.1f}, {hi:+.1f}], "
-                     f"{verdict}.")
-    unmeasured = [s["config"] for s in summaries if s["fid_final"] is None]
-    if unmeasured:
-        lines.append(f"- No finished run with a FID: {', '.join(unmeasured)}.")
-    lines.append("")
-    lines.append("With many configurations some intervals exclude zero by chance (about 1 in "
-                 "20 at 95%); read a difference as real when it is large against the sd too.")
-    return lines
-
-
 def summary_table(summaries):
     """results.md's table: a row per configuration, a column per reported metric (the
     conditional ones only when some configuration has them)."""
@@ -236,7 +203,7 @@ def results_markdown(study, rows, summaries, command):
         lines += ["", "Runs that did not finish:"]
         lines += [f"- `{row['run']}`: {row['status']} at step {row['steps']}"
                   + (f": {row['reason']}" if row["reason"] else "") for row in failures]
-    lines += ["", "## Within seed noise?", ""] + noise_statements(summaries)
+    lines += ["", "## Analysis", ""] + analysis.lines(study, rows)
     if study.findings:
         lines += ["", "## Findings", "", "*Written by hand from the numbers above "
                   "(`[report] findings` in the study file); the tables are regenerated.*", "",

@@ -1,56 +1,186 @@
-"""The statistics of a study's report: confidence intervals over seeds."""
+"""The statistics of a study's declared analysis, computed by scipy and statsmodels.
 
+Every arm is compared with the declared baseline (or every pair with every other): the difference
+of the mean metric, its Welch confidence interval, a Welch p-value adjusted over the comparisons by
+Holm's method, two one-sided tests for equivalence within the declared margin, and the minimum
+detectable effect of that comparison (80% power at the declared alpha, from the pooled
+within-arm sd). A study with several axes also gets a factorial ANOVA and each level's effect
+from the additive model, with intervals.
+"""
+
+import dataclasses
+import itertools
 import math
+import re
 
 import numpy as np
 
+from gan.errors import MissingPackage
 
-def _t_cdf(x, df):
-    """P(T <= x) for Student's t with df degrees of freedom, x >= 0: 1/2 plus Simpson's rule
-    on the density."""
-    if x <= 0:
-        return 0.5
-    n = 4000  # even
-    t = np.linspace(0.0, x, n + 1)
-    log_norm = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
-    density = np.exp(log_norm - (df + 1) / 2 * np.log1p(t * t / df))
-    weights = np.ones(n + 1)
-    weights[1:-1:2], weights[2:-1:2] = 4, 2
-    return 0.5 + float(np.sum(weights * density)) * (x / n) / 3
+POWER = 0.8
 
 
-def t_quantile(p, df):
-    """The p-quantile (p >= 0.5) of Student's t with df > 0 degrees of freedom (df may be
-    fractional, as Welch's is), by bisection on the CDF."""
-    lo, hi = 0.0, 1.0
-    while _t_cdf(hi, df) < p:
-        hi *= 2
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if _t_cdf(mid, df) < p else (lo, mid)
-    return (lo + hi) / 2
+def _libraries():
+    """scipy.stats, once scipy and statsmodels are known to be there; else MissingPackage,
+    naming the install command."""
+    try:
+        from scipy import stats
+        import statsmodels
+    except ImportError as e:
+        raise MissingPackage(f"a study's analysis needs scipy and statsmodels ({e.name} is not "
+                             "installed): pip install -e '.[study]'") from None
+    del statsmodels
+    return stats
 
 
-def mean_interval(values):
-    """(mean, sample sd, half-width of the 95% t confidence interval of the mean); sd and the
+def mean_interval(values, confidence=0.95):
+    """(mean, sample sd, half-width of the t confidence interval of the mean); sd and the
     half-width are None for fewer than 2 values."""
     values = np.asarray(values, np.float64)
     if len(values) < 2:
         return float(values.mean()), None, None
     sd = float(values.std(ddof=1))
-    return float(values.mean()), sd, t_quantile(0.975, len(values) - 1) * sd / math.sqrt(
-        len(values))
+    quantile = _libraries().t.ppf(0.5 + confidence / 2, len(values) - 1)
+    return float(values.mean()), sd, float(quantile * sd / math.sqrt(len(values)))
 
 
-def welch_interval(a, b):
-    """(mean(a) - mean(b), and the 95% confidence interval of that difference by Welch's t), for
+def welch(a, b, alpha=0.05):
+    """(mean(a) - mean(b), the 1 - alpha Welch interval of it, the two-sided Welch p-value), for
     samples of at least 2 values each."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    difference = float(a.mean() - b.mean())
-    se = math.sqrt(va + vb)
-    if se == 0:
-        return difference, difference, difference
-    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
-    half = t_quantile(0.975, df) * se
-    return difference, difference - half, difference + half
+    result = _libraries().ttest_ind(a, b, equal_var=False)
+    interval = result.confidence_interval(1 - alpha)
+    difference = float(np.mean(a) - np.mean(b))
+    if not np.isfinite(result.pvalue):  # two constant samples
+        same = difference == 0
+        return difference, difference, difference, 1.0 if same else 0.0
+    return difference, float(interval.low), float(interval.high), float(result.pvalue)
+
+
+def equivalence_p(a, b, margin):
+    """The p-value of two one-sided Welch tests that |mean(a) - mean(b)| < margin (Schuirmann
+    1987): small when the difference lies within the margin."""
+    from statsmodels.stats.weightstats import ttost_ind
+    _libraries()
+    p, _, _ = ttost_ind(np.asarray(a, float), np.asarray(b, float), -margin, margin,
+                        usevar="unequal")
+    return float(p)
+
+
+def holm(pvalues):
+    """Holm's step-down adjustment of a family of p-values (Holm 1979)."""
+    if not pvalues:
+        return []
+    from statsmodels.stats.multitest import multipletests
+    _libraries()
+    return [float(p) for p in multipletests(pvalues, method="holm")[1]]
+
+
+def pooled_sd(groups):
+    """The within-group sd pooled over groups of at least 2 values, or None."""
+    groups = [np.asarray(g, np.float64) for g in groups if len(g) >= 2]
+    if not groups:
+        return None
+    squares = sum(float(((g - g.mean()) ** 2).sum()) for g in groups)
+    return math.sqrt(squares / sum(len(g) - 1 for g in groups))
+
+
+def minimum_detectable_effect(sd, n_a, n_b, alpha=0.05, power=POWER):
+    """The difference of means a two-sided Welch-type t test of n_a against n_b values detects
+    with the given power at alpha, for a common sd (Cohen's d solved by statsmodels, times sd)."""
+    from statsmodels.stats.power import TTestIndPower
+    _libraries()
+    if sd is None or n_a < 2 or n_b < 2:
+        return None
+    d = TTestIndPower().solve_power(effect_size=None, nobs1=n_a, ratio=n_b / n_a, alpha=alpha,
+                                    power=power, alternative="two-sided")
+    return float(d * sd)
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    arm: str
+    reference: str
+    n: int
+    n_reference: int
+    difference: float  # mean(arm) - mean(reference)
+    low: float
+    high: float
+    p: float
+    p_holm: float
+    p_equivalent: float  # Holm-adjusted over the family too
+    mde: float
+    verdict: str
+
+
+def _verdict(difference, p_holm, p_equivalent, alpha, margin, mde, lower_is_better):
+    if p_holm < alpha:
+        better = difference < 0 if lower_is_better else difference > 0
+        return "better" if better else "worse"
+    if p_equivalent < alpha:
+        return f"equivalent within ±{margin:g}"
+    detects = f"about {mde:.1f}" if mde is not None else "nothing (too few values)"
+    return f"undecided — this n detects {detects}"
+
+
+def compare(arms, reference=None, alpha=0.05, margin=5.0, lower_is_better=True):
+    """Comparisons of {arm: values}: each arm against `reference` (a declared arm), or every
+    pair when it is None, in order. Arms with fewer than 2 values are left out."""
+    measured = {arm: list(values) for arm, values in arms.items() if len(values) >= 2}
+    if reference is not None:
+        if reference not in measured:
+            return []
+        pairs = [(arm, reference) for arm in measured if arm != reference]
+    else:
+        pairs = list(itertools.combinations(measured, 2))
+    sd = pooled_sd(measured.values())
+    tests = [welch(measured[a], measured[b], alpha) for a, b in pairs]
+    p_holm = holm([p for *_, p in tests])
+    p_equivalent = holm([equivalence_p(measured[a], measured[b], margin) for a, b in pairs])
+    comparisons = []
+    for (a, b), (difference, low, high, p), ph, pe in zip(pairs, tests, p_holm, p_equivalent):
+        mde = minimum_detectable_effect(sd, len(measured[a]), len(measured[b]), alpha)
+        comparisons.append(Comparison(
+            a, b, len(measured[a]), len(measured[b]), difference, low, high, p, ph, pe, mde,
+            _verdict(difference, ph, pe, alpha, margin, mde, lower_is_better)))
+    return comparisons
+
+
+def _term(name):
+    return f'C(Q("{name}"))'
+
+
+def factorial_anova(rows, factors, metric):
+    """For rows (dicts holding each factor's level and the metric): the ANOVA table of the full
+    factorial model (type II sums of squares) as [(term, df, F, p)], and each level's effect
+    against its factor's first level in the additive model as [(factor, level, effect, low,
+    high)]. None when the design has too few rows to fit."""
+    import pandas as pd
+    from statsmodels.formula.api import ols
+    from statsmodels.stats.anova import anova_lm
+    _libraries()
+    frame = pd.DataFrame([{**{f: str(row[f]) for f in factors}, "value": float(row[metric])}
+                          for row in rows])
+    full = "value ~ " + " * ".join(_term(f) for f in factors)
+    levels = {f: list(dict.fromkeys(str(row[f]) for row in rows)) for f in factors}
+    cells = math.prod(len(v) for v in levels.values())
+    if len(frame) <= cells or any(len(v) < 2 for v in levels.values()):
+        return None
+    table = anova_lm(ols(full, frame).fit(), typ=2)
+    anova = [(_pretty(term), int(row["df"]), float(row["F"]), float(row["PR(>F)"]))
+             for term, row in table.iterrows() if term != "Residual"]
+    additive = ols("value ~ " + " + ".join(
+        f'C(Q("{f}"), Treatment(reference="{levels[f][0]}"))' for f in factors), frame).fit()
+    intervals = additive.conf_int()
+    effects = []
+    for name, value in additive.params.items():
+        match = re.match(r'C\(Q\("(.+?)"\).*\)\[T\.(.+)\]$', name)
+        if match:
+            low, high = intervals.loc[name]
+            effects.append((match.group(1), match.group(2), float(value), float(low),
+                            float(high)))
+    return anova, effects
+
+
+def _pretty(term):
+    """C(Q("d_update")):C(Q("seed")) -> d_update × seed."""
+    return " × ".join(re.findall(r'Q\("(.+?)"\)', term)) or term

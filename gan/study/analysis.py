@@ -1,0 +1,78 @@
+"""A study's declared analysis as results.md's section: each configuration against the baseline
+(or every pair), with the difference, its Welch interval, Holm-adjusted p-values and one verdict;
+and, for a study with several axes, the factorial ANOVA and each level's effect."""
+
+from gan.study import stats
+from gan.study.plan import ALL_PAIRS, Analysis
+
+METRIC_NAMES = {"fid_final": "final FID", "fid_best": "best FID"}
+
+
+def arms(rows, metric):
+    """{configuration: [metric of each finished run]}, in the study's order."""
+    values = {}
+    for row in rows:
+        values.setdefault(row["config"], [])
+        if row["status"] == "done" and row[metric] != "":
+            values[row["config"]].append(float(row[metric]))
+    return values
+
+
+def declared(study):
+    """The study's Analysis, with the default baseline (its first configuration) named."""
+    return study.analysis or Analysis()
+
+
+def comparison_lines(study, rows):
+    analysis = declared(study)
+    values = arms(rows, analysis.metric)
+    baseline = analysis.baseline or next(iter(values), "")
+    reference = None if baseline == ALL_PAIRS else baseline
+    what = METRIC_NAMES[analysis.metric]
+    against = ("every pair of configurations" if reference is None
+               else f"the baseline **{baseline}**")
+    lines = [f"Declared analysis: {what} of each configuration against {against}, "
+             f"α = {analysis.alpha:g}, equivalence margin ±{analysis.margin:g}. Difference of "
+             f"means with its Welch {1 - analysis.alpha:.0%} interval; p-values Welch's, "
+             "Holm-adjusted over the comparisons; equivalence by two one-sided tests (Holm "
+             f"too); \"detects\" is the difference this n finds with {stats.POWER:.0%} power, "
+             "from the pooled within-configuration sd.", ""]
+    comparisons = stats.compare(values, reference, analysis.alpha, analysis.margin)
+    if not comparisons:
+        return lines + ["No comparison yet: each side needs at least 2 finished runs."]
+    lines += ["| configuration | vs | n | difference | interval | p (Holm) | verdict |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+    for c in comparisons:
+        lines.append(f"| `{c.arm}` | `{c.reference}` | {c.n} vs {c.n_reference} | "
+                     f"{c.difference:+.1f} | [{c.low:+.1f}, {c.high:+.1f}] | "
+                     f"{c.p_holm:.3g} | {c.verdict} |")
+    short = [arm for arm, v in values.items() if len(v) < 2]
+    if short:
+        lines += ["", f"Not compared (fewer than 2 finished runs): {', '.join(short)}."]
+    return lines
+
+
+def anova_lines(study, rows):
+    """The factorial ANOVA of a study with several axes, or no lines."""
+    if len(study.axes) < 2:
+        return []
+    analysis = declared(study)
+    factors = [axis.name for axis in study.axes]
+    done = [row for row in rows if row["status"] == "done" and row[analysis.metric] != ""
+            and all(row.get(f, "") != "" for f in factors)]
+    fit = stats.factorial_anova(done, factors, analysis.metric) if done else None
+    if fit is None:
+        return ["", "Factorial ANOVA: not enough finished runs to fit every cell."]
+    anova, effects = fit
+    lines = ["", f"Factorial ANOVA of the {METRIC_NAMES[analysis.metric]} "
+             "(type II sums of squares):", "", "| term | df | F | p |", "| --- | --- | --- | --- |"]
+    lines += [f"| {term} | {df} | {f:.2f} | {p:.3g} |" for term, df, f, p in anova]
+    lines += ["", "Effect of each level against its axis's first level (additive model, "
+              f"{1 - analysis.alpha:.0%} interval):", ""]
+    lines += [f"- {factor} = {level}: {effect:+.1f} [{low:+.1f}, {high:+.1f}]"
+              for factor, level, effect, low, high in effects]
+    return lines
+
+
+def lines(study, rows):
+    return comparison_lines(study, rows) + anova_lines(study, rows)
