@@ -118,6 +118,8 @@ def test_a_killed_study_resumes_where_it_stopped(study):
     rows = read_csv(root)
     assert [rows[name]["status"] for name in RUN_NAMES] == ["done", "diverged", "done"]
     assert "[3/3]" in output
+    # Each record names the machine it trained on.
+    assert {rows[name]["machine"] for name in RUN_NAMES} == {status_lib.machine()}
 
 
 def test_a_diverging_run_is_reported_not_fatal(study):
@@ -346,3 +348,20 @@ def test_a_declared_analysis_is_read_from_the_study_file(tmp_path):
     study = plan_lib.load_study(path)
     assert study.analysis == plan_lib.Analysis("all_pairs", "fid_best", 0.01, 2.0)
     plan_lib.plan(study)
+
+
+def test_runs_of_two_machines_are_not_compared_unless_the_study_says_so(tmp_path):
+    import tensorflow as tf
+    from gan.study import analysis
+    here = status_lib.machine()
+    assert f"TensorFlow {tf.__version__}" in here and "[" in here
+    rows = [dict(synthetic_row(config, seed, fid), machine=machine)
+            for config, machine in (("a", "Xeon [avx2 avx512f]"), ("b", "EPYC [avx2]"))
+            for seed, fid in enumerate([50.0, 52.0, 51.0])]
+    study = plan_lib.load_study(write_study(str(tmp_path)))
+    refused = analysis.lines(study, rows)
+    assert len(refused) == 1 and refused[0].startswith("Not analysed: the finished runs trained "
+                                                       "on 2 machines (EPYC [avx2]; Xeon")
+    mixed = plan_lib.load_study(write_study(str(tmp_path), TINY_STUDY
+                                            + "\n[analysis]\nmix_machines = true\n"))
+    assert any(line.startswith("| `b` | `a` |") for line in analysis.lines(mixed, rows))

@@ -23,8 +23,20 @@ def declared(study):
     return study.analysis or Analysis()
 
 
+def machines(rows):
+    """The machines the finished runs trained on (runs recorded before machines were, left
+    out)."""
+    return sorted({row.get("machine", "") for row in rows if row["status"] == "done"} - {""})
+
+
 def comparison_lines(study, rows):
     analysis = declared(study)
+    where = machines(rows)
+    if len(where) > 1 and not analysis.mix_machines:
+        return [f"Not analysed: the finished runs trained on {len(where)} machines "
+                f"({'; '.join(where)}), whose numbers differ beyond their seeds. Train the "
+                "study on one machine, or declare `[analysis] mix_machines = true` to compare "
+                "them anyway."]
     values = arms(rows, analysis.metric)
     baseline = analysis.baseline or next(iter(values), "")
     reference = None if baseline == ALL_PAIRS else baseline
@@ -75,4 +87,7 @@ def anova_lines(study, rows):
 
 
 def lines(study, rows):
-    return comparison_lines(study, rows) + anova_lines(study, rows)
+    compared = comparison_lines(study, rows)
+    if compared[0].startswith("Not analysed"):
+        return compared
+    return compared + anova_lines(study, rows)

@@ -65,6 +65,7 @@ class Analysis:
     metric: str = "fid_final"
     alpha: float = 0.05
     margin: float = 5.0
+    mix_machines: bool = False  # compare runs trained on different machines anyway
 
 
 @dataclasses.dataclass(frozen=True)
@@ -292,16 +293,17 @@ def _report(path, raw):
 def _analysis(path, raw):
     table = _table(path, raw, "analysis", "a table ([analysis])")
     expected = (f"{path}: [analysis] takes baseline = \"<configuration>\" (or \"{ALL_PAIRS}\"), "
-                f"metric = one of {', '.join(ANALYSIS_METRICS)}, alpha in (0, 0.5] and "
-                "margin > 0 (in the metric's units)")
-    unknown = set(table) - {"baseline", "metric", "alpha", "margin"}
+                f"metric = one of {', '.join(ANALYSIS_METRICS)}, alpha in (0, 0.5], "
+                "margin > 0 (in the metric's units) and mix_machines = true or false")
+    unknown = set(table) - {"baseline", "metric", "alpha", "margin", "mix_machines"}
+    mix = table.get("mix_machines", False)
     baseline, metric = table.get("baseline", ""), table.get("metric", "fid_final")
     alpha, margin = table.get("alpha", 0.05), table.get("margin", 5.0)
     numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (alpha, margin))
     if (unknown or not isinstance(baseline, str) or metric not in ANALYSIS_METRICS
-            or not numbers or not 0 < alpha <= 0.5 or not margin > 0):
+            or not numbers or not 0 < alpha <= 0.5 or not margin > 0 or not isinstance(mix, bool)):
         raise StudyError(expected)
-    return Analysis(baseline, metric, float(alpha), float(margin))
+    return Analysis(baseline, metric, float(alpha), float(margin), mix)
 
 
 def plot_file_name(tag):

@@ -50,7 +50,8 @@ def run_row(study, run, root):
         steps = checkpoint_step(run_dir)  # how far it got: its last checkpoint
     row = {"run": run.name, "config": run.config_name, **dict(run.choices), "seed": run.seed,
            "status": state, "reason": status.get("reason", ""), "steps": steps,
-           "wall_seconds": round(status["wall_seconds"], 1) if "wall_seconds" in status else ""}
+           "wall_seconds": round(status["wall_seconds"], 1) if "wall_seconds" in status else "",
+           "machine": status.get("machine", "")}
     if isinstance(run, PlannedReference):
         return dict(row, scalars={}, **reference_metrics(run_dir))
     scalars = events.read_scalars(run_dir) if os.path.isdir(run_dir) else {}
@@ -96,7 +97,7 @@ def csv_columns(study, rows):
     columns = ["run", "config", *[axis.name for axis in study.axes], "seed", "status", "reason",
                "steps", "eval_step", "fid_final", "fid_best", *other_metrics()]
     columns += [m for m in conditional_metrics() if any(row.get(m) != "" for row in rows)]
-    return columns + ["wall_seconds", "steps_per_sec"]
+    return columns + ["wall_seconds", "steps_per_sec", "machine"]
 
 
 def write_csv(path, study, rows):

@@ -17,7 +17,7 @@ from gan.study import hparams
 from gan.study.plan import PlannedReference, run_digest
 from gan.study.status import (REFERENCE_EVAL, REFERENCE_SAMPLES, RUN_FLAGFILE, RUNNER_LOCK,
                               TRAIN_LOG, _attempts, _last_error, _wall_seconds, checkpoint_step,
-                              is_finished, read_status, write_status)
+                              is_finished, machine, read_status, write_status)
 
 
 def _die_with_parent():
@@ -51,6 +51,7 @@ class Runner:
         self.threads = threads or max(1, cores // parallel)
         self.python = python
         self.echo = echo
+        self.machine = machine()
         self.stopping = False
         self._children = set()
         self._lock = threading.Lock()
@@ -149,7 +150,8 @@ class Runner:
         status = {"status": state, "reason": reason,
                   "wall_seconds": _wall_seconds(previous) + seconds,
                   "flags_digest": run_digest(run),
-                  "attempts": _attempts(previous) + 1, "threads": self.threads, **extra}
+                  "attempts": _attempts(previous) + 1, "threads": self.threads,
+                  "machine": self.machine, **extra}
         write_status(run_dir, status)
         return status
 
