@@ -159,15 +159,14 @@ def test_results_table_csv_mosaic_plot_and_hparams(study):
     assert mosaic.shape == (59, 1 + 29 * plots_lib.MOSAIC_SAMPLES, 1)
     mosaic = mosaic[29:]  # row 0 is the reference (the best FID), row 1 d=adam
     _, state, _ = rundir.load_run(os.path.join(root, RUN_NAMES[0]))
-    noise = latent.fixed(plots_lib.MOSAIC_SAMPLES, 100, "normal",
-                                  seed=latent.MOSAIC_SEED)
+    noise = latent.fixed(plots_lib.MOSAIC_SAMPLES, 100, "normal", seed=latent.MOSAIC_SEED)
     from gan import images
     samples = state.sampling_generator(noise, training=False).numpy()
     expected = images.make_grid(images.to_uint8(samples), 1, plots_lib.MOSAIC_SAMPLES)
     np.testing.assert_array_equal(mosaic, expected)
 
     pytest.importorskip("matplotlib")
-    for name in ("fid.png", "g_grad_norm.png"):
+    for name in ("fid.png", "g_grad_norm.png", "seeds.png"):
         plot = read_png(os.path.join(root, name))
         assert plot.shape[0] > 200 and plot.shape[1] > 300 and plot.std() > 0
 

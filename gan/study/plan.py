@@ -278,14 +278,14 @@ def _report(path, raw):
         raise StudyError(f"{path}: [report] takes curves = [\"train/g_grad_norm\", ...] (scalar "
                          "tags to plot), curve_max_step = N (>= 0; 0 for the whole run) and "
                          "findings = \"\"\"...\"\"\" (markdown for results.md)")
-    # Each curve is plotted to <root>/<last part of its tag>.png, beside fid.png and mosaic.png.
-    plots = ["fid.png", "mosaic.png"]
+    # Each curve is plotted to <root>/<last part of its tag>.png, beside fid, mosaic and seeds.png.
+    plots = ["fid.png", "mosaic.png", "seeds.png"]
     for tag in curves:
         plot = plot_file_name(tag)
         if plot in plots or not NAME.match(plot):
             raise StudyError(f"{path}: [report] curve {tag!r} would be plotted to {plot!r}, "
                              f"which is taken or not a plain file name; expected tags ending in "
-                             "distinct names other than fid and mosaic")
+                             "distinct names other than fid, mosaic and seeds")
         plots.append(plot)
     return tuple(curves), max_step, findings
 

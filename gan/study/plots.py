@@ -101,3 +101,34 @@ def write_curve_plot(path, title, ylabel, curves_by_config, order, max_step=0, l
     plt.close(figure)
     files.write_atomically(path, buffer.getvalue())
     return True
+
+
+def write_strip_plot(path, title, ylabel, values_by_config, order):
+    """Every run's value as a dot, one column per configuration (in `order`), with the mean as a
+    bar: the per-seed values the analysis compares. Returns False without matplotlib."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        from matplotlib import pyplot as plt
+    except ImportError:
+        return False
+    figure, ax = plt.subplots(figsize=(max(4, 0.9 * len(order) + 2), 4.5), dpi=100)
+    for x, config_name in enumerate(order):
+        values = values_by_config.get(config_name, [])
+        if not values:
+            continue
+        jitter = np.linspace(-0.12, 0.12, len(values)) if len(values) > 1 else [0.0]
+        ax.plot(x + np.asarray(jitter), values, "o", markersize=4, alpha=0.8)
+        ax.hlines(np.mean(values), x - 0.25, x + 0.25, color="black")
+    ax.set_xticks(range(len(order)))
+    ax.set_xticklabels(order, rotation=30, ha="right", fontsize=7)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, axis="y")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    files.write_atomically(path, buffer.getvalue())
+    return True
+

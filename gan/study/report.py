@@ -231,6 +231,13 @@ def write_curves(study, root, rows, order):
             lines.append(f"{name} skipped: matplotlib is not installed (pip install -e .[plots])")
             break
         lines.append(f"wrote {path}")
+    else:  # matplotlib is there: every curve was drawn
+        metric = analysis.declared(study).metric
+        values = analysis.arms(rows, metric)
+        path = os.path.join(root, "seeds.png")
+        plots.write_strip_plot(path, f"{study.name}: {analysis.METRIC_NAMES[metric]} per run",
+                               analysis.METRIC_NAMES[metric], values, order)
+        lines.append(f"wrote {path}")
     return lines
 
 
