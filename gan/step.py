@@ -82,7 +82,7 @@ class Trainer(loop_lib.Loop):
                                     *args)
         if self.game.weight_clip > 0:
             penalties.clip_weights(self.state.discriminator.trainable_variables,
-                                self.game.weight_clip)
+                                   self.game.weight_clip)
         return extras, norm
 
     def _discriminator(self, labels):
@@ -92,8 +92,9 @@ class Trainer(loop_lib.Loop):
             return d
         return lambda images, training: d(images, training=training, labels=labels)
 
-    def _penalties(self, penalties, real, fake, labels, rng, due=None):
-        """(the weighted sum to add to D's loss, or None; {"penalty_<name>": value}).
+    def _penalties(self, active, real, fake, labels, rng, due=None):
+        """(the weighted sum to add to D's loss, or None; {"penalty_<name>": value}) of the
+        `active` penalties, ((name, weight, Penalty), ...).
 
         Lazily (penalty_every = k > 1) a penalty is computed on every k-th iteration only, as k
         times its value, and is 0 in between: its mean over k iterations is the mean of the
@@ -104,7 +105,7 @@ class Trainer(loop_lib.Loop):
         loss_scale = self._loss_scale("d")
         scale = None if loss_scale is None else loss_scale.scale
         values = {}
-        for name, _, penalty in penalties:
+        for name, _, penalty in active:
             # Only under float16, and only to penalties that declare they take it.
             extra = ({"gradient_scale": scale}
                      if scale is not None and penalty.takes_gradient_scale else {})
@@ -121,9 +122,9 @@ class Trainer(loop_lib.Loop):
                     tf.equal(self.state.step % every, 0),
                     lambda compute=compute: float(every) * compute(),
                     lambda: tf.zeros([], real.dtype))
-        if not penalties:
+        if not active:
             return None, values
-        weighted = _sum([weight * values[f"penalty_{name}"] for name, weight, _ in penalties])
+        weighted = _sum([weight * values[f"penalty_{name}"] for name, weight, _ in active])
         return weighted, values
 
     def _discriminate_both(self, real, fake, labels):
