@@ -568,17 +568,8 @@ def ratio_lines(rates):
 
 def cpu_description():
     """(the CPU's model name, which bf16 matrix instructions it has) from /proc/cpuinfo."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name":
-                    model = value.strip()
-                elif key.strip() == "flags":
-                    flags = set(value.split())
-    except OSError:
-        pass
+    from gan import machine
+    model, flags = machine.cpu()
     units = sorted(flags & {"amx_bf16", "avx512_bf16"})
     return model, ", ".join(units) or "none"
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan import data, latent, rundir
+from gan import data, latent, machine, rundir
 from gan.study import launchers
 from gan.study import plan as plan_lib
 from gan.study import plots as plots_lib
@@ -119,7 +119,7 @@ def test_a_killed_study_resumes_where_it_stopped(study):
     assert [rows[name]["status"] for name in RUN_NAMES] == ["done", "diverged", "done"]
     assert "[3/3]" in output
     # Each record names the machine it trained on.
-    assert {rows[name]["machine"] for name in RUN_NAMES} == {status_lib.machine()}
+    assert {rows[name]["machine"] for name in RUN_NAMES} == {machine.describe()}
 
 
 def test_a_diverging_run_is_reported_not_fatal(study):
@@ -352,10 +352,10 @@ def test_a_declared_analysis_is_read_from_the_study_file(tmp_path):
 def test_runs_of_two_machines_are_not_compared_unless_the_study_says_so(tmp_path):
     import tensorflow as tf
     from gan.study import analysis
-    here = status_lib.machine()
+    here = machine.describe()
     assert f"TensorFlow {tf.__version__}" in here and "[" in here
-    rows = [dict(synthetic_row(config, seed, fid), machine=machine)
-            for config, machine in (("a", "Xeon [avx2 avx512f]"), ("b", "EPYC [avx2]"))
+    rows = [dict(synthetic_row(config, seed, fid), machine=where)
+            for config, where in (("a", "Xeon [avx2 avx512f]"), ("b", "EPYC [avx2]"))
             for seed, fid in enumerate([50.0, 52.0, 51.0])]
     study = plan_lib.load_study(write_study(str(tmp_path)))
     refused = analysis.lines(study, rows)

@@ -62,15 +62,31 @@ def write_mosaic(path, root, summaries, runs):
     return drawn, missing
 
 
+def _pyplot():
+    """matplotlib's pyplot on its file-only backend, or None when matplotlib is not installed."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        from matplotlib import pyplot
+    except ImportError:
+        return None
+    return pyplot
+
+
+def _save(plt, figure, path):
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    files.write_atomically(path, buffer.getvalue())
+
+
 def write_curve_plot(path, title, ylabel, curves_by_config, order, max_step=0, log_y=True):
     """One line per configuration (the mean over its runs, on the steps they share) with a
     min-max band; curves_by_config is {config: [{step: value} per run]}. Returns False when
     matplotlib is not installed."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        from matplotlib import pyplot as plt
-    except ImportError:
+    plt = _pyplot()
+    if plt is None:
         return False
     figure, ax = plt.subplots(figsize=(8, 5), dpi=100)
     for config_name in order:
@@ -95,22 +111,15 @@ def write_curve_plot(path, title, ylabel, curves_by_config, order, max_step=0, l
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    files.write_atomically(path, buffer.getvalue())
+    _save(plt, figure, path)
     return True
 
 
 def write_strip_plot(path, title, ylabel, values_by_config, order):
     """Every run's value as a dot, one column per configuration (in `order`), with the mean as a
     bar: the per-seed values the analysis compares. Returns False without matplotlib."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        from matplotlib import pyplot as plt
-    except ImportError:
+    plt = _pyplot()
+    if plt is None:
         return False
     figure, ax = plt.subplots(figsize=(max(4, 0.9 * len(order) + 2), 4.5), dpi=100)
     for x, config_name in enumerate(order):
@@ -125,10 +134,6 @@ def write_strip_plot(path, title, ylabel, values_by_config, order):
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3, axis="y")
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    files.write_atomically(path, buffer.getvalue())
+    _save(plt, figure, path)
     return True
 

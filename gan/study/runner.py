@@ -12,12 +12,12 @@ import threading
 import time
 from concurrent import futures
 
-from gan import build, files, rundir
+from gan import build, files, machine, rundir
 from gan.study import hparams
 from gan.study.plan import PlannedReference, run_digest
 from gan.study.status import (REFERENCE_EVAL, REFERENCE_SAMPLES, RUN_FLAGFILE, RUNNER_LOCK,
                               TRAIN_LOG, _attempts, _last_error, _wall_seconds, checkpoint_step,
-                              is_finished, machine, read_status, write_status)
+                              is_finished, read_status, write_status)
 
 
 def _die_with_parent():
@@ -51,7 +51,7 @@ class Runner:
         self.threads = threads or max(1, cores // parallel)
         self.python = python
         self.echo = echo
-        self.machine = machine()
+        self.machine = machine.describe()
         self.stopping = False
         self._children = set()
         self._lock = threading.Lock()

@@ -30,32 +30,6 @@ FINAL_STATES = ("done", "diverged")
 STATUS_FIELDS = {"status": str, "reason": str, "flags_digest": str, "wall_seconds": (int, float),
                  "attempts": int, "threads": int, "hparams_written": bool, "step": (int, str),
                  "skipped": bool, "machine": str}
-# The CPU features that change a run's numbers (the kernels XLA and oneDNN pick).
-ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
-
-
-def machine():
-    """Where runs train, as one line: the CPU model and its ISA flags of note, and TensorFlow's
-    version. Runs from two machines differ beyond their seeds, so a study keeps it per run."""
-    import platform
-    import tensorflow as tf
-    model, isa = platform.processor() or platform.machine(), []
-    try:
-        with open("/proc/cpuinfo") as f:
-            info = f.read()
-    except OSError:
-        info = ""
-    for line in info.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "model name":
-            model = value.strip()
-        elif key.strip() == "flags":
-            present = set(value.split())
-            isa = [flag for flag in ISA_FLAGS if flag in present]
-            break
-    return f"{model} [{' '.join(isa) or 'no ISA flags of note'}] TensorFlow {tf.__version__}"
-
-
 def read_status(run_dir):
     path = os.path.join(run_dir, STATUS_FILE)
     try:
