@@ -88,12 +88,11 @@ def structural_differences(old, new):
         lines.append(f"mixed_precision: checkpoint has {old.runtime.mixed_precision!r}, this run "
                      f"has {new.runtime.mixed_precision!r}, which would "
                      f"{'drop' if old_scaled else 'add'} float16's loss scales")
-    return lines + _slot_differences(old, new)
+    return lines + _slot_differences(old, new, old_flat, new_flat)
 
 
-def _slot_differences(old, new):
+def _slot_differences(old, new, old_flat, new_flat):
     lines = []
-    old_flat, new_flat = old.to_flat(), new.to_flat()
     for prefix in ("g", "d"):
         if old_flat[f"{prefix}_optimizer"] != new_flat[f"{prefix}_optimizer"]:
             continue

@@ -50,9 +50,9 @@ class ModelConfig:
         choices=networks.ARCHITECTURES, structural=True)
     latent_dim: int = setting(100, "Size of the noise vector z.", valid=SIZE,
                               structural=True)
-    latent_distribution: str = setting("normal", "Law of z: normal N(0, I) or uniform "
-                                       "U(-1, 1)^d.", choices=latent.DISTRIBUTIONS,
-                                       structural=True)
+    latent_distribution: str = setting("normal", "Law of z: " + " or ".join(
+        f"{name} {law.help}" for name, law in latent.DISTRIBUTIONS.items()) + ".",
+        choices=latent.DISTRIBUTIONS, structural=True)
     g_hidden: tuple = setting((256, 512, 1024), "MLP generator hidden widths.", structural=True)
     d_hidden: tuple = setting((512, 256), "MLP discriminator hidden widths.", structural=True)
     dcgan_width: int = setting(64, "DCGAN generator's base channel count w (its layers have 4w "

@@ -170,13 +170,13 @@ class Trainer(loop_lib.Loop):
                 return loss, (parts, penalty_values, verdicts)
             return self._d_step(joint_loss, real, fake, labels, seed)
 
-        def half_step(side, term, penalties):
+        def half_step(side, term, active):
             def loss_fn(real, fake, labels, seed):
                 real, labels = self._local(real), self._local(labels)
                 logits = self._discriminator(labels)(real if side == "real" else fake,
                                                      training=True)
                 loss = term(logits)
-                penalty, penalty_values = self._penalties(penalties, real, fake, labels,
+                penalty, penalty_values = self._penalties(active, real, fake, labels,
                                                           self._noise_rng(seed), due)
                 total = loss if penalty is None else loss + penalty
                 return total, (loss, penalty_values, self._verdicts(logits, side))
@@ -233,8 +233,7 @@ class Trainer(loop_lib.Loop):
         fake_in_training = game.d_fake_batchnorm == "train"
         for _ in range(game.d_steps):
             real, labels = self._real_batch(images)
-            z = latent.draw(state.rng, batch, model.latent_dim,
-                                     model.latent_distribution)
+            z = latent.draw(state.rng, batch, model.latent_dim, model.latent_distribution)
             fake = self._fake_batch(z, labels, fake_in_training)
             if self.num_replicas > 1 and self.penalties and game.penalty_every > 1:
                 # Lazy penalties branch here, around the replicas' steps: a replica may not
@@ -270,7 +269,7 @@ class Trainer(loop_lib.Loop):
             "d_grad_norm": d_grad_norm,
         }
         metrics.update({name: value for name, value in verdicts.items() if name not in metrics})
-        if getattr(state, "d_loss_scale", None) is not None:
-            metrics["d_loss_scale"] = tf.identity(state.d_loss_scale.scale)
-            metrics["g_loss_scale"] = tf.identity(state.g_loss_scale.scale)
+        if self._loss_scale("d") is not None:
+            metrics["d_loss_scale"] = tf.identity(self._loss_scale("d").scale)
+            metrics["g_loss_scale"] = tf.identity(self._loss_scale("g").scale)
         return metrics
