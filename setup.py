@@ -21,9 +21,10 @@ setup(
     # it. The tests draw those curves too. pytest-xdist: the suite runs its many TensorFlow
     # subprocesses on both cores (README).
     extras_require={
-        "test": ["pytest", "pytest-xdist", "matplotlib", "scipy", "statsmodels"],
+        "test": ["pytest", "pytest-xdist", "matplotlib", "scipy", "statsmodels", "optuna"],
         "plots": ["matplotlib"],
-        # A study's declared analysis (gan.study.stats).
-        "study": ["scipy", "statsmodels"],
+        # A study's declared analysis (gan.study.stats) and its tuning per arm
+        # (gan.study.tuning).
+        "study": ["scipy", "statsmodels", "optuna"],
     },
 )

@@ -58,8 +58,8 @@ from absl import flags
 
 from gan import cli, distribute, files, rundir
 from gan import config as config_lib
-from gan.errors import StudyError
-from gan.study import launchers, report
+from gan.errors import MissingPackage, StudyError
+from gan.study import launchers, records, report, tuning
 from gan.study import plan as plan_lib
 from gan.study.runner import Runner
 
@@ -90,6 +90,16 @@ def define_flags():
     flags.DEFINE_integer("cpu_replicas", None, "gan.train's --cpu_replicas for every run.",
                          lower_bound=0)
     flags.DEFINE_string("tpu", None, "gan.train's --tpu for every run.")
+    flags.DEFINE_string("storage", None, "A study with [tune]: the Optuna storage its trials "
+                        "share, any database URL Optuna takes (e.g. "
+                        "postgresql://user:password@host/db); default: the SQLite file "
+                        "<root>/tune.db.")
+    flags.DEFINE_boolean("worker", False, "Be one of several processes (on one machine or "
+                         "many, sharing --storage and the root) that tune and train the study: "
+                         "take what no other has taken, write no report.")
+    flags.DEFINE_integer("heartbeat_seconds", 60, "A study with [tune]: a trial whose worker "
+                         "sent no heartbeat for twice this long is failed and retried.",
+                         lower_bound=1)
     flags.mark_flag_as_required("study")
 
 
@@ -148,9 +158,9 @@ def write_slurm_array(study, root, runs):
           f"then collect the results with --report_only")
 
 
-def train_here(study, root, runs):
-    """Trains the runs in this process's runner; a signal checkpoints them and stops."""
-    runner = Runner(root, FLAGS.parallel, FLAGS.threads_per_run)
+def make_runner(study, root):
+    """The runner; a signal makes its trainings checkpoint and stop."""
+    runner = Runner(root, FLAGS.parallel, FLAGS.threads_per_run, study=study)
 
     def on_signal(signum, frame):
         print(f"{signal.Signals(signum).name}: asking the trainings to checkpoint and stop",
@@ -158,12 +168,44 @@ def train_here(study, root, runs):
         runner.stop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, on_signal)
-    print(f"{study.name}: {len(runs)} runs in {root}, {runner.parallel} at a time with "
-          f"{runner.threads} TensorFlow thread(s) each", flush=True)
-    runner.run_all(runs)
+    return runner
+
+
+def stop_if_stopped(runner):
     if runner.stopping:
         print("stopped; rerun the same command to resume the study", flush=True)
         sys.exit(1)
+
+
+def train_here(study, root, runs, runner):
+    print(f"{study.name}: {len(runs)} runs in {root}, {runner.parallel} at a time with "
+          f"{runner.threads} TensorFlow thread(s) each", flush=True)
+    runner.run_all(runs)
+    stop_if_stopped(runner)
+
+
+def tuned_runs(study, root, runs, runner):
+    """(the runs with each arm's winning settings, the tuning's summary): from the records when
+    they hold the tuning, else tuned here first (with the other workers)."""
+    summary = tuning.read_summary(study, records.directory(study, root), runs)
+    if summary is None and (FLAGS.report_only or FLAGS.only or runner is None):
+        cli.fail(PROGRAM, [f"{study.path}: the tuning of its configurations is not finished "
+                           f"(no {tuning.SUMMARY} of these settings in "
+                           f"{records.directory(study, root)}); run gan.ablate without "
+                           "--report_only or --only (or --worker processes) to finish it"])
+    if summary is None:
+        try:
+            storage = tuning.open_storage(tuning.storage_url(root, FLAGS.storage),
+                                          FLAGS.heartbeat_seconds)
+            print(f"{study.name}: tuning {len(tuning.arms(study, runs))} configurations, "
+                  f"{study.tune.trials} trials each, in {tuning.storage_url(root, FLAGS.storage)}",
+                  flush=True)
+            tuning.tune(study, runner, storage, runs, runner.echo)
+        except (StudyError, MissingPackage) as e:
+            cli.fail(PROGRAM, str(e).splitlines()[:1])
+        stop_if_stopped(runner)
+        summary = tuning.read_summary(study, records.directory(study, root), runs)
+    return tuning.apply(runs, tuning.winners(summary)), summary
 
 
 def main(argv):
@@ -171,8 +213,15 @@ def main(argv):
     study, runs = load_runs()
     root = FLAGS.root or os.path.join("runs", study.name)
     check_root(root, runs)
+    error = study.output and files.check_output_dir(study.output, "output")
+    if error:
+        cli.fail(PROGRAM, [f"{study.path}: {error}"])
     if FLAGS.only:
         runs = select_only(study, runs)
+    if study.tune and (FLAGS.print_commands or FLAGS.launcher == "slurm"):
+        cli.fail(PROGRAM, [f"{study.path} tunes its configurations ([tune]): spread it over "
+                           "machines with gan.ablate --worker processes sharing --storage and "
+                           "the root, not --print_commands or --launcher=slurm"])
     if FLAGS.print_commands:
         print("\n".join(launchers.run_commands(FLAGS.study, root, runs,
                                                extra_flags=placement_flags())))
@@ -180,12 +229,18 @@ def main(argv):
     if FLAGS.launcher == "slurm":
         write_slurm_array(study, root, runs)
         return
-    if not FLAGS.report_only:
-        train_here(study, root, runs)
-    if FLAGS.only:
+    runner = None if FLAGS.report_only else make_runner(study, root)
+    summary = None
+    if study.tune:
+        runs, summary = tuned_runs(study, root, runs, runner)
+        if FLAGS.only:
+            runs = select_only(study, runs)
+    if runner:
+        train_here(study, root, runs, runner)
+    if FLAGS.only or FLAGS.worker:
         return
     command = " ".join(shlex.quote(a) for a in ["python", "-m", PROGRAM] + sys.argv[1:])
-    for line in report.write_report(study, root, runs, command):
+    for line in report.write_report(study, root, runs, command, summary):
         print(line, flush=True)
 
 

@@ -27,6 +27,16 @@ def make_grid(images, rows, cols, padding=1):
     return grid
 
 
+def split_grid(grid, rows, cols, padding=1):
+    """The inverse of make_grid: [rows*cols, H, W, C] from a grid of rows x cols images."""
+    grid = np.asarray(grid)
+    height = (grid.shape[0] - padding) // rows - padding
+    width = (grid.shape[1] - padding) // cols - padding
+    return np.stack([grid[padding + r * (height + padding):][:height,
+                          padding + c * (width + padding):][:, :width]
+                     for r in range(rows) for c in range(cols)])
+
+
 def write_png(path, image_uint8):
     """Writes an [H, W, C] uint8 image as PNG."""
     files.write_atomically(path, tf.io.encode_png(image_uint8).numpy())

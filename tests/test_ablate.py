@@ -6,7 +6,7 @@ import csv
 import json
 import math
 import os
-import signal
+import shutil
 import subprocess
 import sys
 import time
@@ -18,8 +18,10 @@ import tensorflow as tf
 from gan import data, latent, machine, rundir
 from gan.study import launchers
 from gan.study import plan as plan_lib
-from gan.study import plots as plots_lib
+from gan.study import sections
+from gan.study import records as records_lib
 from gan.study import report as report_lib
+from gan.study import rows as rows_lib
 from gan.study import status as status_lib
 from helpers import (REPO, assert_clean_failure, read_png, run_module, summary_records,
                      user_environment)
@@ -156,13 +158,13 @@ def test_results_table_csv_mosaic_plot_and_hparams(study):
     # The mosaic's one row (the diverged configuration has none) is the first seed's final
     # generator on the documented noise.
     mosaic = read_png(os.path.join(root, "mosaic.png"))
-    assert mosaic.shape == (59, 1 + 29 * plots_lib.MOSAIC_SAMPLES, 1)
+    assert mosaic.shape == (59, 1 + 29 * records_lib.MOSAIC_SAMPLES, 1)
     mosaic = mosaic[29:]  # row 0 is the reference (the best FID), row 1 d=adam
     _, state, _ = rundir.load_run(os.path.join(root, RUN_NAMES[0]))
-    noise = latent.fixed(plots_lib.MOSAIC_SAMPLES, 100, "normal", seed=latent.MOSAIC_SEED)
+    noise = latent.fixed(records_lib.MOSAIC_SAMPLES, 100, "normal", seed=latent.MOSAIC_SEED)
     from gan import images
     samples = state.sampling_generator(noise, training=False).numpy()
-    expected = images.make_grid(images.to_uint8(samples), 1, plots_lib.MOSAIC_SAMPLES)
+    expected = images.make_grid(images.to_uint8(samples), 1, records_lib.MOSAIC_SAMPLES)
     np.testing.assert_array_equal(mosaic, expected)
 
     pytest.importorskip("matplotlib")
@@ -210,7 +212,7 @@ def test_run_commands_and_a_slurm_array_that_runs(study, tmp_path):
     env = user_environment(SLURM_ARRAY_TASK_ID="0")
     task = subprocess.run(["bash", script], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert task.returncode == 0, task.stderr[-2000:]
-    assert f"{RUN_NAMES[0]}: done already, skipped" in task.stdout
+    assert f"{RUN_NAMES[0]}: done already (its record), skipped" in task.stdout
     assert open(log).read() == before
 
 
@@ -320,7 +322,7 @@ def test_an_interrupted_run_is_reported_at_its_last_checkpoint(tmp_path):
                                          rundir.checkpoint_dir(str(run_dir)), max_to_keep=2)
     manager.save(checkpoint_number=30)
     status_lib.write_status(str(run_dir), {"status": "running", "flags_digest": plan_lib.run_digest(run)})
-    row = report_lib.run_row(study, run, str(tmp_path / "root"))
+    row = rows_lib.run_row(study, run, str(tmp_path / "root"))
     # Nobody holds the run's lock: its runner was killed.
     assert row["status"] == "interrupted" and row["steps"] == 30
 
@@ -345,7 +347,7 @@ def test_a_declared_analysis_is_read_from_the_study_file(tmp_path):
     path = write_study(str(tmp_path), TINY_STUDY + '\n[analysis]\nbaseline = "all_pairs"\n'
                        'metric = "fid_best"\nalpha = 0.01\nmargin = 2\n')
     study = plan_lib.load_study(path)
-    assert study.analysis == plan_lib.Analysis("all_pairs", "fid_best", 0.01, 2.0)
+    assert study.analysis == sections.Analysis("all_pairs", "fid_best", 0.01, 2.0)
     plan_lib.plan(study)
 
 
@@ -364,3 +366,17 @@ def test_runs_of_two_machines_are_not_compared_unless_the_study_says_so(tmp_path
     mixed = plan_lib.load_study(write_study(str(tmp_path), TINY_STUDY
                                             + "\n[analysis]\nmix_machines = true\n"))
     assert any(line.startswith("| `b` | `a` |") for line in analysis.lines(mixed, rows))
+
+
+def test_the_records_alone_rebuild_every_row_diverged_and_reference_too(study, tmp_path):
+    path, root, _ = study
+    records = os.path.join(root, "records")
+    assert sorted(os.listdir(records)) == sorted(
+        [f"{name}.json" for name in RUN_NAMES] + [f"{name}.png" for name in RUN_NAMES
+                                                  if name != "d=diverging_sgd,seed=0"])
+    moved = str(tmp_path / "root")
+    shutil.copytree(records, os.path.join(moved, "records"))
+    run_module("gan.ablate", f"--study={path}", f"--root={moved}", "--report_only")
+    for name in ("results.csv", "mosaic.png"):
+        with open(os.path.join(root, name), "rb") as f, open(os.path.join(moved, name), "rb") as g:
+            assert f.read() == g.read(), name

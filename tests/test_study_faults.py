@@ -20,6 +20,7 @@ from gan import cli, config, evaluate, events, rundir
 from gan.study import hparams as hparams_lib
 from gan.study import plan as plan_lib
 from gan.study import report as report_lib
+from gan.study import rows as rows_lib
 from gan.study import runner as runner_lib
 from gan.study import status as status_lib
 from helpers import REPO, SMALL, assert_clean_failure, run_module, run_train_in_one_process
@@ -332,8 +333,9 @@ def test_a_done_run_without_checkpoints_leaves_the_report_going(tmp_path):
     status_lib.write_status(str(run_dir), {"status": "done", "flags_digest": plan_lib.run_digest(run)})
     study = plan_lib.load_study(os.path.join(str(tmp_path), "study.toml"))
     lines = report_lib.write_report(study, str(tmp_path / "root"), [run], "python -m ...")
-    assert any(line.startswith("mosaic.png: no row for d=adam:") and "holds no checkpoint" in line
-               for line in lines), lines
+    assert any(line.startswith("d=adam,seed=0: its record has no samples for the mosaic:")
+               and "holds no checkpoint" in line for line in lines), lines
+    assert "mosaic.png: no row for d=adam: its record has no samples" in lines
     assert os.path.isfile(tmp_path / "root" / "results.md")
 
 
@@ -444,7 +446,7 @@ def test_generated_status_and_record_files_never_stop_the_report(tmp_path):
             assert isinstance(status, dict)
             assert all(isinstance(value, status_lib.STATUS_FIELDS[key])
                        for key, value in status.items())
-        rows = [report_lib.run_row(study, run, str(root)) for run in runs]
+        rows = [rows_lib.run_row(study, run, str(root)) for run in runs]
         summaries = report_lib.config_summaries(rows)
         report_lib.results_markdown(study, rows, summaries, "python -m gan.ablate ...")
     assert len(records) >= 40

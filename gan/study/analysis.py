@@ -3,7 +3,7 @@
 and, for a study with several axes, the factorial ANOVA and each level's effect."""
 
 from gan.study import stats
-from gan.study.plan import ALL_PAIRS, Analysis
+from gan.study.sections import ALL_PAIRS, Analysis
 
 METRIC_NAMES = {"fid_final": "final FID", "fid_best": "best FID"}
 

@@ -10,12 +10,12 @@ import dataclasses
 import hashlib
 import itertools
 import os
-import re
 
 from absl import flags
 
 from gan import config as config_lib
 from gan.errors import StudyError
+from gan.study import sections
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,24 +48,10 @@ class Study:
     curves: tuple = ()  # more scalar tags to plot like FID ([report] curves)
     curve_max_step: int = 0  # 0: the whole run
     findings: str = ""  # the researcher's reading of the results ([report] findings), markdown
-    analysis: "Analysis" = None  # the declared comparisons ([analysis]); None: the defaults
-
-
-ALL_PAIRS = "all_pairs"
-ANALYSIS_METRICS = ("fid_final", "fid_best")
-
-
-@dataclasses.dataclass(frozen=True)
-class Analysis:
-    """What a study's verdicts compare, declared before it runs: every configuration against the
-    `baseline` (a configuration's name; default: the study's first) or all pairs, on `metric`
-    (a run's final or best FID), at level `alpha`, calling a difference within +-`margin`
-    equivalent."""
-    baseline: str = ""
-    metric: str = "fid_final"
-    alpha: float = 0.05
-    margin: float = 5.0
-    mix_machines: bool = False  # compare runs trained on different machines anyway
+    analysis: sections.Analysis = None  # the declared comparisons ([analysis]); None: the defaults
+    tune: sections.Tune = None  # a tuning budget per arm ([tune]); None: the settings as given
+    # Where the records and the results go (`output`, relative to the study file); "": the root.
+    output: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,11 +117,6 @@ def _check_names(path, where, values):
                          "(expected gan.train's flag names, without the dashes)")
 
 
-# A variant axis's name and a reference's name become part of directory names: letters, digits
-# and _ . + - only, starting with a letter or digit, so that no name can climb out of the root.
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*\Z")
-
-
 # Run directories are named <axis>=<label>,...,seed=<n> and reference=<name>,seed=<n>.
 RESERVED_AXES = ("seed", "reference")
 
@@ -143,16 +124,8 @@ RESERVED_AXES = ("seed", "reference")
 MAX_NAME_BYTES = 255  # a directory name's limit on Linux's file systems
 
 
-def _table(path, raw, key, what):
-    value = raw.get(key, {})
-    if not isinstance(value, dict):
-        raise StudyError(f"{path}: '{key}' must be {what}, found {type(value).__name__} "
-                         f"{value!r:.60}")
-    return value
-
-
 def _check_name(path, what, name):
-    if not NAME.match(name):
+    if not sections.NAME.match(name):
         raise StudyError(f"{path}: {what} {name!r}: expected letters, digits and _ . + - "
                          "only, starting with a letter or digit (it names directories)")
 
@@ -190,7 +163,7 @@ def load_study(path):
     """The Study in a TOML file; StudyError names the file and the problem."""
     raw = _read_toml(path)
     known = {"description", "base", "seeds", "settings", "axes", "references", "report",
-             "analysis"}
+             "analysis", "tune", "output"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise StudyError(f"{path}: unknown key {', '.join(map(repr, unknown))}; expected "
@@ -204,17 +177,41 @@ def load_study(path):
     if not os.path.isfile(base):
         raise StudyError(f"{path}: base flagfile {base} not found")
     seeds = _seeds(path, raw)
-    settings = _table(path, raw, "settings", "a table of flag = value ([settings])")
+    settings = sections.table(path, raw, "settings", "a table of flag = value ([settings])")
     _check_names(path, "[settings]", settings)
     axes = _axes(path, raw)
     _check_conflicts(path, settings, axes)
     references = _references(path, raw)
-    curves, max_step, findings = _report(path, raw)
-    analysis = _analysis(path, raw)
+    curves, max_step, findings = sections.report(path, raw)
+    analysis = sections.analysis(path, raw)
+    tune = sections.tune(path, raw, seeds)
+    if tune:
+        _check_tuned_flags(path, settings, axes, tune)
     name = os.path.splitext(os.path.basename(path))[0]
     return Study(path, name, str(raw.get("description", "")).strip(), base, seeds,
                  {k: _as_setting(v) for k, v in settings.items()}, axes, references, curves,
-                 max_step, findings.strip(), analysis)
+                 max_step, findings.strip(), analysis, tune, _output(path, raw))
+
+
+def _output(path, raw):
+    output = raw.get("output", "")
+    if not isinstance(output, str) or output.startswith(("/", "~")):
+        raise StudyError(f"{path}: 'output' must be a folder relative to the study file (for "
+                         f"the records and results committed with it), found {output!r:.60}")
+    return (os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)), output))
+            if output else "")
+
+
+def _check_tuned_flags(path, settings, axes, tune):
+    """A tuned flag is the tuner's alone: an axis or [settings] value would be overridden."""
+    for param in tune.space:
+        if param.name in settings:
+            raise StudyError(f"{path}: --{param.name} is set by both [settings] and "
+                             "[tune.space]; expected each flag in one place")
+        for axis in axes:
+            if any(param.name in values for _, values in axis.choices):
+                raise StudyError(f"{path}: --{param.name} is set by both axis {axis.name!r} and "
+                                 "[tune.space]; expected each flag in one place")
 
 
 def _seeds(path, raw):
@@ -230,7 +227,7 @@ def _seeds(path, raw):
 
 def _axes(path, raw):
     axes = []
-    for name, spec in _table(path, raw, "axes", "tables of axes ([axes])").items():
+    for name, spec in sections.table(path, raw, "axes", "tables of axes ([axes])").items():
         if name in RESERVED_AXES:
             raise StudyError(f"{path}: axis {name!r}: the name is the runner's own ("
                              + ("the seeds are set by seeds = [...])" if name == "seed" else
@@ -256,7 +253,7 @@ def _axes(path, raw):
 
 def _references(path, raw):
     references = []
-    for label, spec in _table(path, raw, "references",
+    for label, spec in sections.table(path, raw, "references",
                               "tables of references ([references.<name>])").items():
         command = spec.get("command") if isinstance(spec, dict) else None
         if not isinstance(command, str) or "{samples}" not in command:
@@ -265,50 +262,6 @@ def _references(path, raw):
         _check_name(path, "reference", label)
         references.append((_label(label), command))
     return tuple(references)
-
-
-def _report(path, raw):
-    """(curves, curve_max_step, findings) of the [report] table."""
-    report = _table(path, raw, "report", "a table ([report])")
-    curves, max_step = report.get("curves", []), report.get("curve_max_step", 0)
-    findings = report.get("findings", "")
-    if (not isinstance(curves, list) or not all(isinstance(c, str) for c in curves)
-            or not isinstance(max_step, int) or max_step < 0 or not isinstance(findings, str)
-            or set(report) - {"curves", "curve_max_step", "findings"}):
-        raise StudyError(f"{path}: [report] takes curves = [\"train/g_grad_norm\", ...] (scalar "
-                         "tags to plot), curve_max_step = N (>= 0; 0 for the whole run) and "
-                         "findings = \"\"\"...\"\"\" (markdown for results.md)")
-    # Each curve is plotted to <root>/<last part of its tag>.png, beside fid, mosaic and seeds.png.
-    plots = ["fid.png", "mosaic.png", "seeds.png"]
-    for tag in curves:
-        plot = plot_file_name(tag)
-        if plot in plots or not NAME.match(plot):
-            raise StudyError(f"{path}: [report] curve {tag!r} would be plotted to {plot!r}, "
-                             f"which is taken or not a plain file name; expected tags ending in "
-                             "distinct names other than fid, mosaic and seeds")
-        plots.append(plot)
-    return tuple(curves), max_step, findings
-
-
-def _analysis(path, raw):
-    table = _table(path, raw, "analysis", "a table ([analysis])")
-    expected = (f"{path}: [analysis] takes baseline = \"<configuration>\" (or \"{ALL_PAIRS}\"), "
-                f"metric = one of {', '.join(ANALYSIS_METRICS)}, alpha in (0, 0.5], "
-                "margin > 0 (in the metric's units) and mix_machines = true or false")
-    unknown = set(table) - {"baseline", "metric", "alpha", "margin", "mix_machines"}
-    mix = table.get("mix_machines", False)
-    baseline, metric = table.get("baseline", ""), table.get("metric", "fid_final")
-    alpha, margin = table.get("alpha", 0.05), table.get("margin", 5.0)
-    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (alpha, margin))
-    if (unknown or not isinstance(baseline, str) or metric not in ANALYSIS_METRICS
-            or not numbers or not 0 < alpha <= 0.5 or not margin > 0 or not isinstance(mix, bool)):
-        raise StudyError(expected)
-    return Analysis(baseline, metric, float(alpha), float(margin), mix)
-
-
-def plot_file_name(tag):
-    """Where a study's report plots the curve of a scalar tag: <root>/<its last part>.png."""
-    return tag.split("/")[-1] + ".png"
 
 
 def _check_run_name(path, name):
@@ -345,6 +298,8 @@ def plan(study):
         base = base.replace(**study.settings)
     except config_lib.ConfigError as e:
         raise StudyError(f"{study.path}: [settings]: {e.lines[0]}") from None
+    if study.tune:
+        _check_space(study, base)
     runs = []
     for seed in study.seeds:
         for combination in itertools.product(*(axis.choices for axis in study.axes)):
@@ -373,13 +328,24 @@ def plan(study):
     return runs
 
 
+def _check_space(study, base):
+    """Every end of a tuned range, and every choice, is a value gan.train takes."""
+    for param in study.tune.space:
+        for value in param.values:
+            try:
+                base.replace(**{param.name: _as_setting(value)}).validate()
+            except config_lib.ConfigError as e:
+                raise StudyError(f"{study.path}: [tune.space] {param.name} = {value!r}: "
+                                 f"{e.lines[0]}") from None
+
+
 def _check_baseline(study, runs):
     baseline = study.analysis.baseline if study.analysis else ""
     names = list(dict.fromkeys(run.config_name for run in runs))
-    if baseline not in ("", ALL_PAIRS, *names):
+    if baseline not in ("", sections.ALL_PAIRS, *names):
         raise StudyError(f"{study.path}: [analysis] baseline {baseline!r} is not a configuration "
                          f"of the study; expected one of {', '.join(names[:6])}"
-                         + (", ..." if len(names) > 6 else "") + f" or {ALL_PAIRS!r}")
+                         + (", ..." if len(names) > 6 else "") + f" or {sections.ALL_PAIRS!r}")
 
 
 def run_digest(run):

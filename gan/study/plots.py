@@ -1,65 +1,21 @@
-"""A study report's pictures: the mosaic of samples and the curves over training."""
+"""A study report's pictures: the mosaic of samples, the curves over training and the per-seed
+values."""
 
 import io
-import os
 
 import numpy as np
-import tensorflow as tf
 
-from gan import files, images, latent, rundir
-from gan.study.status import REFERENCE_SAMPLES, current_state
+from gan import files, images
 
 
-MOSAIC_SAMPLES = 10
-
-
-def write_mosaic(path, root, summaries, runs):
-    """One row per configuration: MOSAIC_SAMPLES samples of its first finished seed's generator
-    (its moving average when it keeps one) from the same fixed noise; a reference's row is its
-    first samples. Returns the configurations drawn, and a line for each finished run that
-    could not be drawn (its checkpoints or samples gone or damaged): the mosaic goes on without
-    it."""
-    by_config = {}
-    for run in sorted(runs, key=lambda r: r.seed):
-        run_dir = os.path.join(root, run.name)
-        if current_state(run_dir) == "done":
-            by_config.setdefault(run.config_name, run_dir)
-    drawn, rows, missing = [], [], []
-    for summary in summaries:
-        run_dir = by_config.get(summary["config"])
-        if run_dir is None:
-            continue
-        reference_samples = os.path.join(run_dir, REFERENCE_SAMPLES)
-        if os.path.isfile(reference_samples):
-            try:
-                samples = np.load(reference_samples, allow_pickle=False)[:MOSAIC_SAMPLES]
-            except (OSError, ValueError, EOFError) as e:
-                missing.append(f"mosaic.png: no row for {summary['config']}: {reference_samples} "
-                               f"cannot be read ({str(e).splitlines()[0][:120]})")
-                continue
-            if samples.dtype != np.uint8 or samples.shape[1:] != (28, 28):
-                missing.append(f"mosaic.png: no row for {summary['config']}: {reference_samples} "
-                               f"holds {samples.dtype} {samples.shape}, not uint8 [N, 28, 28]")
-                continue
-            rows.append(samples[..., None])
-            drawn.append(summary["config"])
-            continue
-        try:
-            _, state, _ = rundir.load_run(run_dir)
-        except (OSError, rundir.RunError) as e:
-            missing.append(f"mosaic.png: no row for {summary['config']}: {e}")
-            continue
-        generator = state.sampling_generator
-        noise = latent.fixed(MOSAIC_SAMPLES, generator.latent_dim,
-                             generator.latent_distribution, seed=latent.MOSAIC_SEED)
-        labels = (tf.constant(np.arange(MOSAIC_SAMPLES, dtype=np.int32) % generator.num_classes)
-                  if generator.num_classes else None)
-        rows.append(images.to_uint8(generator(noise, training=False, labels=labels).numpy()))
-        drawn.append(summary["config"])
-    if rows:
-        grid = images.make_grid(np.concatenate(rows), len(rows), MOSAIC_SAMPLES)
-        images.write_png(path, grid)
-    return drawn, missing
+def write_mosaic(path, samples_by_config, order):
+    """One row per configuration in `order` that has samples ({config: uint8 [N, H, W, C]});
+    returns the configurations drawn."""
+    drawn = [name for name in order if samples_by_config.get(name) is not None]
+    if drawn:
+        grid = np.concatenate([samples_by_config[name] for name in drawn])
+        images.write_png(path, images.make_grid(grid, len(drawn), len(grid) // len(drawn)))
+    return drawn
 
 
 def _pyplot():
@@ -79,6 +35,17 @@ def _save(plt, figure, path):
     figure.savefig(buffer, format="png")
     plt.close(figure)
     files.write_atomically(path, buffer.getvalue())
+
+
+def _finish(plt, figure, ax, path, title, xlabel, ylabel):
+    """Labels, grid and legend of a line plot, then its PNG."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+    _save(plt, figure, path)
 
 
 def write_curve_plot(path, title, ylabel, curves_by_config, order, max_step=0, log_y=True):
@@ -103,15 +70,9 @@ def write_curve_plot(path, title, ylabel, curves_by_config, order, max_step=0, l
         if len(curves) > 1:
             ax.fill_between(steps, values.min(axis=0), values.max(axis=0),
                             color=line.get_color(), alpha=0.15)
-    ax.set_xlabel("step")
-    ax.set_ylabel(ylabel)
     if log_y:
         ax.set_yscale("log")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7)
-    _save(plt, figure, path)
+    _finish(plt, figure, ax, path, title, "step", ylabel)
     return True
 
 
@@ -137,3 +98,18 @@ def write_strip_plot(path, title, ylabel, values_by_config, order):
     _save(plt, figure, path)
     return True
 
+
+
+def write_trace_plot(path, title, traces, order):
+    """The tuning trace: per arm, the best FID of the trials so far against the trial number.
+    Returns False without matplotlib."""
+    plt = _pyplot()
+    if plt is None:
+        return False
+    figure, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+    for arm in order:
+        points = traces.get(arm, [])
+        if points:
+            ax.step(*zip(*points), where="post", marker="o", markersize=3, label=arm)
+    _finish(plt, figure, ax, path, title, "trial", "best tuning FID so far")
+    return True

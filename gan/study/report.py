@@ -1,4 +1,6 @@
-"""The results of a study, written to its root:
+"""The results of a study, written to its output folder (the study file's `output`, else the
+root), from its runs' records (`gan.study.records`; a run that finished without one gets it
+first) and, for the runs still under way, their directories:
 
 - results.csv: one row per run: every swept setting, the seed, the status, the final and best FID,
   every reported metric of the final evaluation (`evaluator.METRICS`), steps, wall time, steps/s;
@@ -9,88 +11,23 @@
   generator from one fixed noise batch;
 - fid.png (and [report] curves): FID against steps per configuration, the mean over seeds with a
   min-max band (needs matplotlib: `pip install -e .[plots]`);
+- seeds.png: each finished run's value of the analysed metric, a column per configuration;
 - TensorBoard HParams: the study's configuration at the root, each run's values in its logdir, so
   `tensorboard --logdir=<root>` compares the runs in the HParams dashboard.
 """
 
 import csv
 import io
-import json
-import math
 import os
 
-import numpy as np
-
-from gan import events, files
+from gan import files
 from gan import evaluator as evaluator_lib
-from gan.study import analysis, hparams, plots
-from gan.study.plan import PlannedReference, PlannedRun, plot_file_name
+from gan.study import analysis, hparams, plots, records, tuning
+from gan.study import rows as run_rows
+from gan.study.rows import conditional_metrics, other_metrics
+from gan.study.sections import plot_file_name
 from gan.study.stats import mean_interval
-from gan.study.status import REFERENCE_EVAL, checkpoint_step, current_state, read_status
-
-
-def other_metrics():
-    """The reported metrics of every evaluation besides FID (which has columns of its own)."""
-    return tuple(name for name in evaluator_lib.metric_names(reported=True, conditional=False)
-                 if name != "fid")
-
-
-def conditional_metrics():
-    return evaluator_lib.metric_names(reported=True, conditional=True)
-
-
-def run_row(study, run, root):
-    """The CSV row of one run, from its status file and its TensorBoard events (read once: a
-    long run's events are large). row["scalars"] keeps every series for the curve plots."""
-    run_dir = os.path.join(root, run.name)
-    status = read_status(run_dir)
-    state = current_state(run_dir) if os.path.isdir(run_dir) else "not run"
-    steps = status.get("step", 0)
-    if state in ("running", "interrupted") and isinstance(run, PlannedRun):
-        steps = checkpoint_step(run_dir)  # how far it got: its last checkpoint
-    row = {"run": run.name, "config": run.config_name, **dict(run.choices), "seed": run.seed,
-           "status": state, "reason": status.get("reason", ""), "steps": steps,
-           "wall_seconds": round(status["wall_seconds"], 1) if "wall_seconds" in status else "",
-           "machine": status.get("machine", "")}
-    if isinstance(run, PlannedReference):
-        return dict(row, scalars={}, **reference_metrics(run_dir))
-    scalars = events.read_scalars(run_dir) if os.path.isdir(run_dir) else {}
-    row["scalars"] = scalars
-    fid = scalars.get("eval/fid", [])
-    row["fid_curve"] = fid
-    final_step = fid[-1][0] if fid else None
-    row["fid_final"] = fid[-1][1] if fid else ""
-    row["fid_best"] = min(v for _, v in fid) if fid else ""
-    row["eval_step"] = final_step if fid else ""
-    for name in other_metrics() + conditional_metrics():
-        series = dict(scalars.get(f"eval/{name}", []))
-        row[name] = series.get(final_step, "") if fid else ""
-    speed = scalars.get("perf/steps_per_sec", [])
-    row["steps_per_sec"] = round(float(np.mean([v for _, v in speed])), 2) if speed else ""
-    return row
-
-
-def reference_metrics(run_dir):
-    """A reference's metrics, from gan.evaluate --samples' JSON (blank before it exists)."""
-    names = (("fid_final", "fid_best", "eval_step", "fid_curve", "steps_per_sec")
-             + other_metrics() + conditional_metrics())
-    row = {name: "" for name in names}
-    row["fid_curve"] = []
-    try:
-        with open(os.path.join(run_dir, REFERENCE_EVAL)) as f:
-            results = json.load(f)
-    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
-        return row
-    if not isinstance(results, dict) or not _is_number(results.get("fid")):
-        return row  # not gan.evaluate's JSON: the reference counts as not measured
-    row["fid_final"] = row["fid_best"] = results["fid"]
-    for name in other_metrics():
-        row[name] = results[name] if _is_number(results.get(name)) else ""
-    return row
-
-
-def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+from gan.study.status import is_finished
 
 
 def csv_columns(study, rows):
@@ -177,7 +114,7 @@ def summary_table(summaries):
     return lines
 
 
-def results_markdown(study, rows, summaries, command):
+def results_markdown(study, rows, summaries, command, tuned=None):
     axes = "; ".join(f"{axis.name} ∈ {{{', '.join(label for label, _ in axis.choices)}}}"
                      for axis in study.axes) or "none"
     settings = ", ".join(f"{k}={v}" for k, v in study.settings.items()) or "none"
@@ -204,6 +141,10 @@ def results_markdown(study, rows, summaries, command):
         lines += ["", "Runs that did not finish:"]
         lines += [f"- `{row['run']}`: {row['status']} at step {row['steps']}"
                   + (f": {row['reason']}" if row["reason"] else "") for row in failures]
+    if tuned:
+        num_steps = next(run.config.schedule.num_steps for run in tuning.arms(study, tuned[1])
+                         .values())
+        lines += ["", "## Tuning", ""] + tuning.summary_lines(study, tuned[0], num_steps)
     lines += ["", "## Analysis", ""] + analysis.lines(study, rows)
     if study.findings:
         lines += ["", "## Findings", "", "*Written by hand from the numbers above "
@@ -212,8 +153,10 @@ def results_markdown(study, rows, summaries, command):
     return "\n".join(lines) + "\n"
 
 
-def write_curves(study, root, rows, order):
-    """fid.png and the study's [report] curves; returns the lines to print."""
+def write_curves(study, folder, rows, order):
+    """fid.png, the study's [report] curves and seeds.png; returns the lines to print. A curve
+    no finished run has (records converted from a table hold no curves) is not drawn, and a
+    picture of it already there is kept."""
     finished = [row for row in rows if row["status"] == "done"]
     curves = {"fid.png": (f"{study.name}: FID during training, mean over seeds, band = min-max",
                           "FID (classifier features)",
@@ -226,37 +169,67 @@ def write_curves(study, root, rows, order):
                                        tag, by_config, study.curve_max_step)
     lines = []
     for name, (title, ylabel, by_config, max_step) in curves.items():
-        path = os.path.join(root, name)
+        path = os.path.join(folder, name)
+        if not any(curve for runs in by_config.values() for curve in runs):
+            lines.append(f"{name} not drawn: no finished run has its curve")
+            continue
         if not plots.write_curve_plot(path, title, ylabel, by_config, order, max_step):
-            lines.append(f"{name} skipped: matplotlib is not installed (pip install -e .[plots])")
-            break
+            return lines + [f"{name} skipped: matplotlib is not installed "
+                            "(pip install -e .[plots])"]
         lines.append(f"wrote {path}")
-    else:  # matplotlib is there: every curve was drawn
-        metric = analysis.declared(study).metric
-        values = analysis.arms(rows, metric)
-        path = os.path.join(root, "seeds.png")
-        plots.write_strip_plot(path, f"{study.name}: {analysis.METRIC_NAMES[metric]} per run",
-                               analysis.METRIC_NAMES[metric], values, order)
+    metric = analysis.declared(study).metric
+    path = os.path.join(folder, "seeds.png")
+    if plots.write_strip_plot(path, f"{study.name}: {analysis.METRIC_NAMES[metric]} per run",
+                              analysis.METRIC_NAMES[metric], analysis.arms(rows, metric), order):
         lines.append(f"wrote {path}")
     return lines
 
 
-def write_report(study, root, runs, command):
-    """Writes every result file; returns the lines to print."""
-    rows = [run_row(study, run, root) for run in runs]
+def collect(study, root, runs):
+    """(a row per run, {config: the samples of its first finished seed}, lines to print). A run
+    with a record of its settings is read from the record; one that finished in its directory
+    without one gets its record now; the others are read from their directories."""
+    records_dir = records.directory(study, root)
+    rows, samples, lines = [], {}, []
+    for run in runs:
+        record = records.read(records_dir, run)
+        if record is None and is_finished(os.path.join(root, run.name), run):
+            record, problem = records.capture(study, run, root, records_dir)
+            lines += [problem] if problem else []
+        rows.append(records.row(record, run) if record else run_rows.run_row(study, run, root))
+        if record and record["status"] == "done" and run.config_name not in samples:
+            samples[run.config_name] = records.samples(records_dir, run)
+    return rows, samples, lines
+
+
+def write_report(study, root, runs, command, tuning_summary=None):
+    """Writes every result file to the study's output folder (its root unless the study file
+    names one); returns the lines to print. A tuned study's runs are its winners', with the
+    tuning's summary (`gan.study.tuning`)."""
+    folder = study.output or root
+    os.makedirs(folder, exist_ok=True)
+    rows, samples, lines = collect(study, root, runs)
     summaries = config_summaries(rows)
-    lines = []
-    write_csv(os.path.join(root, "results.csv"), study, rows)
-    lines.append(f"wrote {os.path.join(root, 'results.csv')} ({len(rows)} runs)")
-    markdown = results_markdown(study, rows, summaries, command)
-    files.write_atomically(os.path.join(root, "results.md"), markdown.encode())
-    lines.append(f"wrote {os.path.join(root, 'results.md')}")
-    drawn, missing = plots.write_mosaic(os.path.join(root, "mosaic.png"), root, summaries, runs)
+    write_csv(os.path.join(folder, "results.csv"), study, rows)
+    lines.append(f"wrote {os.path.join(folder, 'results.csv')} ({len(rows)} runs)")
+    tuned = (tuning_summary, runs) if tuning_summary else None
+    markdown = results_markdown(study, rows, summaries, command, tuned)
+    files.write_atomically(os.path.join(folder, "results.md"), markdown.encode())
+    lines.append(f"wrote {os.path.join(folder, 'results.md')}")
+    order = [s["config"] for s in summaries]
+    drawn = plots.write_mosaic(os.path.join(folder, "mosaic.png"), samples, order)
     if drawn:
-        lines.append(f"wrote {os.path.join(root, 'mosaic.png')} (rows: {', '.join(drawn)})")
-    lines += missing
-    lines += write_curves(study, root, rows, [s["config"] for s in summaries])
-    hparams.write_hparams_config(root, study)
-    lines.append(f"wrote the HParams configuration; compare the runs with "
-                 f"`tensorboard --logdir={root}` (HPARAMS tab)")
+        lines.append(f"wrote {os.path.join(folder, 'mosaic.png')} (rows: {', '.join(drawn)})")
+    lines += [f"mosaic.png: no row for {name}: its record has no samples"
+              for name in order if name in samples and samples[name] is None]
+    lines += write_curves(study, folder, rows, order)
+    if tuning_summary:
+        path = os.path.join(folder, "tuning.png")
+        if plots.write_trace_plot(path, f"{study.name}: tuning, best FID against trials",
+                                  tuning.traces(tuning_summary), tuning_summary["order"]):
+            lines.append(f"wrote {path}")
+    if os.path.isdir(root):
+        hparams.write_hparams_config(root, study)
+        lines.append(f"wrote the HParams configuration; compare the runs with "
+                     f"`tensorboard --logdir={root}` (HPARAMS tab)")
     return lines

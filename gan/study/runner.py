@@ -13,9 +13,10 @@ import time
 from concurrent import futures
 
 from gan import build, files, machine, rundir
-from gan.study import hparams
+from gan.study import hparams, records
 from gan.study.plan import PlannedReference, run_digest
-from gan.study.status import (REFERENCE_EVAL, REFERENCE_SAMPLES, RUN_FLAGFILE, RUNNER_LOCK,
+from gan.study.status import (FINAL_STATES, REFERENCE_EVAL, REFERENCE_SAMPLES, RUN_FLAGFILE,
+                              RUNNER_LOCK,
                               TRAIN_LOG, _attempts, _last_error, _wall_seconds, checkpoint_step,
                               is_finished, read_status, write_status)
 
@@ -44,8 +45,12 @@ class Runner:
     """Trains the planned runs in `root`, `parallel` at a time."""
 
     def __init__(self, root, parallel=1, threads=None, python=sys.executable,
-                 echo=functools.partial(print, flush=True)):
+                 echo=functools.partial(print, flush=True), study=None):
         self.root = root
+        # With the study, each run that finishes leaves its record, and a run with a record of
+        # its settings is finished (on any machine).
+        self.study = study
+        self.records_dir = records.directory(study, root) if study else None
         self.parallel = parallel
         cores = os.cpu_count() or 1
         self.threads = threads or max(1, cores // parallel)
@@ -65,6 +70,10 @@ class Runner:
         """Trains (or resumes) one run unless it is finished or another runner holds it;
         returns its status record."""
         run_dir = os.path.join(self.root, run.name)
+        record = records.read(self.records_dir, run) if self.records_dir else None
+        if record and record.get("status") in FINAL_STATES:
+            return {"status": record["status"], "reason": record.get("reason", ""),
+                    "skipped": True, "recorded": True}
         os.makedirs(run_dir, exist_ok=True)
         lock = rundir.LogdirLock(run_dir, RUNNER_LOCK)
         try:
@@ -73,10 +82,16 @@ class Runner:
             return {"status": "busy", "reason": "another runner is training it"}
         try:
             if is_finished(run_dir, run):
-                return dict(read_status(run_dir), skipped=True)
-            if isinstance(run, PlannedReference):
-                return self._reference(run, run_dir)
-            return self._train(run, run_dir)
+                status = dict(read_status(run_dir), skipped=True)
+            elif isinstance(run, PlannedReference):
+                status = self._reference(run, run_dir)
+            else:
+                status = self._train(run, run_dir)
+            if self.records_dir and status["status"] in FINAL_STATES:
+                _, problem = records.capture(self.study, run, self.root, self.records_dir)
+                if problem:
+                    self.echo(problem)
+            return status
         finally:
             lock.release()
 
@@ -214,7 +229,9 @@ class Runner:
                 run = pending[future]
                 status = future.result()
                 results[run.name] = status
-                if status.get("skipped"):
+                if status.get("recorded"):
+                    what = f"{status['status']} already (its record), skipped"
+                elif status.get("skipped"):
                     what = f"{status['status']} already, skipped"
                 elif status["status"] == "done":
                     what = f"done in {status['wall_seconds']:.0f} s"

@@ -1,0 +1,205 @@
+"""A tuned study end to end, as a user runs it: two `gan.ablate --worker` processes share its
+Optuna storage, one is SIGKILLed mid-trial, the other retries that trial from its checkpoints;
+then `gan.ablate` trains each arm's winner on 3 fresh seeds and reports. Its records alone then
+rebuild the report, and continue the study, with every run directory deleted."""
+
+import csv
+import filecmp
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+
+import pytest
+
+from helpers import REPO, run_module, user_environment
+
+optuna = pytest.importorskip("optuna", reason="the tuning tests need Optuna (pip install -e .[study])")
+
+TUNED_STUDY = """
+description = "A tiny tuned study: two D losses, each tuned on its own budget."
+base = "{base}"
+seeds = [0, 1, 2]
+
+[settings]
+g_hidden = [32, 64]
+d_hidden = [64, 32]
+batch_size = 16
+num_steps = 40
+eval_every = 40
+eval_num_samples = 200
+log_every = 10
+sample_every = 40
+checkpoint_every = 10
+steps_per_loop = 10
+jit_compile = "false"
+
+[axes]
+d_loss = ["minimax", "hinge"]
+
+[tune]
+trials = 4
+seeds = [100]
+min_steps = 20
+reduction_factor = 2
+sampler = "random"
+sampler_seed = 0
+eval_num_samples = 200
+
+[tune.space]
+g_learning_rate = {{ log_uniform = [1e-4, 1e-3] }}
+d_learning_rate = {{ log_uniform = [1e-4, 1e-3] }}
+
+[analysis]
+baseline = "d_loss=minimax"
+margin = 20.0
+"""
+ARMS = ("d_loss=minimax", "d_loss=hinge")
+FINAL_RUNS = [f"{arm},seed={seed}" for seed in (0, 1, 2) for arm in ARMS]
+
+
+def postgres_url():
+    """A reachable PostgreSQL server's URL ($GAN_TEST_POSTGRES_URL), or None."""
+    url = os.environ.get("GAN_TEST_POSTGRES_URL", "postgresql://postgres@localhost/postgres")
+    parts = urllib.parse.urlparse(url)
+    try:
+        __import__("psycopg2")  # SQLAlchemy's PostgreSQL driver
+        socket.create_connection((parts.hostname or "localhost", parts.port or 5432), 1).close()
+    except (ImportError, OSError):
+        return None
+    return url
+
+
+def worker(study, root, storage):
+    return subprocess.Popen(
+        [sys.executable, "-m", "gan.ablate", f"--study={study}", f"--root={root}", "--worker",
+         "--heartbeat_seconds=1"] + ([f"--storage={storage}"] if storage else []),
+        cwd=REPO, env=user_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)
+
+
+def wait_for(predicate, what, process=None, seconds=300):
+    deadline = time.time() + seconds
+    while not predicate():
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        assert process is None or process.poll() is None, process.communicate()[0][-3000:]
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def tuned(request, tmp_path_factory):
+    """The tuned study, its storage shared by two workers, one killed mid-trial; then the main
+    command. Returns (study path, root, storage URL or None, the surviving worker's output, the
+    main command's output)."""
+    storage = None
+    if request.param == "postgresql":
+        storage = postgres_url()
+        if storage is None:
+            pytest.skip("no PostgreSQL server reachable (set GAN_TEST_POSTGRES_URL)")
+        name = f"gan_test_{os.getpid()}_{int(time.time())}"
+        storage = f"{storage}?application_name={name}"
+    folder = str(tmp_path_factory.mktemp("tuned"))
+    path, root = os.path.join(folder, "tuned.toml"), os.path.join(folder, "root")
+    with open(path, "w") as f:
+        f.write(TUNED_STUDY.format(base=os.path.join(REPO, "experiments", "mnist_mlp.flags")))
+    first = worker(path, root, storage)
+    # The first trial of the first arm, on its first rung, with a checkpoint to resume from.
+    trial_dir = os.path.join(root, "tune", ARMS[0], "trial=0,seed=100")
+    wait_for(lambda: os.path.exists(os.path.join(trial_dir, "checkpoints", "ckpt-10.index")),
+             "the first trial's checkpoint", first)
+    second = worker(path, root, storage)
+    first.kill()
+    first.communicate()
+    output = second.communicate(timeout=600)[0]
+    assert second.returncode == 0, output[-3000:]
+    main = run_module("gan.ablate", f"--study={path}", f"--root={root}",
+                      *([f"--storage={storage}"] if storage else []))
+    return path, root, storage, output, main.stdout
+
+
+def trials_of(root, storage, arm):
+    url = storage or "sqlite:///" + os.path.join(root, "tune.db")
+    names = [s.study_name for s in optuna.get_all_study_summaries(url)
+             if s.study_name.split(":")[1] == arm]
+    assert len(names) == 1
+    return optuna.load_study(study_name=names[0], storage=url).get_trials()
+
+
+def test_the_killed_workers_trial_is_retried_from_its_checkpoint_and_nothing_is_lost(tuned):
+    _, root, storage, worker_output, _ = tuned
+    for arm in ARMS:
+        trials = trials_of(root, storage, arm)
+        states = [t.state.name for t in trials]
+        # The declared budget: 4 trials that finished (completed or pruned) per arm.
+        assert states.count("COMPLETE") + states.count("PRUNED") == 4, states
+        assert set(states) <= {"COMPLETE", "PRUNED", "FAIL"}
+    killed = trials_of(root, storage, ARMS[0])
+    failed = [t for t in killed if t.state.name == "FAIL"]
+    assert [t.number for t in failed] == [0]  # the killed worker's trial, marked failed
+    retry = [t for t in killed if t.user_attrs.get("runs_of_trial") == 0 and t.number != 0]
+    assert len(retry) == 1 and retry[0].params == failed[0].params
+    assert retry[0].state.name in ("COMPLETE", "PRUNED")
+    # The retry resumed the killed trial's training (it did not start over).
+    with open(os.path.join(root, "tune", ARMS[0], "trial=0,seed=100", "train.log")) as f:
+        assert "Resumed from" in f.read()
+    assert "trial 0 fail" not in worker_output  # the survivor ran no trial that failed
+
+
+def read_rows(folder):
+    with open(os.path.join(folder, "results.csv")) as f:
+        return {row["run"]: row for row in csv.DictReader(f)}
+
+
+def test_each_arms_winner_trains_on_fresh_seeds_and_results_md_shows_the_tuning(tuned):
+    _, root, storage, _, output = tuned
+    rows = read_rows(root)
+    assert sorted(rows) == sorted(FINAL_RUNS)
+    assert {row["status"] for row in rows.values()} == {"done"}
+    with open(os.path.join(root, "results.md")) as f:
+        markdown = f.read()
+    assert "## Tuning" in markdown and "## Analysis" in markdown
+    assert "successive halving evaluates it at 20, 40 steps" in markdown
+    for arm in ARMS:
+        trials = trials_of(root, storage, arm)
+        best = min((t for t in trials if t.state.name == "COMPLETE"), key=lambda t: t.value)
+        line = next(line for line in markdown.splitlines() if line.startswith(f"| `{arm}` | 4 |"))
+        assert f"{best.value:.2f} (trial {best.number})" in line
+        # The final runs train with the winner's settings.
+        with open(os.path.join(root, f"{arm},seed=0", "run.flags")) as f:
+            flags = f.read()
+        for name, value in best.params.items():
+            assert f"--{name}={value!r}" in flags or f"--{name}={value}" in flags
+    assert "| `d_loss=hinge` | `d_loss=minimax` | 3 vs 3 |" in markdown
+    assert "this n detects about" in markdown or "equivalent within" in markdown \
+        or "better" in markdown or "worse" in markdown
+    assert os.path.getsize(os.path.join(root, "tuning.png")) > 1000
+
+
+def test_the_records_alone_rebuild_the_report_and_continue_the_study(tuned, tmp_path):
+    path, root, storage, _, _ = tuned
+    if storage:
+        pytest.skip("the records are the same whatever the storage")
+    # A new machine: the committed study folder (records) without any run directory or storage.
+    moved = str(tmp_path / "root")
+    shutil.copytree(os.path.join(root, "records"), os.path.join(moved, "records"))
+    assert glob.glob(os.path.join(moved, "records", "tune", ARMS[0], "trial=*.json"))
+    report = run_module("gan.ablate", f"--study={path}", f"--root={moved}", "--report_only")
+    assert "wrote" in report.stdout
+    assert filecmp.cmp(os.path.join(root, "results.csv"), os.path.join(moved, "results.csv"),
+                       shallow=False)
+    assert filecmp.cmp(os.path.join(root, "mosaic.png"), os.path.join(moved, "mosaic.png"),
+                       shallow=False)
+    with open(os.path.join(root, "results.md")) as f, \
+            open(os.path.join(moved, "results.md")) as g:
+        old, new = f.read().splitlines(), g.read().splitlines()
+    assert [line for line in old if not line.startswith("- Command")] == \
+        [line for line in new if not line.startswith("- Command")]
+    # Continued there: nothing is tuned or trained again.
+    rerun = run_module("gan.ablate", f"--study={path}", f"--root={moved}")
+    assert rerun.stdout.count("already (its record), skipped") == len(FINAL_RUNS)
+    assert "tuning" not in rerun.stdout.split("\n")[0]
+    assert not os.path.exists(os.path.join(moved, "tune.db"))
