@@ -97,6 +97,10 @@ def define_flags():
     flags.DEFINE_boolean("worker", False, "Be one of several processes (on one machine or "
                          "many, sharing --storage and the root) that tune and train the study: "
                          "take what no other has taken, write no report.")
+    flags.DEFINE_boolean("warm_start", True, "Start each training as a fork of a process that "
+                         "has TensorFlow imported already (gan.study.warm): the same training "
+                         "as python -m gan.train, without its seconds of start-up; "
+                         "--nowarm_start starts each as its own python -m gan.train.")
     flags.DEFINE_integer("heartbeat_seconds", 60, "A study with [tune]: a trial whose worker "
                          "sent no heartbeat for twice this long is failed and retried.",
                          lower_bound=1)
@@ -160,7 +164,8 @@ def write_slurm_array(study, root, runs):
 
 def make_runner(study, root):
     """The runner; a signal makes its trainings checkpoint and stop."""
-    runner = Runner(root, FLAGS.parallel, FLAGS.threads_per_run, study=study)
+    runner = Runner(root, FLAGS.parallel, FLAGS.threads_per_run, study=study,
+                    warm=FLAGS.warm_start)
 
     def on_signal(signum, frame):
         print(f"{signal.Signals(signum).name}: asking the trainings to checkpoint and stop",
@@ -236,7 +241,10 @@ def main(argv):
         if FLAGS.only:
             runs = select_only(study, runs)
     if runner:
-        train_here(study, root, runs, runner)
+        try:
+            train_here(study, root, runs, runner)
+        finally:
+            runner.close()
     if FLAGS.only or FLAGS.worker:
         return
     command = " ".join(shlex.quote(a) for a in ["python", "-m", PROGRAM] + sys.argv[1:])

@@ -296,7 +296,7 @@ def test_an_attempt_counts_from_its_start(tmp_path, monkeypatch):
     run_dir = tmp_path / "root" / run.name
     seen = []
 
-    def killed(command, where):  # as if the runner were SIGKILLed mid-training
+    def killed(command, where, warm=False):  # as if the runner were SIGKILLed mid-training
         seen.append(status_lib.read_status(where))
         return None
     monkeypatch.setattr(runner, "_execute", killed)
