@@ -18,11 +18,12 @@ float32 matrix-multiply peak (a large tf.matmul), against which achieved GFLOP/s
 and, when the table has both the b32 joint step and its matmuls alone, their ratio again from
 interleaved rounds (as --compare times it), which the machine's drift between rows does not skew.
 
-FLOPs per iteration are counted analytically (2 per multiply-add of every matmul and convolution;
-elementwise ops ignored), for what the step must compute: D step = G forward + D forward/backward
-on real and fake (weight gradients, and input gradients except for D's first layer); G step = G
-forward, D forward, D backward to its input only, G backward (weights, inputs except G's first
-layer). The multiply-adds of each layer are read from the networks themselves (`layer_macs`).
+FLOPs per iteration are counted analytically by `gan.flops` (2 per multiply-add of every matmul
+and convolution; elementwise ops ignored), for what the step must compute: D step = G forward + D
+forward/backward on real and fake (weight gradients, and input gradients except for D's first
+layer); G step = G forward, D forward, D backward to its input only, G backward (weights, inputs
+except G's first layer). The multiply-adds of each layer are read from the networks themselves
+(`gan.flops.layer_macs`); a study's compute axis counts the same way.
 
 The PyTorch rows (experiments/torch_seed.py) run when torch is importable, and the Keras row
 (experiments/keras_seed.py) when Keras is; each is skipped with one line otherwise. Both are
@@ -42,6 +43,8 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)  # this checkout's gan, installed or not
+
+from gan.flops import flops_per_iteration  # noqa: E402  (the benchmark's FLOPs are the study's)
 
 # Adam at the common GAN settings (what experiments/torch_seed.py --optimizer=adam runs).
 ADAM = dict(g_optimizer="adam", d_optimizer="adam", g_learning_rate=2e-4, d_learning_rate=2e-4)
@@ -105,57 +108,6 @@ def layer_sizes(config):
     image_size = math.prod(data.IMAGE_SHAPE)
     model = config.model
     return ([model.latent_dim, *model.g_hidden, image_size], [image_size, *model.d_hidden, 1])
-
-
-def layer_macs(network, inputs):
-    """Multiply-adds per example of each matmul and convolution of a network, in call order,
-    recorded while it runs on `inputs`: a*b for a Dense [a, b]; for a convolution, its kernel's
-    size times the positions it is applied at (the output's for Conv2D, the input's for the
-    transposed one, which scatters each input pixel through the whole kernel)."""
-    from gan import layers
-    macs = []
-    originals = {cls: cls.apply_kernel for cls in (layers.Dense, layers.Conv2D,
-                                                   layers.Conv2DTranspose)}
-
-    def recording(cls):
-        def apply_kernel(self, x, kernel):
-            y = originals[cls](self, x, kernel)
-            positions = {layers.Dense: 1, layers.Conv2D: math.prod(y.shape[1:3]),
-                         layers.Conv2DTranspose: math.prod(x.shape[1:3])}[cls]
-            macs.append(positions * math.prod(kernel.shape))
-            return y
-        return apply_kernel
-    for cls in originals:
-        cls.apply_kernel = recording(cls)
-    try:
-        output = network(inputs, training=False)
-    finally:
-        for cls, original in originals.items():
-            cls.apply_kernel = original
-    return macs, output
-
-
-def flops_per_iteration(config):
-    """FLOPs of one joint iteration of a RunConfig's networks (see the module docstring)."""
-    import tensorflow as tf
-    from gan import build, networks
-    generator, discriminator = networks.make_networks(config.model.architecture,
-                                                      build.network_config(config))
-    g_macs, fakes = layer_macs(generator, tf.zeros([2, config.model.latent_dim]))
-    d_macs, _ = layer_macs(discriminator, fakes)
-    batch = config.schedule.batch_size
-
-    def forward(macs, n):
-        return 2 * n * sum(macs)
-
-    def input_grads(macs, n, skip_first):
-        return 2 * n * sum(macs[1 if skip_first else 0:])
-
-    g_fwd, d_fwd = forward(g_macs, batch), forward(d_macs, batch)
-    d_step = g_fwd + 2 * forward(d_macs, 2 * batch) + input_grads(d_macs, 2 * batch, True)
-    g_step = (g_fwd + d_fwd + input_grads(d_macs, batch, False) + g_fwd
-              + input_grads(g_macs, batch, True))
-    return d_step + g_step
 
 
 def worker_matmul_peak(dtype="float32", size=2048, repetitions=20):

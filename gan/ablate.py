@@ -205,7 +205,8 @@ def tuned_runs(study, root, runs, runner):
             print(f"{study.name}: tuning {len(tuning.arms(study, runs))} configurations, "
                   f"{study.tune.trials} trials each, in {tuning.storage_url(root, FLAGS.storage)}",
                   flush=True)
-            tuning.tune(study, runner, storage, runs, runner.echo)
+            tuning.tune(study, runner, storage, runs, runner.echo,
+                        poll_seconds=min(5, FLAGS.heartbeat_seconds))
         except (StudyError, MissingPackage) as e:
             cli.fail(PROGRAM, str(e).splitlines()[:1])
         stop_if_stopped(runner)

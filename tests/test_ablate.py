@@ -16,6 +16,7 @@ import pytest
 import tensorflow as tf
 
 from gan import data, latent, machine, rundir
+from gan.study import analysis as analysis_lib
 from gan.study import launchers
 from gan.study import plan as plan_lib
 from gan.study import sections
@@ -267,7 +268,7 @@ def synthetic_row(config, seed, fid, status="done"):
            "fid_final": fid if status == "done" else "", "fid_best": fid if status == "done"
            else ""}
     row.update({name: (1.0 if status == "done" else "")
-                for name in report_lib.other_metrics() + report_lib.conditional_metrics()})
+                for name in rows_lib.other_metrics() + rows_lib.conditional_metrics()})
     return row
 
 
@@ -380,3 +381,41 @@ def test_the_records_alone_rebuild_every_row_diverged_and_reference_too(study, t
     for name in ("results.csv", "mosaic.png"):
         with open(os.path.join(root, name), "rb") as f, open(os.path.join(moved, name), "rb") as g:
             assert f.read() == g.read(), name
+
+
+def test_fid_at_a_budget_in_steps_images_seconds_or_flops(tmp_path):
+    """A run's FID at a budget is its last evaluation within it, the budget counted in the
+    declared unit from the record's cost per step; a compute-matched budget ranks a cheap
+    configuration by more of its curve than an expensive one."""
+    text = TINY_STUDY.replace("[report]\n", '[analysis]\nbudgets = [2000, 4000]\nunit = "flops"\n'
+                              'metric = "fid_budget"\n\n[report]\n')
+    study = plan_lib.load_study(write_study(str(tmp_path), text))
+    cheap, costly = synthetic_row("cheap", 0, 30.0), synthetic_row("costly", 0, 20.0)
+    cheap.update(fid_curve=[(10, 90.0), (20, 60.0), (30, 40.0), (40, 30.0)],
+                 compute={"flops_per_step": 100.0, "images_per_step": 16,
+                          "seconds_per_step": 0.02})
+    costly.update(fid_curve=[(10, 80.0), (20, 50.0), (30, 30.0), (40, 20.0)],
+                  compute={"flops_per_step": 200.0, "images_per_step": 80})
+    rows = [cheap, costly]
+    analysis_lib.add_budgets(study, rows)
+    # 2000 FLOPs: cheap's step 20, costly's step 10; 4000: steps 40 and 20.
+    assert cheap["fid_at"] == {2000: 60.0, 4000: 30.0}
+    assert costly["fid_at"] == {2000: 80.0, 4000: 50.0}
+    assert cheap["fid_budget"] == 30.0 and costly["fid_budget"] == 50.0
+    assert analysis_lib.fid_at(costly, 1000, "images") == 80.0  # 80 images a step: step 12.5
+    assert analysis_lib.fid_at(cheap, 25, "steps") == 60.0
+    assert analysis_lib.fid_at(cheap, 0.5, "seconds") == 60.0  # 0.02 s a step: up to step 25
+    assert analysis_lib.fid_at(cheap, 5, "flops") is None  # no evaluation that early
+    assert analysis_lib.fid_at(dict(cheap, compute={}), 4000, "flops") is None
+    markdown = report_lib.results_markdown(study, rows, report_lib.config_summaries(rows), "x")
+    assert "| `cheap` | 60.0 (1) | 30.0 (1) |" in markdown
+    assert "FID at the last budget of each configuration" in markdown
+
+
+def test_a_budget_in_steps_must_be_an_evaluation_of_every_run(tmp_path):
+    text = TINY_STUDY.replace("[report]\n", "[analysis]\nbudgets = [30]\n\n[report]\n")
+    study = plan_lib.load_study(write_study(str(tmp_path), text))
+    with pytest.raises(plan_lib.StudyError, match=r"budget 30 steps: run d=adam,seed=0 evaluates every "
+                                         r"20 steps up to 40; expected budgets that are "
+                                         r"multiples of eval_every within num_steps"):
+        plan_lib.plan(study)

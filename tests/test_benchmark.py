@@ -16,6 +16,7 @@ from gan import config as config_lib
 from gan import build
 from gan import step as step_lib
 from gan import data
+from gan import flops
 from helpers import (REPO, compiled_dots, load_benchmark, load_experiment_script,
                      user_environment)
 
@@ -37,6 +38,22 @@ def test_flop_count_matches_the_compiled_iteration(batch):
     counted = benchmark.flops_per_iteration(config)
     # XLA may turn the 1-unit output layer's matmuls into multiply-reduce: 0.1% of the FLOPs.
     assert compiled == pytest.approx(counted, rel=2e-3), (compiled, counted)
+
+
+@pytest.mark.parametrize("settings", [{"d_steps": 2}, {"r1_weight": 10.0},
+                                      {"gp_weight": 10.0, "d_loss": "wasserstein",
+                                       "g_loss": "wasserstein"}])
+def test_flop_count_of_more_d_steps_and_of_a_penalty_matches_the_compiled_iteration(settings):
+    """What a study's compute axis charges WGAN-GP's D steps and R1's double back-propagation
+    (gan.flops) is what XLA compiles for them."""
+    benchmark = load_benchmark()
+    config = benchmark.seed_mlp_config(32, d_update="joint", d_fake_batchnorm="train")
+    config = config.replace(**settings).validate()
+    runner = step_lib.Trainer(build.make_state(config), config,
+                              data.load("mnist", "test").pixels[:1000])
+    compiled = compiled_matmul_flops(benchmark.optimized_hlo(runner))
+    assert compiled == pytest.approx(flops.flops_per_iteration(config), rel=2e-3)
+    assert flops.images_per_iteration(config) == 32 * config.game.d_steps
 
 
 def test_matmuls_alone_row_compiles_the_steps_own_matmuls():

@@ -5,7 +5,65 @@ and, for a study with several axes, the factorial ANOVA and each level's effect.
 from gan.study import stats
 from gan.study.sections import ALL_PAIRS, Analysis
 
-METRIC_NAMES = {"fid_final": "final FID", "fid_best": "best FID"}
+METRIC_NAMES = {"fid_final": "final FID", "fid_best": "best FID",
+                "fid_budget": "FID at the last budget"}
+# unit: (its name on an axis, the record's cost per step in it; None: the step itself)
+UNITS = {"steps": ("steps", None), "images": ("real images seen", "images_per_step"),
+         "seconds": ("training seconds", "seconds_per_step"), "flops": ("FLOPs", "flops_per_step")}
+
+
+def per_step(row, unit):
+    """What one iteration of a run costs in `unit` (None when its record does not say)."""
+    key = UNITS[unit][1]
+    return 1.0 if key is None else (row.get("compute") or {}).get(key)
+
+
+def fid_at(row, budget, unit):
+    """A finished run's FID at its last evaluation within `budget` (in `unit`), or None. A
+    record without curves knows its final evaluation only."""
+    scale = per_step(row, unit)
+    points = row.get("fid_curve") or (
+        [(row["eval_step"], row["fid_final"])] if row.get("eval_step", "") != ""
+        and row.get("fid_final", "") != "" else [])
+    if not scale or row["status"] != "done":
+        return None
+    within = [value for step, value in points if step * scale <= budget * (1 + 1e-9)]
+    return within[-1] if within else None
+
+
+def add_budgets(study, rows):
+    """Sets each row's FID at the declared budgets (row["fid_at"]) and at the last of them
+    (row["fid_budget"], "" when it has none)."""
+    analysis = declared(study)
+    for row in rows:
+        row["fid_at"] = {b: fid_at(row, b, analysis.unit) for b in analysis.budgets}
+        last = row["fid_at"].get(analysis.budgets[-1]) if analysis.budgets else None
+        row["fid_budget"] = "" if last is None else last
+
+
+def budget_lines(study, rows):
+    """The table of FID at each declared budget, per configuration."""
+    analysis = declared(study)
+    if not analysis.budgets:
+        return []
+    name = UNITS[analysis.unit][0]
+    header = [f"{b:g} {name}" for b in analysis.budgets]
+    lines = ["", f"FID at each declared budget ({name}; a run's last evaluation within it; mean "
+             "± sd, n):", "", "| configuration | " + " | ".join(header) + " |",
+             "|" + " --- |" * (len(header) + 1)]
+    groups = {}
+    for row in rows:
+        groups.setdefault(row["config"], []).append(row)
+    for config, group in groups.items():
+        cells = []
+        for budget in analysis.budgets:
+            values = [row["fid_at"][budget] for row in group if row["fid_at"].get(budget)
+                      is not None]
+            mean, sd, _ = stats.mean_interval(values) if values else (None, None, None)
+            cells.append("–" if mean is None else f"{mean:.1f}" + (f" ± {sd:.1f}" if sd else "")
+                         + f" ({len(values)})")
+        lines.append(f"| `{config}` | " + " | ".join(cells) + " |")
+    return lines
 
 
 def arms(rows, metric):
@@ -90,4 +148,4 @@ def lines(study, rows):
     compared = comparison_lines(study, rows)
     if compared[0].startswith("Not analysed"):
         return compared
-    return compared + anova_lines(study, rows)
+    return compared + anova_lines(study, rows) + budget_lines(study, rows)

@@ -325,6 +325,7 @@ def plan(study):
                 f"reference={label},seed={seed}", f"reference={label}", seed,
                 command.replace("{seed}", str(seed)), base.data.dataset))
     _check_baseline(study, runs)
+    _check_budgets(study, runs)
     return runs
 
 
@@ -337,6 +338,23 @@ def _check_space(study, base):
             except config_lib.ConfigError as e:
                 raise StudyError(f"{study.path}: [tune.space] {param.name} = {value!r}: "
                                  f"{e.lines[0]}") from None
+
+
+def _check_budgets(study, runs):
+    """A budget in steps is an evaluation of every run: a multiple of its eval_every, within its
+    num_steps."""
+    analysis = study.analysis
+    if not analysis or analysis.unit != "steps":
+        return
+    for run in runs:
+        schedule = getattr(run, "config", None) and run.config.schedule
+        for budget in analysis.budgets if schedule else ():
+            every = run.config.output.eval_every
+            if budget != int(budget) or not every or budget % every or budget > schedule.num_steps:
+                raise StudyError(f"{study.path}: [analysis] budget {budget:g} steps: run "
+                                 f"{run.name} evaluates every {every} steps up to "
+                                 f"{schedule.num_steps}; expected budgets that are multiples of "
+                                 "eval_every within num_steps")
 
 
 def _check_baseline(study, runs):

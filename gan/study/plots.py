@@ -48,7 +48,8 @@ def _finish(plt, figure, ax, path, title, xlabel, ylabel):
     _save(plt, figure, path)
 
 
-def write_curve_plot(path, title, ylabel, curves_by_config, order, max_step=0, log_y=True):
+def write_curve_plot(path, title, ylabel, curves_by_config, order, max_step=0, log_y=True,
+                     xlabel="step"):
     """One line per configuration (the mean over its runs, on the steps they share) with a
     min-max band; curves_by_config is {config: [{step: value} per run]}. Returns False when
     matplotlib is not installed."""
@@ -72,7 +73,7 @@ def write_curve_plot(path, title, ylabel, curves_by_config, order, max_step=0, l
                             color=line.get_color(), alpha=0.15)
     if log_y:
         ax.set_yscale("log")
-    _finish(plt, figure, ax, path, title, "step", ylabel)
+    _finish(plt, figure, ax, path, title, xlabel, ylabel)
     return True
 
 

@@ -15,7 +15,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from gan import files, images, latent, rundir
+from gan import files, flops, images, latent, rundir
 from gan.study import rows
 from gan.study.plan import PlannedReference, run_digest
 from gan.study.status import REFERENCE_SAMPLES
@@ -58,7 +58,21 @@ def make(study, run, row):
         record["command"] = run.command
     else:
         record["flags"] = run.config.to_flagfile()
+        record["compute"] = compute(run.config, row.get("steps_per_sec", ""))
     return record
+
+
+def compute(config, steps_per_sec):
+    """A run's cost per iteration, in each unit of a study's compute axis: real images D sees,
+    FLOPs (gan.flops; None when the networks cannot be counted) and training seconds (from its
+    mean steps/s; None when unknown)."""
+    try:
+        flops_per_step = flops.flops_per_iteration(config)
+    except Exception:  # a network the counter does not know how to run: no FLOPs axis for it
+        flops_per_step = None
+    return {"images_per_step": flops.images_per_iteration(config),
+            "flops_per_step": flops_per_step,
+            "seconds_per_step": 1.0 / steps_per_sec if steps_per_sec not in ("", 0) else None}
 
 
 def write(records_dir, run, record, samples=None):
@@ -97,6 +111,7 @@ def row(record, run):
     result["scalars"] = {tag: [tuple(point) for point in series]
                          for tag, series in curves.items()}
     result["fid_curve"] = result["scalars"].get("eval/fid", [])
+    result["compute"] = record.get("compute") if isinstance(record.get("compute"), dict) else {}
     return result
 
 

@@ -153,27 +153,41 @@ def results_markdown(study, rows, summaries, command, tuned=None):
     return "\n".join(lines) + "\n"
 
 
+def _curves_in_unit(rows, config, tag, unit, max_step=0):
+    """The finished runs' curves of a tag for one configuration (up to max_step, 0: all), {x:
+    value} each, with x in the study's unit: steps times the configuration's mean cost per
+    step."""
+    group = [r for r in rows if r["status"] == "done" and r["config"] == config]
+    costs = [analysis.per_step(r, unit) for r in group]
+    scale = sum(costs) / len(costs) if costs and all(costs) else None
+    if scale is None:
+        return []
+    series = [r["fid_curve"] if tag == "eval/fid" else r["scalars"].get(tag, []) for r in group]
+    return [{step * scale: value for step, value in curve if not max_step or step <= max_step}
+            for curve in series]
+
+
 def write_curves(study, folder, rows, order):
-    """fid.png, the study's [report] curves and seeds.png; returns the lines to print. A curve
-    no finished run has (records converted from a table hold no curves) is not drawn, and a
-    picture of it already there is kept."""
-    finished = [row for row in rows if row["status"] == "done"]
+    """fid.png, the study's [report] curves and seeds.png; returns the lines to print. The x-axis
+    is the study's unit ([analysis] unit). A curve no finished run has (records converted from a
+    table hold no curves) is not drawn, and a picture of it already there is kept."""
+    unit = analysis.declared(study).unit
+    xlabel = analysis.UNITS[unit][0]
     curves = {"fid.png": (f"{study.name}: FID during training, mean over seeds, band = min-max",
                           "FID (classifier features)",
-                          {c: [dict(r["fid_curve"]) for r in finished if r["config"] == c]
-                           for c in order}, 0)}
+                          {c: _curves_in_unit(rows, c, "eval/fid", unit) for c in order}, 0)}
     for tag in study.curves:
-        by_config = {c: [dict(r["scalars"].get(tag, [])) for r in finished if r["config"] == c]
-                     for c in order}
-        curves[plot_file_name(tag)] = (f"{study.name}: {tag}, mean over seeds, band = min-max",
-                                       tag, by_config, study.curve_max_step)
+        curves[plot_file_name(tag)] = (
+            f"{study.name}: {tag}, mean over seeds, band = min-max", tag,
+            {c: _curves_in_unit(rows, c, tag, unit, study.curve_max_step) for c in order}, 0)
     lines = []
     for name, (title, ylabel, by_config, max_step) in curves.items():
         path = os.path.join(folder, name)
         if not any(curve for runs in by_config.values() for curve in runs):
             lines.append(f"{name} not drawn: no finished run has its curve")
             continue
-        if not plots.write_curve_plot(path, title, ylabel, by_config, order, max_step):
+        if not plots.write_curve_plot(path, title, ylabel, by_config, order, max_step,
+                                      xlabel=xlabel):
             return lines + [f"{name} skipped: matplotlib is not installed "
                             "(pip install -e .[plots])"]
         lines.append(f"wrote {path}")
@@ -209,6 +223,7 @@ def write_report(study, root, runs, command, tuning_summary=None):
     folder = study.output or root
     os.makedirs(folder, exist_ok=True)
     rows, samples, lines = collect(study, root, runs)
+    analysis.add_budgets(study, rows)
     summaries = config_summaries(rows)
     write_csv(os.path.join(folder, "results.csv"), study, rows)
     lines.append(f"wrote {os.path.join(folder, 'results.csv')} ({len(rows)} runs)")

@@ -62,7 +62,11 @@ def report(path, raw):
 
 
 ALL_PAIRS = "all_pairs"
-ANALYSIS_METRICS = ("fid_final", "fid_best")
+# fid_budget: a run's FID at the last declared budget (its last evaluation within it).
+ANALYSIS_METRICS = ("fid_final", "fid_best", "fid_budget")
+# What a budget counts, and so the x-axis of the curves: iterations, real images D has seen,
+# training seconds (evaluation excluded) or FLOPs (gan.flops).
+UNITS = ("steps", "images", "seconds", "flops")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,14 +80,27 @@ class Analysis:
     alpha: float = 0.05
     margin: float = 5.0
     mix_machines: bool = False  # compare runs trained on different machines anyway
+    budgets: tuple = ()  # the budgets (in `unit`) at which the report gives each run's FID
+    unit: str = "steps"
+
+
+ANALYSIS_KEYS = {"baseline", "metric", "alpha", "margin", "mix_machines", "budgets", "unit"}
 
 
 def analysis(path, raw):
     section = table(path, raw, "analysis", "a table ([analysis])")
     expected = (f"{path}: [analysis] takes baseline = \"<configuration>\" (or \"{ALL_PAIRS}\"), "
                 f"metric = one of {', '.join(ANALYSIS_METRICS)}, alpha in (0, 0.5], "
-                "margin > 0 (in the metric's units) and mix_machines = true or false")
-    unknown = set(section) - {"baseline", "metric", "alpha", "margin", "mix_machines"}
+                "margin > 0 (in the metric's units), mix_machines = true or false, budgets = "
+                f"[increasing numbers > 0] and unit = one of {', '.join(UNITS)}")
+    unknown = set(section) - ANALYSIS_KEYS
+    budgets, unit = section.get("budgets", []), section.get("unit", "steps")
+    if (not isinstance(budgets, list) or not all(_is_number(b) and b > 0 for b in budgets)
+            or budgets != sorted(set(budgets)) or unit not in UNITS):
+        raise StudyError(expected)
+    if section.get("metric") == "fid_budget" and not budgets:
+        raise StudyError(f"{path}: [analysis] metric = \"fid_budget\" compares the FID at the "
+                         "last of the budgets; expected budgets = [...]")
     mix = section.get("mix_machines", False)
     baseline, metric = section.get("baseline", ""), section.get("metric", "fid_final")
     alpha, margin = section.get("alpha", 0.05), section.get("margin", 5.0)
@@ -91,7 +108,7 @@ def analysis(path, raw):
     if (unknown or not isinstance(baseline, str) or metric not in ANALYSIS_METRICS
             or not numbers or not 0 < alpha <= 0.5 or not margin > 0 or not isinstance(mix, bool)):
         raise StudyError(expected)
-    return Analysis(baseline, metric, float(alpha), float(margin), mix)
+    return Analysis(baseline, metric, float(alpha), float(margin), mix, tuple(budgets), unit)
 
 
 # How a [tune.space] entry draws a flag's value: {log_uniform = [low, high]} (learning rates),

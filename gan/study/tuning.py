@@ -211,9 +211,10 @@ def tune_arm(study, runner, storage, arm_run, echo):
     return False
 
 
-def tune(study, runner, storage, runs, echo, wait=True):
+def tune(study, runner, storage, runs, echo, wait=True, poll_seconds=5):
     """Tunes every arm (this worker's share); with `wait`, waits for other workers' trials to
-    finish. Returns {arm: winning settings} once every arm is tuned, else None."""
+    finish (looking again every `poll_seconds`: a dead worker's trial is retried then). Returns
+    {arm: winning settings} once every arm is tuned, else None."""
     arm_runs = arms(study, runs)
     while True:
         done = [tune_arm(study, runner, storage, run, echo) for run in arm_runs.values()]
@@ -221,7 +222,7 @@ def tune(study, runner, storage, runs, echo, wait=True):
             return write_summary(study, runner.records_dir, storage, arm_runs)
         if not wait or runner.stopping:
             return None
-        time.sleep(5)
+        time.sleep(poll_seconds)
 
 
 def _trial_summary(trial):
