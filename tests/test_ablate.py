@@ -415,7 +415,8 @@ def test_fid_at_a_budget_in_steps_images_seconds_or_flops(tmp_path):
 def test_a_budget_in_steps_must_be_an_evaluation_of_every_run(tmp_path):
     text = TINY_STUDY.replace("[report]\n", "[analysis]\nbudgets = [30]\n\n[report]\n")
     study = plan_lib.load_study(write_study(str(tmp_path), text))
-    with pytest.raises(plan_lib.StudyError, match=r"budget 30 steps: run d=adam,seed=0 evaluates every "
-                                         r"20 steps up to 40; expected budgets that are "
-                                         r"multiples of eval_every within num_steps"):
+    with pytest.raises(plan_lib.StudyError,
+                       match=r"budget 30 steps: run d=adam,seed=0 evaluates every 20 steps up "
+                             r"to 40; expected budgets that are multiples of eval_every within "
+                             r"num_steps"):
         plan_lib.plan(study)

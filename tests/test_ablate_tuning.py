@@ -18,7 +18,8 @@ import pytest
 
 from helpers import REPO, run_module, user_environment
 
-optuna = pytest.importorskip("optuna", reason="the tuning tests need Optuna (pip install -e .[study])")
+optuna = pytest.importorskip("optuna",
+                             reason="the tuning tests need Optuna (pip install -e .[study])")
 
 TUNED_STUDY = """
 description = "A tiny tuned study: two D losses, each tuned on its own budget."
@@ -162,7 +163,7 @@ def test_each_arms_winner_trains_on_fresh_seeds_and_results_md_shows_the_tuning(
     with open(os.path.join(root, "results.md")) as f:
         markdown = f.read()
     assert "## Tuning" in markdown and "## Analysis" in markdown
-    assert "successive halving evaluates it at 20, 40 steps" in markdown
+    assert "successive halving pruner" in markdown and "evaluated at 20, 40 steps" in markdown
     for arm in ARMS:
         trials = trials_of(root, storage, arm)
         best = min((t for t in trials if t.state.name == "COMPLETE"), key=lambda t: t.value)
@@ -203,3 +204,68 @@ def test_the_records_alone_rebuild_the_report_and_continue_the_study(tuned, tmp_
     assert rerun.stdout.count("already (its record), skipped") == len(FINAL_RUNS)
     assert "tuning" not in rerun.stdout.split("\n")[0]
     assert not os.path.exists(os.path.join(moved, "tune.db"))
+
+
+def study_error(folder, text):
+    """The StudyError that reading and planning a study file raise (gan.ablate prints it as its
+    one line)."""
+    from gan.study import plan as plan_lib
+    path = folder / "tuned.toml"
+    path.write_text(text.format(base=os.path.join(REPO, "experiments", "mnist_mlp.flags")))
+    with pytest.raises(plan_lib.StudyError) as raised:
+        plan_lib.plan(plan_lib.load_study(str(path)))
+    return str(raised.value)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("trials = 4", "trials = 0"), "expected trials = N (>= 1) per configuration"),
+    (("seeds = [100]", "seeds = [0]"), "seeds [0] are also the study's seeds; expected tuning "
+                                       "seeds that the final runs do not use"),
+    (("min_steps = 20", "min_steps = 80\nsteps = 40"), "expected min_steps = N in [1, steps]"),
+    (("reduction_factor = 2", "reduction_factor = 1"), "expected reduction_factor = N (>= 2)"),
+    (('sampler = "random"', 'sampler = "grid"'), "expected sampler = one of 'tpe', 'random'"),
+    (("sampler_seed = 0", 'sampler_seed = 0\npruner = "median"'),
+     "expected pruner = one of 'successive_halving', 'hyperband'"),
+    (("sampler_seed = 0", "sampler_seed = 0\nbudget = 3"), "unknown key 'budget'"),
+    (("g_learning_rate = {{ log_uniform = [1e-4, 1e-3] }}",
+      "g_learning_rate = {{ log_uniform = [0.0, 1e-3] }}"),
+     "[low, high] with low < high and low > 0"),
+    (("[tune.space]", "[tune.space]\nnum_steps = {{ int = [10, 20] }}"),
+     "the tuning schedule sets it"),
+    (("[tune.space]", "[tune.space]\nd_hidden_typo = {{ choices = [1, 2] }}"), "unknown flag"),
+    (("[tune.space]", "[tune.space]\ng_loss = {{ choices = ['minimax'] }}"),
+     "two or more distinct values"),
+    (("[tune.space]", "[tune.space]\nd_beta1 = {{ uniform = [0.5, 1.5] }}"),
+     "[tune.space] d_beta1 = 1.5: --d_beta1=1.5"),
+    (("[tune.space]", "[tune.space]\nd_loss = {{ choices = ['minimax', 'hinge'] }}"),
+     "--d_loss is set by both axis 'd_loss' and [tune.space]"),
+])
+def test_a_bad_tune_section_is_one_line(tmp_path, edit, message):
+    old, new = edit
+    assert old in TUNED_STUDY
+    error = study_error(tmp_path, TUNED_STUDY.replace(old, new))
+    assert message in error and "\n" not in error, error
+
+
+def test_the_tuning_commands_mistakes_are_one_line(tmp_path):
+    path = tmp_path / "tuned.toml"
+    path.write_text(TUNED_STUDY.format(base=os.path.join(REPO, "experiments", "mnist_mlp.flags")))
+    root = str(tmp_path / "root")
+    cases = [
+        (["--report_only"], "the tuning of its configurations is not finished"),
+        (["--storage=nosuchdb://nowhere", "--worker"], "--storage=nosuchdb://nowhere: cannot be "
+                                                      "opened"),
+    ]
+    for flags, message in cases:
+        result = run_module("gan.ablate", f"--study={path}", f"--root={root}", *flags,
+                            check=False)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, (flags, result.stderr)
+        assert message in result.stderr, (flags, result.stderr)
+
+
+def test_without_optuna_a_tuned_study_names_the_install_command(monkeypatch):
+    from gan.errors import MissingPackage
+    from gan.study import tuning
+    monkeypatch.setitem(sys.modules, "optuna", None)  # as if it were not installed
+    with pytest.raises(MissingPackage, match=r'needs Optuna: pip install -e "\.\[study\]"'):
+        tuning.open_storage("sqlite://")

@@ -116,6 +116,7 @@ def analysis(path, raw):
 # {choices = [a, b, ...]} (beta1, a loss).
 PARAM_KINDS = ("log_uniform", "uniform", "int", "choices")
 SAMPLERS = ("tpe", "random")
+PRUNERS = ("successive_halving", "hyperband")
 # Settings a trial's budget, seed and evaluation own: not tunable.
 UNTUNABLE = ("num_steps", "seed", "eval_every", "eval_num_samples")
 
@@ -143,6 +144,7 @@ class Tune:
     sampler: str
     sampler_seed: int
     eval_num_samples: int
+    pruner: str = "successive_halving"  # or "hyperband": several halving brackets at once
 
     def budget(self, num_steps):
         """A trial's full budget, given the final runs' num_steps."""
@@ -160,7 +162,7 @@ class Tune:
 
 
 TUNE_KEYS = {"trials", "seeds", "steps", "min_steps", "reduction_factor", "sampler",
-             "sampler_seed", "eval_num_samples", "space"}
+             "sampler_seed", "eval_num_samples", "pruner", "space"}
 
 
 def _whole(value, low):
@@ -181,6 +183,7 @@ def tune(path, raw, study_seeds):
     min_steps = section.get("min_steps")
     factor, samples = section.get("reduction_factor", 2), section.get("eval_num_samples", 2000)
     sampler, sampler_seed = section.get("sampler", "tpe"), section.get("sampler_seed", 0)
+    pruner = section.get("pruner", "successive_halving")
     seeds = section.get("seeds", [1000])
     checks = [
         (_whole(trials, 1), "trials = N (>= 1) per configuration"),
@@ -192,6 +195,7 @@ def tune(path, raw, study_seeds):
         (_whole(samples, 2), "eval_num_samples = N (>= 2): the tuning FID's samples"),
         (sampler in SAMPLERS, f"sampler = one of {', '.join(map(repr, SAMPLERS))}"),
         (_whole(sampler_seed, 0), "sampler_seed = N (>= 0)"),
+        (pruner in PRUNERS, f"pruner = one of {', '.join(map(repr, PRUNERS))}"),
         (isinstance(seeds, list) and seeds and all(_whole(s, 0) for s in seeds)
          and len(set(seeds)) == len(seeds), "seeds = [distinct integers >= 0]"),
     ]
@@ -207,7 +211,7 @@ def tune(path, raw, study_seeds):
         raise StudyError(f"{where}: no [tune.space]; expected flag = {{log_uniform = [low, "
                          "high]}, {uniform = [...]}, {int = [...]} or {choices = [...]} lines")
     return Tune(space, trials, tuple(seeds), steps, min_steps, factor, sampler, sampler_seed,
-                samples)
+                samples, pruner)
 
 
 def _space(path, section):

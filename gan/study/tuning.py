@@ -155,19 +155,30 @@ def objective(study, runner, arm_run):
     return run_trial
 
 
+def sampler_seed(study, arm, trial_number):
+    """The seed of the sampler that draws a trial's settings: the declared seed, the arm and the
+    trial's number, so that workers draw different settings, reproducibly."""
+    text = f"{study.tune.sampler_seed}:{arm}:{trial_number}"
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
+
+
 def optuna_study(study, storage, arm_run, trial_number=None):
-    """The arm's Optuna study, its sampler seeded by the declared seed, the arm and the trial
-    (so that workers draw different settings, reproducibly)."""
+    """The arm's Optuna study, with the declared pruner and the declared sampler (seeded for
+    the trial `trial_number` when given)."""
     optuna = _optuna()
     tune = study.tune
-    seed = None if trial_number is None else (
-        int(hashlib.sha256(f"{tune.sampler_seed}:{arm_run.config_name}:{trial_number}"
-                           .encode()).hexdigest()[:8], 16))
+    seed = None if trial_number is None else sampler_seed(study, arm_run.config_name,
+                                                          trial_number)
     sampler = (optuna.samplers.RandomSampler(seed=seed) if tune.sampler == "random" else
                optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, tune.trials // 3)))
-    pruner = optuna.pruners.SuccessiveHalvingPruner(
-        min_resource=tune.min_steps or tune.budget(arm_run.config.schedule.num_steps),
-        reduction_factor=tune.reduction_factor)
+    budget = tune.budget(arm_run.config.schedule.num_steps)
+    if tune.pruner == "hyperband":
+        pruner = optuna.pruners.HyperbandPruner(min_resource=tune.min_steps or budget,
+                                                max_resource=budget,
+                                                reduction_factor=tune.reduction_factor)
+    else:
+        pruner = optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=tune.min_steps or budget, reduction_factor=tune.reduction_factor)
     return optuna.create_study(storage=storage, study_name=arm_key(study, arm_run),
                                direction="minimize", sampler=sampler, pruner=pruner,
                                load_if_exists=True)
@@ -200,6 +211,8 @@ def tune_arm(study, runner, storage, arm_run, echo):
 
         def counted(trial):
             ran.append(trial.number)
+            trial.set_user_attr("sampler_seed", sampler_seed(study, arm_run.config_name,
+                                                             len(trials)))
             return run_trial(trial)
         seeded.optimize(counted, n_trials=1, catch=(StudyError, Interrupted))
         last = next(t for t in seeded.get_trials(deepcopy=False) if t.number == ran[-1])
@@ -229,6 +242,7 @@ def _trial_summary(trial):
     return {"number": trial.number, "state": trial.state.name.lower(),
             "runs_of_trial": trial.user_attrs.get("runs_of_trial", trial.number),
             "params": trial.params, "value": trial.value,
+            "sampler_seed": trial.user_attrs.get("sampler_seed"),
             "intermediate": {str(k): v for k, v in sorted(trial.intermediate_values.items())},
             "diverged": trial.user_attrs.get("diverged", ""),
             "crashed": trial.user_attrs.get("crashed", "")}
@@ -291,11 +305,12 @@ def summary_lines(study, summary, num_steps):
     tune = study.tune
     space = "; ".join(f"{p.name} {p.kind.replace('_', '-')} {list(p.values)}" for p in tune.space)
     lines = [f"Each configuration was tuned on its own budget of {tune.trials} trials "
-             f"(Optuna, {tune.sampler} sampler, seed {tune.sampler_seed}) over: {space}. A trial "
+             f"(Optuna, {tune.sampler} sampler, seed {tune.sampler_seed}, "
+             f"{tune.pruner.replace('_', ' ')} pruner) over: {space}. A trial "
              f"trains on the tuning seeds {', '.join(map(str, tune.seeds))} (not the final "
-             f"runs' seeds) and scores the mean FID on {tune.eval_num_samples} samples; "
-             f"successive halving evaluates it at {', '.join(map(str, tune.rungs(num_steps)))} "
-             f"steps and keeps the best 1/{tune.reduction_factor} at each rung. The winner (best "
+             f"runs' seeds) and scores the mean FID on {tune.eval_num_samples} samples; it is "
+             f"evaluated at {', '.join(map(str, tune.rungs(num_steps)))} steps, and only the "
+             f"best 1/{tune.reduction_factor} at a rung go on. The winner (best "
              "FID at the full budget) is then trained on the study's seeds. Best FID against "
              "trials: `tuning.png`.", "",
              "| configuration | trials | complete / pruned | failed (retried or replaced) | "
