@@ -44,7 +44,13 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)  # this checkout's gan, installed or not
 
-from gan.flops import flops_per_iteration  # noqa: E402  (the benchmark's FLOPs are the study's)
+
+def flops_per_iteration(config):
+    """gan.flops' count (the benchmark's FLOPs are a study's); imported when needed, so that a
+    bad argument is refused before TensorFlow loads."""
+    from gan import flops
+    return flops.flops_per_iteration(config)
+
 
 # Adam at the common GAN settings (what experiments/torch_seed.py --optimizer=adam runs).
 ADAM = dict(g_optimizer="adam", d_optimizer="adam", g_learning_rate=2e-4, d_learning_rate=2e-4)

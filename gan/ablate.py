@@ -40,13 +40,18 @@ A finished or diverged run is skipped when the study is run again; an interrupte
 from its checkpoint. Then the results go to the root (see `gan.study.report`): results.csv,
 results.md, mosaic.png, fid.png and the TensorBoard HParams configuration.
 
+Every finished run leaves a record in the study's folder (`output = "..."` in the study file,
+else the root): a run with a record of its settings is finished on any machine, and
+`--report_only` reports from the records alone. A study with `[tune]` first tunes each
+configuration on its own budget of Optuna trials, then trains each winner on the study's seeds
+(see docs/ablations.md).
+
 Beyond one machine: `--print_commands` prints one shell command per run and `--launcher=slurm`
 writes a Slurm job array of them; each is `gan.ablate --only=<run>`, and `--report_only`
-collects the results afterwards.
+collects the results afterwards. A tuned study is shared by `--worker` processes on one
+`--storage`.
 
-This module is the command line; the study code is the `gan.study` package: `plan` (the study
-file and its runs), `runner` and `status` (training them), `launchers`, `report`, `plots`,
-`hparams` and `stats`.
+This module is the command line; the study code is the `gan.study` package.
 """
 
 import os
