@@ -377,7 +377,8 @@ def test_the_records_alone_rebuild_every_row_diverged_and_reference_too(study, t
                                                   if name != "d=diverging_sgd,seed=0"])
     moved = str(tmp_path / "root")
     shutil.copytree(records, os.path.join(moved, "records"))
-    run_module("gan.ablate", f"--study={path}", f"--root={moved}", "--report_only")
+    study = plan_lib.load_study(path)
+    report_lib.write_report(study, moved, plan_lib.plan(study), "python -m gan.ablate ...")
     for name in ("results.csv", "mosaic.png"):
         with open(os.path.join(root, name), "rb") as f, open(os.path.join(moved, name), "rb") as g:
             assert f.read() == g.read(), name

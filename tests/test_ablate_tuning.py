@@ -6,6 +6,7 @@ rebuild the report, and continue the study, with every run directory deleted."""
 import csv
 import filecmp
 import glob
+import json
 import os
 import shutil
 import socket
@@ -94,8 +95,8 @@ def wait_for(predicate, what, process=None, seconds=300):
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def tuned(request, tmp_path_factory):
     """The tuned study, its storage shared by two workers, one killed mid-trial; then the main
-    command. Returns (study path, root, storage URL or None, the surviving worker's output, the
-    main command's output)."""
+    command. Returns (study path, root, storage URL or None, (the surviving worker's output, the
+    killed trial's run directory), the main command's output)."""
     storage = None
     if request.param == "postgresql":
         storage = postgres_url()
@@ -107,19 +108,24 @@ def tuned(request, tmp_path_factory):
     path, root = os.path.join(folder, "tuned.toml"), os.path.join(folder, "root")
     with open(path, "w") as f:
         f.write(TUNED_STUDY.format(base=os.path.join(REPO, "experiments", "mnist_mlp.flags")))
-    first = worker(path, root, storage)
-    # The first trial of the first arm, on its first rung, with a checkpoint to resume from.
-    trial_dir = os.path.join(root, "tune", ARMS[0], "trial=0,seed=100")
-    wait_for(lambda: os.path.exists(os.path.join(trial_dir, "checkpoints", "ckpt-10.index")),
-             "the first trial's checkpoint", first)
-    second = worker(path, root, storage)
-    first.kill()
-    first.communicate()
-    output = second.communicate(timeout=600)[0]
-    assert second.returncode == 0, output[-3000:]
+    workers = [worker(path, root, storage) for _ in range(2)]
+    # The first trial with a checkpoint to resume from: its worker (the holder of the trial's
+    # runner lock) is killed mid-trial.
+    checkpoints = os.path.join(root, "tune", "*", "trial=*,seed=100", "checkpoints",
+                               "ckpt-10.index")
+    wait_for(lambda: glob.glob(checkpoints), "a trial's first checkpoint", workers[0])
+    trial_dir = os.path.dirname(os.path.dirname(glob.glob(checkpoints)[0]))
+    with open(os.path.join(trial_dir, ".lock")) as f:
+        holder = json.load(f)["pid"]
+    killed = next(w for w in workers if w.pid == holder)
+    survivor = next(w for w in workers if w is not killed)
+    killed.kill()
+    killed.communicate()
+    output = survivor.communicate(timeout=600)[0]
+    assert survivor.returncode == 0, output[-3000:]
     main = run_module("gan.ablate", f"--study={path}", f"--root={root}",
                       *([f"--storage={storage}"] if storage else []))
-    return path, root, storage, output, main.stdout
+    return path, root, storage, (output, trial_dir), main.stdout
 
 
 def trials_of(root, storage, arm):
@@ -138,16 +144,24 @@ def test_the_killed_workers_trial_is_retried_from_its_checkpoint_and_nothing_is_
         # The declared budget: 4 trials that finished (completed or pruned) per arm.
         assert states.count("COMPLETE") + states.count("PRUNED") == 4, states
         assert set(states) <= {"COMPLETE", "PRUNED", "FAIL"}
-    killed = trials_of(root, storage, ARMS[0])
-    failed = [t for t in killed if t.state.name == "FAIL"]
-    assert [t.number for t in failed] == [0]  # the killed worker's trial, marked failed
-    retry = [t for t in killed if t.user_attrs.get("runs_of_trial") == 0 and t.number != 0]
+    worker_output, trial_dir = worker_output
+    arm = os.path.basename(os.path.dirname(trial_dir))
+    number = int(os.path.basename(trial_dir).split(",")[0].split("=")[1])
+    trials = trials_of(root, storage, arm)
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    assert [t.number for t in failed] == [number]  # the killed worker's trial, marked failed
+    retry = [t for t in trials if t.user_attrs.get("runs_of_trial") == number
+             and t.number != number]
     assert len(retry) == 1 and retry[0].params == failed[0].params
     assert retry[0].state.name in ("COMPLETE", "PRUNED")
+    other = next(a for a in ARMS if a != arm)
+    assert not [t for t in trials_of(root, storage, other) if t.state.name == "FAIL"]
     # The retry resumed the killed trial's training (it did not start over).
-    with open(os.path.join(root, "tune", ARMS[0], "trial=0,seed=100", "train.log")) as f:
+    with open(os.path.join(trial_dir, "train.log")) as f:
         assert "Resumed from" in f.read()
-    assert "trial 0 fail" not in worker_output  # the survivor ran no trial that failed
+    # The survivor ran no trial that failed.
+    assert not [line for line in worker_output.splitlines()
+                if line.startswith("tune ") and " fail" in line]
 
 
 def read_rows(folder):

@@ -60,14 +60,18 @@ def open_storage(url, heartbeat_seconds=60):
     `heartbeat_seconds` is failed and enqueued again (at most MAX_RETRIES times)."""
     optuna = _optuna()
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    try:
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine, heartbeat_interval=heartbeat_seconds,
-            grace_period=2 * heartbeat_seconds,
-            heartbeat_stale_trial_callback=_retry(optuna)(max_retry=MAX_RETRIES))
-    except Exception as e:  # SQLAlchemy's errors: a bad URL, a missing driver, no server
-        raise StudyError(f"--storage={url}: cannot be opened: {str(e).splitlines()[0][:200]}") \
-            from None
+    for attempt in range(3):
+        try:
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine, heartbeat_interval=heartbeat_seconds,
+                grace_period=2 * heartbeat_seconds,
+                heartbeat_stale_trial_callback=_retry(optuna)(max_retry=MAX_RETRIES))
+        except Exception as e:  # SQLAlchemy's errors: a bad URL, a missing driver, no server
+            # Workers started together race to create the tables: the loser finds them made.
+            if attempt == 2 or "already exists" not in str(e):
+                raise StudyError(f"--storage={url}: cannot be opened: "
+                                 f"{str(e).splitlines()[0][:200]}") from None
+            time.sleep(1)
 
 
 def arms(study, runs):
