@@ -51,10 +51,7 @@ def budget_lines(study, rows):
     lines = ["", f"FID at each declared budget ({name}; a run's last evaluation within it; mean "
              "± sd, n):", "", "| configuration | " + " | ".join(header) + " |",
              "|" + " --- |" * (len(header) + 1)]
-    groups = {}
-    for row in rows:
-        groups.setdefault(row["config"], []).append(row)
-    for config, group in groups.items():
+    for config, group in group_by_config(rows).items():
         cells = []
         for budget in analysis.budgets:
             values = [row["fid_at"][budget] for row in group if row["fid_at"].get(budget)
@@ -64,6 +61,14 @@ def budget_lines(study, rows):
                          + f" ({len(values)})")
         lines.append(f"| `{config}` | " + " | ".join(cells) + " |")
     return lines
+
+
+def group_by_config(rows):
+    """{config name: [rows of its runs]}, in the study's order."""
+    groups = {}
+    for row in rows:
+        groups.setdefault(row["config"], []).append(row)
+    return groups
 
 
 def arms(rows, metric):

@@ -24,6 +24,7 @@ from gan import files
 from gan import evaluator as evaluator_lib
 from gan.study import analysis, hparams, plots, records, tuning
 from gan.study import rows as run_rows
+from gan.study.analysis import group_by_config
 from gan.study.rows import conditional_metrics, other_metrics
 from gan.study.sections import plot_file_name
 from gan.study.stats import mean_interval
@@ -44,14 +45,6 @@ def write_csv(path, study, rows):
     for row in rows:
         writer.writerow(row)
     files.write_atomically(path, buffer.getvalue().encode())
-
-
-def group_by_config(rows):
-    """{config name: [rows of its runs]}, in the study's order."""
-    groups = {}
-    for row in rows:
-        groups.setdefault(row["config"], []).append(row)
-    return groups
 
 
 def _finished_values(group, name):

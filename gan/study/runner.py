@@ -1,7 +1,6 @@
 """Training a study's runs: each as a `python -m gan.train` process in its own directory, under a
 lock so that two runners never train the same run, `parallel` at a time."""
 
-import ctypes
 import functools
 import json
 import os
@@ -15,21 +14,12 @@ from concurrent import futures
 
 from gan import build, files, machine, rundir
 from gan.study import hparams, records
+from gan.study.warm import die_with_parent
 from gan.study.plan import PlannedReference, run_digest
 from gan.study.status import (FINAL_STATES, REFERENCE_EVAL, REFERENCE_SAMPLES, RUN_FLAGFILE,
                               RUNNER_LOCK,
                               TRAIN_LOG, _attempts, _last_error, _wall_seconds, checkpoint_step,
                               is_finished, read_status, write_status)
-
-
-def _die_with_parent():
-    """In the child, before exec: the kernel sends it SIGTERM when the runner dies, even by
-    SIGKILL, so that gan.train checkpoints and stops instead of training on unsupervised (and
-    holding the run's lock against the next runner)."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass  # not Linux: an orphaned training just runs to its end
 
 
 def thread_environment(threads):
@@ -194,7 +184,7 @@ class Runner:
                     return None
                 child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                          env=thread_environment(self.threads),
-                                         preexec_fn=_die_with_parent)
+                                         preexec_fn=die_with_parent)
                 self._children.add(child)
             returncode = child.wait()
             with self._lock:
@@ -212,7 +202,7 @@ class Runner:
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       stderr=subprocess.DEVNULL, text=True,
                                       env=thread_environment(self.threads),
-                                      preexec_fn=_die_with_parent)
+                                      preexec_fn=die_with_parent)
             if '"ready"' not in server.stdout.readline():
                 server.kill()
                 self.warm = False  # fall back to a process per training

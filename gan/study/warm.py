@@ -19,16 +19,19 @@ import sys
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent():
+def die_with_parent():
+    """In a child process: the kernel sends it SIGTERM when its parent dies, even by SIGKILL, so
+    that a training checkpoints and stops instead of training on unsupervised (and holding its
+    run's lock against the next runner)."""
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     except (OSError, AttributeError):
-        pass
+        pass  # not Linux: an orphaned training just runs to its end
 
 
 def _child(request):
     """In the forked child: becomes the training, then exits with its code."""
-    _die_with_parent()
+    die_with_parent()
     code = 1
     try:
         log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -63,7 +66,7 @@ def _returncode(status):
 
 
 def serve(requests=sys.stdin, answers=sys.stdout):
-    _die_with_parent()
+    die_with_parent()
     from gan import train
     train.define_flags()
     answers.write(json.dumps({"ready": True}) + "\n")
