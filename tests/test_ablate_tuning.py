@@ -23,7 +23,7 @@ optuna = pytest.importorskip("optuna",
                              reason="the tuning tests need Optuna (pip install -e .[study])")
 
 TUNED_STUDY = """
-description = "A tiny tuned study: two D losses, each tuned on its own budget."
+description = "A tiny tuned study: two D losses, each tuned on its own budget (and space)."
 base = "{base}"
 seeds = [0, 1, 2]
 
@@ -40,8 +40,13 @@ checkpoint_every = 10
 steps_per_loop = 10
 jit_compile = "false"
 
-[axes]
-d_loss = ["minimax", "hinge"]
+[axes.d_loss.minimax]
+d_loss = "minimax"
+
+# The hinge arm also tunes a weight of its own, beside the shared space.
+[axes.d_loss.hinge]
+d_loss = "hinge"
+r1_weight = {{ uniform = [0.0, 1.0] }}
 
 [tune]
 trials = 4
@@ -188,6 +193,9 @@ def test_each_arms_winner_trains_on_fresh_seeds_and_results_md_shows_the_tuning(
             flags = f.read()
         for name, value in best.params.items():
             assert f"--{name}={value!r}" in flags or f"--{name}={value}" in flags
+        # Only the arm that declares its own tuned flag draws it.
+        assert ("r1_weight" in best.params) == (arm == "d_loss=hinge"), best.params
+    assert "and each arm's own: [axes.d_loss.hinge] r1_weight uniform [0.0, 1.0]" in markdown
     assert "| `d_loss=hinge` | `d_loss=minimax` | 3 vs 3 |" in markdown
     assert "this n detects about" in markdown or "equivalent within" in markdown \
         or "better" in markdown or "worse" in markdown
@@ -263,6 +271,16 @@ def study_error(folder, text):
      "[tune.space] d_beta1 = 1.5: --d_beta1=1.5"),
     (("[tune.space]", "[tune.space]\nd_loss = {{ choices = ['minimax', 'hinge'] }}"),
      "--d_loss is set by both axis 'd_loss' and [tune.space]"),
+    (("[tune.space]", "[tune.space]\nr1_weight = {{ uniform = [0.0, 2.0] }}"),
+     "--r1_weight is set by both axis 'd_loss' and [tune.space]"),
+    (("r1_weight = {{ uniform = [0.0, 1.0] }}", "r1_weight = {{ uniform = [1.0, 0.0] }}"),
+     "[axes.d_loss.hinge] r1_weight: uniform = [1.0, 0.0]: expected [low, high] with low < high"),
+    (("r1_weight = {{ uniform = [0.0, 1.0] }}", "r1_weight = {{ uniform = [0.0, -1.0e3] }}"),
+     "expected [low, high] with low < high"),
+    (("r1_weight = {{ uniform = [0.0, 1.0] }}", "r1_weight = {{ uniform = [-1.0, 1.0] }}"),
+     "d_loss=hinge: [tune] r1_weight = -1.0: --r1_weight=-1.0"),
+    ((TUNED_STUDY[TUNED_STUDY.index("[tune]"):TUNED_STUDY.index("[analysis]")], ""),
+     "[axes.d_loss.hinge] tunes --r1_weight, but the study has no [tune] section"),
 ])
 def test_a_bad_tune_section_is_one_line(tmp_path, edit, message):
     old, new = edit

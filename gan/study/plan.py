@@ -24,6 +24,8 @@ class Axis:
     # (label, {flag: value}) per choice; a flag axis has one flag per choice, named by the axis.
     choices: tuple
     is_flag: bool
+    # (label, Params) per choice that tunes flags of its own arm ({log_uniform = [...]} values).
+    spaces: tuple = ()
 
     def hparam_value(self, label):
         """The value TensorBoard's HParams dashboard shows: the flag's own value for a flag axis
@@ -62,6 +64,7 @@ class PlannedRun:
     seed: int
     config: config_lib.RunConfig
     hparams: tuple = ()  # (axis name, the value TensorBoard's HParams dashboard shows) per axis
+    space: tuple = ()  # the Params its axis variants tune for this arm alone, beside [tune.space]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,20 +134,27 @@ def _check_name(path, what, name):
 
 
 def _variant_axis(path, name, spec):
+    """(choices, spaces): each variant's fixed flags, and the flags it tunes for its own arm."""
     _check_name(path, "axis", name)
-    choices = []
+    choices, spaces = [], []
     for label, variant in spec.items():
         where = f"axis {name!r}, variant {label!r}"
         if not variant:
             raise StudyError(f"{path}: {where} sets no flag; expected flag = value lines under "
                              f"[axes.{name}.{label}]")
         _check_names(path, where, variant)
-        choices.append((_label(label), {k: _as_setting(v) for k, v in variant.items()}))
-    for (a, flags_a), (b, flags_b) in itertools.combinations(choices, 2):
-        if flags_a == flags_b:
+        tuned = {k: v for k, v in variant.items() if sections.is_param_spec(v)}
+        choices.append((_label(label), {k: _as_setting(v) for k, v in variant.items()
+                                        if k not in tuned}))
+        if tuned:
+            spaces.append((_label(label), sections.arm_space(path, f"[axes.{name}.{label}]",
+                                                             tuned)))
+    labelled = [(label, flags_, dict(spaces).get(label)) for label, flags_ in choices]
+    for (a, flags_a, space_a), (b, flags_b, space_b) in itertools.combinations(labelled, 2):
+        if flags_a == flags_b and space_a == space_b:
             raise StudyError(f"{path}: axis {name!r}: variants {a!r} and {b!r} set the same "
                              "flags to the same values, so their runs would be identical")
-    return tuple(choices)
+    return tuple(choices), tuple(spaces)
 
 
 def _check_conflicts(path, settings, axes):
@@ -152,7 +162,8 @@ def _check_conflicts(path, settings, axes):
     runs named after one value would train with another."""
     owner = {name: "[settings]" for name in settings}
     for axis in axes:
-        for name in sorted({flag for _, values in axis.choices for flag in values}):
+        for name in sorted({flag for _, values in axis.choices for flag in values}
+                           | {p.name for _, space in axis.spaces for p in space}):
             if name in owner:
                 raise StudyError(f"{path}: --{name} is set by both {owner[name]} and axis "
                                  f"{axis.name!r}; expected each flag in one place")
@@ -187,6 +198,12 @@ def load_study(path):
     tune = sections.tune(path, raw, seeds)
     if tune:
         _check_tuned_flags(path, settings, axes, tune)
+    tuning_axis = next((axis for axis in axes if axis.spaces), None)
+    if tuning_axis and not tune:
+        label, space = tuning_axis.spaces[0]
+        raise StudyError(f"{path}: [axes.{tuning_axis.name}.{label}] tunes --{space[0].name}, "
+                         "but the study has no [tune] section; expected [tune] (the trials and "
+                         "their schedule) or a value for the flag")
     name = os.path.splitext(os.path.basename(path))[0]
     return Study(path, name, str(raw.get("description", "")).strip(), base, seeds,
                  {k: _as_setting(v) for k, v in settings.items()}, axes, references, curves,
@@ -209,7 +226,8 @@ def _check_tuned_flags(path, settings, axes, tune):
             raise StudyError(f"{path}: --{param.name} is set by both [settings] and "
                              "[tune.space]; expected each flag in one place")
         for axis in axes:
-            if any(param.name in values for _, values in axis.choices):
+            if any(param.name in values for _, values in axis.choices) or any(
+                    param.name in (p.name for p in space) for _, space in axis.spaces):
                 raise StudyError(f"{path}: --{param.name} is set by both axis {axis.name!r} and "
                                  "[tune.space]; expected each flag in one place")
 
@@ -237,9 +255,9 @@ def _axes(path, raw):
             if not spec:
                 raise StudyError(f"{path}: axis {name!r} has no values")
             choices = tuple((_label(v), {name: _as_setting(v)}) for v in spec)
-            is_flag = True
+            is_flag, spaces = True, ()
         elif isinstance(spec, dict) and spec and all(isinstance(v, dict) for v in spec.values()):
-            choices = _variant_axis(path, name, spec)
+            choices, spaces = _variant_axis(path, name, spec)
             is_flag = False
         else:
             raise StudyError(f"{path}: axis {name!r} must be a list of values of the flag "
@@ -247,7 +265,7 @@ def _axes(path, raw):
         labels = [label for label, _ in choices]
         if len(set(labels)) != len(labels):
             raise StudyError(f"{path}: axis {name!r} has two choices named alike: {labels}")
-        axes.append(Axis(name, choices, is_flag))
+        axes.append(Axis(name, choices, is_flag, spaces))
     return tuple(axes)
 
 
@@ -303,13 +321,19 @@ def plan(study):
     runs = []
     for seed in study.seeds:
         for combination in itertools.product(*(axis.choices for axis in study.axes)):
-            overrides, parts = {}, []
+            overrides, parts, space = {}, [], ()
             for axis, (label, values) in zip(study.axes, combination):
                 overrides.update(values)
                 parts.append(f"{axis.name}={label}")
+                space += dict(axis.spaces).get(label, ())
             config_name = ",".join(parts) or "base"
             try:
-                config = base.replace(**overrides, seed=seed).validate()
+                # Until the arm is tuned, its own tuned flags hold their ranges' first values.
+                config = base.replace(**overrides, seed=seed)
+                if space and seed == study.seeds[0]:
+                    _check_params(study, config, space, f"{config_name}: [tune]")
+                config = config.replace(**{p.name: _as_setting(p.values[0])
+                                           for p in space}).validate()
             except config_lib.ConfigError as e:
                 raise StudyError(f"{study.path}: {config_name}: {e.lines[0]}") from None
             name = ",".join(parts + [f"seed={seed}"])
@@ -318,52 +342,32 @@ def plan(study):
             runs.append(PlannedRun(
                 name, config_name, tuple(zip((a.name for a in study.axes), labels)), seed,
                 config, tuple((a.name, a.hparam_value(label))
-                              for a, label in zip(study.axes, labels))))
+                              for a, label in zip(study.axes, labels)), space))
         for label, command in study.references:
             _check_run_name(study.path, f"reference={label},seed={seed}")
             runs.append(PlannedReference(
                 f"reference={label},seed={seed}", f"reference={label}", seed,
                 command.replace("{seed}", str(seed)), base.data.dataset))
-    _check_baseline(study, runs)
-    _check_budgets(study, runs)
+    sections.check_analysis(study, runs)
     return runs
 
 
 def _check_space(study, base):
-    """Every end of a tuned range, and every choice, is a value gan.train takes."""
-    for param in study.tune.space:
+    _check_params(study, base, study.tune.space, "[tune.space]")
+
+
+def _check_params(study, config, space, where):
+    """Every end of a tuned range, and every choice, is a value gan.train takes: alone, and
+    with the space's other flags at their first values (a loss may need its penalty's weight)."""
+    firsts = {p.name: _as_setting(p.values[0]) for p in space}
+    for param in space:
         for value in param.values:
             try:
-                base.replace(**{param.name: _as_setting(value)}).validate()
+                config.replace(**{param.name: _as_setting(value)})
+                config.replace(**{**firsts, param.name: _as_setting(value)}).validate()
             except config_lib.ConfigError as e:
-                raise StudyError(f"{study.path}: [tune.space] {param.name} = {value!r}: "
+                raise StudyError(f"{study.path}: {where} {param.name} = {value!r}: "
                                  f"{e.lines[0]}") from None
-
-
-def _check_budgets(study, runs):
-    """A budget in steps is an evaluation of every run: a multiple of its eval_every, within its
-    num_steps."""
-    analysis = study.analysis
-    if not analysis or analysis.unit != "steps":
-        return
-    for run in runs:
-        schedule = getattr(run, "config", None) and run.config.schedule
-        for budget in analysis.budgets if schedule else ():
-            every = run.config.output.eval_every
-            if budget != int(budget) or not every or budget % every or budget > schedule.num_steps:
-                raise StudyError(f"{study.path}: [analysis] budget {budget:g} steps: run "
-                                 f"{run.name} evaluates every {every} steps up to "
-                                 f"{schedule.num_steps}; expected budgets that are multiples of "
-                                 "eval_every within num_steps")
-
-
-def _check_baseline(study, runs):
-    baseline = study.analysis.baseline if study.analysis else ""
-    names = list(dict.fromkeys(run.config_name for run in runs))
-    if baseline not in ("", sections.ALL_PAIRS, *names):
-        raise StudyError(f"{study.path}: [analysis] baseline {baseline!r} is not a configuration "
-                         f"of the study; expected one of {', '.join(names[:6])}"
-                         + (", ..." if len(names) > 6 else "") + f" or {sections.ALL_PAIRS!r}")
 
 
 def run_digest(run):

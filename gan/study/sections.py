@@ -111,6 +111,39 @@ def analysis(path, raw):
     return Analysis(baseline, metric, float(alpha), float(margin), mix, tuple(budgets), unit)
 
 
+def check_analysis(study, runs):
+    """The [analysis] declaration fits the planned runs: its baseline is one of their
+    configurations, and its budgets in steps are evaluations of every run."""
+    _check_baseline(study, runs)
+    _check_budgets(study, runs)
+
+
+def _check_budgets(study, runs):
+    """A budget in steps is an evaluation of every run: a multiple of its eval_every, within its
+    num_steps."""
+    analysis = study.analysis
+    if not analysis or analysis.unit != "steps":
+        return
+    for run in runs:
+        schedule = getattr(run, "config", None) and run.config.schedule
+        for budget in analysis.budgets if schedule else ():
+            every = run.config.output.eval_every
+            if budget != int(budget) or not every or budget % every or budget > schedule.num_steps:
+                raise StudyError(f"{study.path}: [analysis] budget {budget:g} steps: run "
+                                 f"{run.name} evaluates every {every} steps up to "
+                                 f"{schedule.num_steps}; expected budgets that are multiples of "
+                                 "eval_every within num_steps")
+
+
+def _check_baseline(study, runs):
+    baseline = study.analysis.baseline if study.analysis else ""
+    names = list(dict.fromkeys(run.config_name for run in runs))
+    if baseline not in ("", ALL_PAIRS, *names):
+        raise StudyError(f"{study.path}: [analysis] baseline {baseline!r} is not a configuration "
+                         f"of the study; expected one of {', '.join(names[:6])}"
+                         + (", ..." if len(names) > 6 else "") + f" or {ALL_PAIRS!r}")
+
+
 # How a [tune.space] entry draws a flag's value: {log_uniform = [low, high]} (learning rates),
 # {uniform = [low, high]} (penalty weights), {int = [low, high]} (D steps) or
 # {choices = [a, b, ...]} (beta1, a loss).
@@ -214,10 +247,16 @@ def tune(path, raw, study_seeds):
                 samples, pruner)
 
 
-def _space(path, section):
+def is_param_spec(value):
+    """Whether a flag's value in a study file is a range to tune ({log_uniform = [...]}, ...)
+    rather than a value."""
+    return isinstance(value, dict) and len(value) == 1 and next(iter(value)) in PARAM_KINDS
+
+
+def _space(path, section, table_name="[tune.space]"):
     params = []
     for name, spec in section.items():
-        where = f"{path}: [tune.space] {name}"
+        where = f"{path}: {table_name} {name}"
         if name not in config_lib.SETTINGS:
             raise StudyError(f"{where}: unknown flag (expected gan.train's flag names, without "
                              "the dashes)")
@@ -242,3 +281,8 @@ def _space(path, section):
                                                                  if kind == "log_uniform" else "")))
         params.append(Param(name, kind, tuple(values)))
     return tuple(params)
+
+
+def arm_space(path, where, specs):
+    """The Params of the flags an axis variant tunes for its own arm (say, a penalty's weight)."""
+    return _space(path, specs, where)

@@ -84,7 +84,8 @@ def arm_key(study, arm_run):
     """The Optuna study's name of an arm: the study, the arm and a digest of the arm's settings
     and the [tune] section, so that editing either starts the tuning afresh."""
     text = (arm_run.config.replace(seed=0).to_flagfile(identity=True)
-            + repr(dataclasses.astuple(study.tune)))
+            + repr(dataclasses.astuple(study.tune)) + (repr(arm_run.space) if arm_run.space
+                                                       else ""))
     return f"{study.name}:{arm_run.config_name}:{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
@@ -132,7 +133,7 @@ def objective(study, runner, arm_run):
         number = _retry(optuna).retried_trial_number(frozen)
         number = trial.number if number is None else number
         trial.set_user_attr("runs_of_trial", number)
-        params = {p.name: suggest(trial, p) for p in study.tune.space}
+        params = {p.name: suggest(trial, p) for p in study.tune.space + arm_run.space}
         value = math.inf
         for budget in rungs:
             fids = []
@@ -307,7 +308,10 @@ def apply(runs, winning):
 def summary_lines(study, summary, num_steps):
     """results.md's tuning section: per arm, its trials and its winner."""
     tune = study.tune
-    space = "; ".join(f"{p.name} {p.kind.replace('_', '-')} {list(p.values)}" for p in tune.space)
+    space = _describe(tune.space)
+    own = "; ".join(f"[axes.{axis.name}.{label}] {_describe(params)}"
+                    for axis in study.axes for label, params in axis.spaces)
+    space += f"; and each arm's own: {own}" if own else ""
     lines = [f"Each configuration was tuned on its own budget of {tune.trials} trials "
              f"(Optuna, {tune.sampler} sampler, seed {tune.sampler_seed}, "
              f"{tune.pruner.replace('_', ' ')} pruner) over: {space}. A trial "
@@ -328,6 +332,10 @@ def summary_lines(study, summary, num_steps):
                      f"{states.count('pruned')} | {states.count('fail')} | "
                      f"{entry['winner_value']:.2f} (trial {entry['winner_trial']}) | {params} |")
     return lines
+
+
+def _describe(params):
+    return "; ".join(f"{p.name} {p.kind.replace('_', '-')} {list(p.values)}" for p in params)
 
 
 def _short(value):
