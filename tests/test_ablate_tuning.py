@@ -289,6 +289,36 @@ def test_a_bad_tune_section_is_one_line(tmp_path, edit, message):
     assert message in error and "\n" not in error, error
 
 
+def test_an_arm_with_nothing_to_tune_is_a_control_trained_as_declared(tmp_path):
+    from gan.study import plan as plan_lib
+    from gan.study import tuning
+    shared = TUNED_STUDY[TUNED_STUDY.index("[tune.space]"):TUNED_STUDY.index("[analysis]")]
+    study_text = TUNED_STUDY.replace(shared, "").replace("[axes.d_loss.minimax]\n", "").replace(
+        'd_loss = "minimax"\n\n', "[axes.d_loss.control]\nd_loss = \"hinge\"\n"
+        "d_learning_rate = 4e-4\n\n").replace('baseline = "d_loss=minimax"',
+                                               'baseline = "d_loss=control"')
+    path = tmp_path / "tuned.toml"
+    path.write_text(study_text.format(base=os.path.join(REPO, "experiments", "mnist_mlp.flags")))
+    study = plan_lib.load_study(str(path))
+    runs = plan_lib.plan(study)
+    assert list(tuning.arms(study, runs)) == ["d_loss=hinge"]
+    control = next(run for run in runs if run.config_name == "d_loss=control")
+    assert control.config.d_opt.learning_rate == 4e-4 and not control.space
+    summary = {"order": ["d_loss=hinge"], "arms": {"d_loss=hinge": {
+        "winner": {"r1_weight": 0.5}, "winner_trial": 0, "winner_value": 1.0,
+        "trials": [{"state": "complete"}]}}}
+    text = "\n".join(tuning.summary_lines(study, summary, runs))
+    assert "Trained as declared, with nothing to tune: `d_loss=control`." in text
+    assert "| `d_loss=hinge` | 1 | 1 / 0 | 0 | 1.00 (trial 0) | r1_weight=0.5 |" in text
+    tuned = tuning.apply(runs, tuning.winners(summary))
+    assert [run.config for run in tuned if run.config_name == "d_loss=control"] == \
+        [run.config for run in runs if run.config_name == "d_loss=control"]
+    # With no arm's flag to tune either, the [tune] section tunes nothing: one line.
+    error = study_error(tmp_path, study_text.replace("r1_weight = {{ uniform = [0.0, 1.0] }}",
+                                                     ""))
+    assert "[tune]: no [tune.space] and no axis variant tunes a flag" in error, error
+
+
 def test_the_tuning_commands_mistakes_are_one_line(tmp_path):
     path = tmp_path / "tuned.toml"
     path.write_text(TUNED_STUDY.format(base=os.path.join(REPO, "experiments", "mnist_mlp.flags")))

@@ -199,6 +199,8 @@ def load_study(path):
     if tune:
         _check_tuned_flags(path, settings, axes, tune)
     tuning_axis = next((axis for axis in axes if axis.spaces), None)
+    if tune and not tune.space and not tuning_axis:
+        raise StudyError(f"{path}: [tune]: {sections.NO_SPACE}")
     if tuning_axis and not tune:
         label, space = tuning_axis.spaces[0]
         raise StudyError(f"{path}: [axes.{tuning_axis.name}.{label}] tunes --{space[0].name}, "

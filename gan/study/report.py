@@ -135,9 +135,7 @@ def results_markdown(study, rows, summaries, command, tuned=None):
         lines += [f"- `{row['run']}`: {row['status']} at step {row['steps']}"
                   + (f": {row['reason']}" if row["reason"] else "") for row in failures]
     if tuned:
-        num_steps = next(run.config.schedule.num_steps for run in tuning.arms(study, tuned[1])
-                         .values())
-        lines += ["", "## Tuning", ""] + tuning.summary_lines(study, tuned[0], num_steps)
+        lines += ["", "## Tuning", ""] + tuning.summary_lines(study, tuned[0], tuned[1])
     lines += ["", "## Analysis", ""] + analysis.lines(study, rows)
     if study.findings:
         lines += ["", "## Findings", "", "*Written by hand from the numbers above "

@@ -240,9 +240,6 @@ def tune(path, raw, study_seeds):
         raise StudyError(f"{where}: seeds {shared} are also the study's seeds; expected tuning "
                          "seeds that the final runs do not use (their runs must be fresh)")
     space = _space(path, table(section, section, "space", "tables of flags ([tune.space])"))
-    if not space:
-        raise StudyError(f"{where}: no [tune.space]; expected flag = {{log_uniform = [low, "
-                         "high]}, {uniform = [...]}, {int = [...]} or {choices = [...]} lines")
     return Tune(space, trials, tuple(seeds), steps, min_steps, factor, sampler, sampler_seed,
                 samples, pruner)
 
@@ -251,6 +248,10 @@ def is_param_spec(value):
     """Whether a flag's value in a study file is a range to tune ({log_uniform = [...]}, ...)
     rather than a value."""
     return isinstance(value, dict) and len(value) == 1 and next(iter(value)) in PARAM_KINDS
+
+
+NO_SPACE = ("no [tune.space] and no axis variant tunes a flag; expected flag = {log_uniform = "
+            "[low, high]}, {uniform = [...]}, {int = [...]} or {choices = [...]} lines")
 
 
 def _space(path, section, table_name="[tune.space]"):

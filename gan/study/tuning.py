@@ -75,9 +75,12 @@ def open_storage(url, heartbeat_seconds=60):
 
 
 def arms(study, runs):
-    """{arm: its run at the study's first seed}: the configurations that are tuned."""
+    """{arm: its run at the study's first seed}: the configurations that are tuned (those with a
+    flag to tune: an arm of an axis variant that tunes nothing, with no [tune.space], is a
+    control trained as declared)."""
     return {run.config_name: run for run in runs
-            if isinstance(run, PlannedRun) and run.seed == study.seeds[0]}
+            if isinstance(run, PlannedRun) and run.seed == study.seeds[0]
+            and study.tune.space + run.space}
 
 
 def arm_key(study, arm_run):
@@ -305,9 +308,10 @@ def apply(runs, winning):
     return tuned
 
 
-def summary_lines(study, summary, num_steps):
+def summary_lines(study, summary, runs):
     """results.md's tuning section: per arm, its trials and its winner."""
     tune = study.tune
+    num_steps = next(run.config.schedule.num_steps for run in arms(study, runs).values())
     space = _describe(tune.space)
     own = "; ".join(f"[axes.{axis.name}.{label}] {_describe(params)}"
                     for axis in study.axes for label, params in axis.spaces)
@@ -323,6 +327,11 @@ def summary_lines(study, summary, num_steps):
              "trials: `tuning.png`.", "",
              "| configuration | trials | complete / pruned | failed (retried or replaced) | "
              "best tuning FID | winner |", "| --- | --- | --- | --- | --- | --- |"]
+    untuned = [name for name in dict.fromkeys(getattr(run, "config_name", "") for run in runs)
+               if name and name not in summary["arms"]]
+    if untuned:
+        lines[0] += (" Trained as declared, with nothing to tune: "
+                     + ", ".join(f"`{name}`" for name in untuned) + ".")
     for arm in summary["order"]:
         entry = summary["arms"][arm]
         states = [t["state"] for t in entry["trials"]]
