@@ -319,6 +319,33 @@ def test_an_arm_with_nothing_to_tune_is_a_control_trained_as_declared(tmp_path):
     assert "[tune]: no [tune.space] and no axis variant tunes a flag" in error, error
 
 
+def test_a_retry_of_an_interrupted_trial_runs_once_and_counts_once(tmp_path, monkeypatch):
+    """A trial stopped by a signal is enqueued again with its attributes; the retry must not
+    take the old attempt's interruption for its own, or it is enqueued again on completing."""
+    from gan.study import plan as plan_lib
+    from gan.study import tuning
+    path = tmp_path / "tuned.toml"
+    path.write_text(TUNED_STUDY.format(base=os.path.join(REPO, "experiments", "mnist_mlp.flags")))
+    study = plan_lib.load_study(str(path))
+    arm_run = tuning.arms(study, plan_lib.plan(study))["d_loss=minimax"]
+
+    class Runner:  # the first training is stopped by a signal; the rest finish
+        stopping, records_dir, calls = False, str(tmp_path / "records"), []
+
+        def run_one(self, run):
+            self.calls.append(run.name)
+            return {"status": "interrupted" if len(self.calls) == 1 else "done"}
+    monkeypatch.setattr(tuning, "_fid_at", lambda records_dir, run, step: 600.0 - step)
+    storage = tuning.open_storage("sqlite:///" + str(tmp_path / "tune.db"))
+    assert tuning.tune_arm(study, Runner(), storage, arm_run, echo=lambda line: None)
+    trials = tuning.optuna_study(study, storage, arm_run).get_trials()
+    finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert [t.state.name for t in trials].count("FAIL") == 1
+    # Trial 1 is the retry of trial 0, in its run directories.
+    assert sorted(t.user_attrs["runs_of_trial"] for t in finished) == [0, 2, 3, 4]
+    assert len(trials) == 5
+
+
 def test_the_tuning_commands_mistakes_are_one_line(tmp_path):
     path = tmp_path / "tuned.toml"
     path.write_text(TUNED_STUDY.format(base=os.path.join(REPO, "experiments", "mnist_mlp.flags")))

@@ -136,6 +136,9 @@ def objective(study, runner, arm_run):
         number = _retry(optuna).retried_trial_number(frozen)
         number = trial.number if number is None else number
         trial.set_user_attr("runs_of_trial", number)
+        # A retry is enqueued with the failed trial's attributes: they describe that attempt.
+        for attr in ("interrupted", "diverged", "crashed"):
+            trial.set_user_attr(attr, "")
         params = {p.name: suggest(trial, p) for p in study.tune.space + arm_run.space}
         value = math.inf
         for budget in rungs:
