@@ -62,7 +62,10 @@ def make_state(config):
         generator_ema = networks.make_generator(architecture, sizes)
     return state_lib.GANState(generator, discriminator, make_optimizer(config, "g"),
                               make_optimizer(config, "d"), seed=config.schedule.seed,
-                              generator_ema=generator_ema, loss_scaling=loss_scaling(config))
+                              generator_ema=generator_ema, loss_scaling=loss_scaling(config),
+                              ema_batchnorm_batch_size=(
+                                  config.schedule.batch_size
+                                  if config.model.g_ema_batchnorm == "recompute" else 0))
 
 
 # --- resume compatibility -------------------------------------------------------------------------

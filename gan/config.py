@@ -83,6 +83,11 @@ class ModelConfig:
                                  "this decay (e.g. 0.999; Yazici et al. 2019); samples, "
                                  "evaluation and export then use it. 0 = off.",
                                  valid=UNIT_HALF_OPEN)
+    g_ema_batchnorm: str = setting(
+        "recompute", "With --g_ema_decay: the moving average's BatchNorm statistics. recompute: "
+        "before each evaluation, sample grid and checkpoint, the mean batch statistics of the "
+        "averaged weights themselves over 50 batches of fresh noise; copy: G's own, which fit G's "
+        "weights, not the average's.", choices=("recompute", "copy"))
 
 
 def _penalty_weight_fields():

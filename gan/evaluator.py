@@ -134,7 +134,9 @@ class Evaluator:
         self._kid_subsets = metrics.KIDSubsets(self.reference_subset, num_subsets=kid_subsets)
         self._reference_radii = None
         self._class_statistics = None
-        self._sampler = (None, None)  # (generator, its compiled sampler), kept between evaluations
+        # (generator, its compiled sampler) per generator scored (G and its moving average),
+        # kept between evaluations.
+        self._samplers = []
 
     def evaluate_images(self, images, labels=None):
         """Every metric for a set of images in [-1, 1], [N, 28, 28, 1]. With the labels they were
@@ -185,11 +187,13 @@ class Evaluator:
         return float(np.mean(distances))
 
     def evaluate_generator(self, generator, seed=0):
-        if self._sampler[0] is not generator:
-            self._sampler = (generator, compile_sampler(generator))
+        sampler = next((s for g, s in self._samplers if g is generator), None)
+        if sampler is None:
+            sampler = compile_sampler(generator)
+            self._samplers.append((generator, sampler))
         labels = (balanced_labels(self.num_samples, generator.num_classes)
                   if generator.num_classes else None)
-        samples = generate(generator, self.num_samples, seed, sampler=self._sampler[1],
+        samples = generate(generator, self.num_samples, seed, sampler=sampler,
                            labels=labels)
         return self.evaluate_images(samples, labels)
 

@@ -5,7 +5,9 @@ by a seed (`fixed`), each with its own salt so that no two streams share numbers
 
   SAMPLE_GRID_SALT  the sample grids of a run: seed [run seed, salt];
   EVALUATION_SALT   the samples an evaluation scores: seed [evaluation seed, salt];
-  MOSAIC_SEED       the samples a study report shows for each of its runs.
+  MOSAIC_SEED       the samples a study report shows for each of its runs;
+  BATCHNORM_SALT    the batches over which G's moving average has its BatchNorm statistics
+                    recomputed: seed [run seed, salt].
 """
 
 import dataclasses
@@ -17,6 +19,7 @@ from gan import registry
 
 SAMPLE_GRID_SALT = 1234567
 EVALUATION_SALT = 7654321
+BATCHNORM_SALT = 2468013
 MOSAIC_SEED = (2024, 11)
 
 

@@ -159,6 +159,7 @@ class Run:
                       flush=True)
 
     def save_checkpoint(self, step):
+        self.state.fit_ema_batchnorm()  # what sample.py, export.py and evaluate.py will load
         try:
             return self.manager.save(checkpoint_number=step)
         except (OSError, tf.errors.OpError) as e:
@@ -173,6 +174,7 @@ class Run:
     def write_samples(self, step):
         if not self.chief:
             return
+        self.state.fit_ema_batchnorm()
         grid = sample_grid(self.state.sampling_generator, self.noise, self.config.output.grid_size)
         images.write_png(os.path.join(self.logdir, "samples", f"step_{step:06d}.png"), grid)
         with self.writer.as_default(step=step):
@@ -187,11 +189,18 @@ class Run:
             tf.summary.scalar("perf/steps_per_sec", steps_per_sec)
 
     def evaluate(self, step):
+        self.state.fit_ema_batchnorm()
         results = evaluator_lib.evaluate_state(self.evaluator, self.state)
+        # With a moving average, G itself is scored on the same samples' noise too: the pair
+        # of one run is the exact comparison of averaging (eval/raw/<metric>).
+        raw = (evaluator_lib.evaluate_state(self.evaluator, self.state, which="raw")
+               if results["generator"] == "ema" else {})
         with self.writer.as_default(step=step):
             for name in evaluator_lib.METRICS:
                 if name in results:
                     tf.summary.scalar(f"eval/{name}", results[name])
+                if name in raw:
+                    tf.summary.scalar(f"eval/raw/{name}", raw[name])
         best = rundir.read_best(self.logdir)
         if best is None or results["fid"] < best["fid"]:
             path = self.best_manager.save(checkpoint_number=step)
@@ -200,6 +209,9 @@ class Run:
         self.last_eval = dict(results, step=step)
         print(f"eval at step {step} ({results['generator']} generator): "
               f"{evaluator_lib.format_metrics(results)}", flush=True)
+        if raw:
+            print(f"eval at step {step} (raw generator): {evaluator_lib.format_metrics(raw)}",
+                  flush=True)
         return_freed_memory()
 
     def handle_nonfinite(self, metrics):

@@ -1,8 +1,12 @@
 """The GAN's training state as one tf.Module (what a checkpoint holds), and G's moving average."""
 
+import numpy as np
 import tensorflow as tf
 
-from gan import optimizers
+from gan import latent, layers, optimizers
+
+# Batches of fresh noise whose mean BatchNorm statistics the averaged G gets.
+EMA_BATCHNORM_BATCHES = 50
 
 
 def update_ema(average, source, decay):
@@ -15,6 +19,33 @@ def update_ema(average, source, decay):
         ema.assign(decay * ema + (1.0 - decay) * value)
     for ema, value in zip(_non_trainable(average), _non_trainable(source)):
         ema.assign(value)
+
+
+def recompute_batchnorm(generator, batch_size, seed, num_batches=EMA_BATCHNORM_BATCHES):
+    """Sets every BatchNorm's moving statistics in `generator` to the mean of its batch
+    statistics over `num_batches` training-mode passes of `batch_size` fresh samples: the
+    statistics of these weights' own activations (for G's moving average, whose weights are not
+    G's). The noise is fixed by `seed`, so the result depends on the weights only."""
+    norms = [m for m in generator.submodules if isinstance(m, layers.BatchNorm)]
+    if not norms:
+        return
+    noise = latent.fixed(batch_size * num_batches, generator.latent_dim,
+                         generator.latent_distribution, seed=[seed, latent.BATCHNORM_SALT])
+    labels = None
+    if generator.num_classes:
+        labels = tf.constant(np.arange(batch_size * num_batches) % generator.num_classes,
+                             tf.int32)
+    momenta = [norm.momentum for norm in norms]
+    try:
+        for k in range(num_batches):
+            for norm in norms:  # moving <- (k * moving + batch) / (k + 1): the running mean
+                norm.momentum = k / (k + 1)
+            batch = slice(k * batch_size, (k + 1) * batch_size)
+            generator(noise[batch], training=True,
+                      labels=None if labels is None else labels[batch])
+    finally:
+        for norm, momentum in zip(norms, momenta):
+            norm.momentum = momentum
 
 
 def copy_weights(target, source):
@@ -32,8 +63,11 @@ class GANState(tf.Module):
     (`loss_scaling`), one dynamic loss scale per network."""
 
     def __init__(self, generator, discriminator, g_optimizer, d_optimizer, seed,
-                 generator_ema=None, loss_scaling=False):
+                 generator_ema=None, loss_scaling=False, ema_batchnorm_batch_size=0):
         super().__init__(name="gan_state")
+        self._seed = int(seed)
+        # > 0: the averaged G's BatchNorm statistics are recomputed on batches of this size.
+        self._ema_batchnorm_batch_size = int(ema_batchnorm_batch_size)
         if loss_scaling:
             self.g_loss_scale = optimizers.DynamicLossScale(name="g_loss_scale")
             self.d_loss_scale = optimizers.DynamicLossScale(name="d_loss_scale")
@@ -57,6 +91,12 @@ class GANState(tf.Module):
     def sampling_generator(self):
         """The generator that samples, evaluation and export use: the moving average when on."""
         return getattr(self, "generator_ema", None) or self.generator
+
+    def fit_ema_batchnorm(self):
+        """Before the averaged G samples or is saved: its own BatchNorm statistics, when the run
+        recomputes them (G's copied ones otherwise)."""
+        if getattr(self, "generator_ema", None) is not None and self._ema_batchnorm_batch_size:
+            recompute_batchnorm(self.generator_ema, self._ema_batchnorm_batch_size, self._seed)
 
     @property
     def sampling_generator_name(self):

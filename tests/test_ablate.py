@@ -421,3 +421,45 @@ def test_a_budget_in_steps_must_be_an_evaluation_of_every_run(tmp_path):
                              r"to 40; expected budgets that are multiples of eval_every within "
                              r"num_steps"):
         plan_lib.plan(study)
+
+
+EMA_STUDY = TINY_STUDY.split("[report]")[0].replace("seeds = [0]", "seeds = [0, 1]") + """
+[analysis]
+baseline = "raw_generator"
+margin = 50.0
+
+[axes]
+g_ema_decay = [0.9]
+"""
+
+
+def test_a_moving_average_is_compared_with_its_own_g_run_by_run(tmp_path):
+    """baseline = "raw_generator": each run scores its averaged G (eval/fid, BatchNorm statistics
+    recomputed) and G itself (eval/raw/fid) on the same noise; the records keep both curves and
+    the verdict pairs them by run."""
+    study_path = write_study(str(tmp_path), EMA_STUDY)
+    root = str(tmp_path / "root")
+    run_module("gan.ablate", f"--study={study_path}", f"--root={root}")
+    with open(os.path.join(root, "g_ema_decay=0.9,seed=0", "train.log")) as f:
+        log = f.read()
+    assert "eval at step 40 (ema generator)" in log and "eval at step 40 (raw generator)" in log
+    pairs = []
+    for seed in (0, 1):
+        with open(os.path.join(root, "records", f"g_ema_decay=0.9,seed={seed}.json")) as f:
+            record = json.load(f)
+        averaged, raw = record["curves"]["eval/fid"], record["curves"]["eval/raw/fid"]
+        assert [step for step, _ in averaged] == [step for step, _ in raw] == [20, 40]
+        assert record["fid_final"] == averaged[-1][1] != raw[-1][1]
+        pairs.append(averaged[-1][1] - raw[-1][1])
+    with open(os.path.join(root, "results.md")) as f:
+        markdown = f.read()
+    line = next(line for line in markdown.splitlines()
+                if line.startswith("| `g_ema_decay=0.9` (averaged G) | raw G | 2 pairs |"))
+    assert f"| {np.mean(pairs):+.1f} |" in line, line
+    assert "paired by run" in markdown
+    # Without a moving average in some configuration, that baseline is one line.
+    text = EMA_STUDY.replace("g_ema_decay = [0.9]", "g_ema_decay = [0.0, 0.9]")
+    study = plan_lib.load_study(write_study(str(tmp_path), text, name="no_ema.toml"))
+    with pytest.raises(plan_lib.StudyError, match=r"g_ema_decay=0.0 keeps none \(expected "
+                                                  r"g_ema_decay > 0 in every configuration\)"):
+        plan_lib.plan(study)

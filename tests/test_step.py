@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan import data, layers, losses, networks, optimizers, penalties
+from gan import data, latent, layers, losses, networks, optimizers, penalties
 from gan import state as state_lib
 from gan import step as step_lib
 from gan import loop as loop_lib
@@ -234,6 +234,38 @@ def test_ema_follows_its_closed_form_and_starts_as_a_copy_of_g():
     assert state.sampling_generator is state.generator_ema
     assert any(np.abs(g.numpy() - e.numpy()).max() > 1e-6 for g, e in zip(
         state.generator.trainable_variables, state.generator_ema.trainable_variables))
+
+
+def test_the_averaged_gs_batchnorm_statistics_are_recomputed_for_its_own_weights():
+    """recompute_batchnorm: each moving statistic becomes the mean of the batch statistics over
+    the fixed noise batches, computed here in NumPy for the first BatchNorm (whose input,
+    LeakyReLU(z W + b), depends on no other BatchNorm); G's own statistics are left alone."""
+    state = make_state(ema=True)
+    ema = state.generator_ema
+    for variable in ema.trainable_variables:  # weights of its own, unlike G's
+        variable.assign(variable * 1.5 + 0.01)
+    raw_statistics = [v.numpy().copy() for v in state.generator.variables if not v.trainable]
+    momenta = [n.momentum for n in ema.norm_layers]
+    batch, batches, seed = 16, 4, 3
+    state_lib.recompute_batchnorm(ema, batch, seed, num_batches=batches)
+    z = latent.fixed(batch * batches, ema.latent_dim, ema.latent_distribution,
+                     seed=[seed, latent.BATCHNORM_SALT]).numpy().astype(np.float64)
+    dense = ema.dense_layers[0]
+    h = z @ dense.kernel.numpy() + dense.bias.numpy()
+    h = np.where(h > 0, h, 0.2 * h).reshape(batches, batch, -1)
+    norm = ema.norm_layers[0]
+    np.testing.assert_allclose(norm.moving_mean.numpy(), h.mean(axis=1).mean(axis=0),
+                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(norm.moving_variance.numpy(), h.var(axis=1).mean(axis=0),
+                               rtol=1e-4, atol=1e-5)
+    assert [n.momentum for n in ema.norm_layers] == momenta  # the layers' own, restored
+    for got, want in zip([v for v in state.generator.variables if not v.trainable],
+                         raw_statistics):
+        np.testing.assert_array_equal(got.numpy(), want)
+    # The deeper layers were refitted too: none keeps the copied statistics of G.
+    for got, copied in zip([n.moving_mean for n in ema.norm_layers[1:]],
+                           [n.moving_mean for n in state.generator.norm_layers[1:]]):
+        assert np.abs(got.numpy() - copied.numpy()).max() > 1e-3
 
 
 def test_lazy_penalty_is_skipped_between_due_steps():

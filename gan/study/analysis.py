@@ -3,7 +3,9 @@
 and, for a study with several axes, the factorial ANOVA and each level's effect."""
 
 from gan.study import stats
-from gan.study.sections import ALL_PAIRS, Analysis
+from gan.study.sections import ALL_PAIRS, RAW_GENERATOR, Analysis
+
+RAW_FID = "eval/raw/fid"  # G's own FID, beside its moving average's (eval/fid)
 
 METRIC_NAMES = {"fid_final": "final FID", "fid_best": "best FID",
                 "fid_budget": "FID at the last budget"}
@@ -101,6 +103,8 @@ def comparison_lines(study, rows):
                 "study on one machine, or declare `[analysis] mix_machines = true` to compare "
                 "them anyway."]
     values = arms(rows, analysis.metric)
+    if analysis.baseline == RAW_GENERATOR:
+        return raw_generator_lines(analysis, rows)
     baseline = analysis.baseline or next(iter(values), "")
     reference = None if baseline == ALL_PAIRS else baseline
     what = METRIC_NAMES[analysis.metric]
@@ -124,6 +128,46 @@ def comparison_lines(study, rows):
     short = [arm for arm, v in values.items() if len(v) < 2]
     if short:
         lines += ["", f"Not compared (fewer than 2 finished runs): {', '.join(short)}."]
+    return lines
+
+
+def raw_value(row, analysis):
+    """The analysed metric of a run's raw G (its eval/raw/fid curve), or None."""
+    curve = (row.get("scalars") or {}).get(RAW_FID) or []
+    if row["status"] != "done" or not curve:
+        return None
+    if analysis.metric == "fid_final":
+        return curve[-1][1]
+    if analysis.metric == "fid_best":
+        return min(value for _, value in curve)
+    return fid_at(dict(row, fid_curve=curve), analysis.budgets[-1], analysis.unit)
+
+
+def raw_generator_lines(analysis, rows):
+    """Each configuration's moving average of G against G itself, paired by run."""
+    pairs = {}
+    for row in rows:
+        averaged, raw = row.get(analysis.metric, ""), raw_value(row, analysis)
+        pair = pairs.setdefault(row["config"], ([], []))
+        if row["status"] == "done" and averaged != "" and raw is not None:
+            pair[0].append(float(averaged))
+            pair[1].append(float(raw))
+    lines = [f"Declared analysis: {METRIC_NAMES[analysis.metric]} of each configuration's "
+             "moving average of G against its raw G, both scored in the same runs on the same "
+             f"noise, paired by run; α = {analysis.alpha:g}, equivalence margin "
+             f"±{analysis.margin:g}. Mean difference with its paired t {1 - analysis.alpha:.0%} "
+             "interval; p-values paired t, Holm-adjusted over the configurations; equivalence by "
+             "two one-sided paired tests (Holm too); \"detects\" is the difference this n finds "
+             f"with {stats.POWER:.0%} power, from the sd of the differences.", ""]
+    comparisons = stats.compare_paired(pairs, analysis.alpha, analysis.margin)
+    if not comparisons:
+        return lines + ["No comparison yet: each configuration needs at least 2 finished runs "
+                        "that scored both generators."]
+    lines += ["| configuration | vs | n | difference | interval | p (Holm) | verdict |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+    for c in comparisons:
+        lines.append(f"| `{c.arm}` (averaged G) | raw G | {c.n} pairs | {c.difference:+.1f} | "
+                     f"[{c.low:+.1f}, {c.high:+.1f}] | {c.p_holm:.3g} | {c.verdict} |")
     return lines
 
 

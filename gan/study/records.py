@@ -47,7 +47,7 @@ def make(study, run, row):
     record["metrics"] = {name: row.get(name, "")
                          for name in rows.other_metrics() + rows.conditional_metrics()
                          if row.get(name, "") != ""}
-    keep = {"eval/" + name for name in ("fid",) + rows.other_metrics()
+    keep = {"eval/" + name for name in ("fid", "raw/fid") + rows.other_metrics()
             + rows.conditional_metrics()} | set(study.curves)
     scalars = row.get("scalars", {})
     record["curves"] = {tag: [[int(step), float(value)] for step, value in series

@@ -62,6 +62,9 @@ def report(path, raw):
 
 
 ALL_PAIRS = "all_pairs"
+# The baseline of a study of G's moving average: each configuration's averaged G against its
+# raw G, both scored in the same runs (eval/fid and eval/raw/fid), paired by run.
+RAW_GENERATOR = "raw_generator"
 # fid_budget: a run's FID at the last declared budget (its last evaluation within it).
 ANALYSIS_METRICS = ("fid_final", "fid_best", "fid_budget")
 # What a budget counts, and so the x-axis of the curves: iterations, real images D has seen,
@@ -89,7 +92,8 @@ ANALYSIS_KEYS = {"baseline", "metric", "alpha", "margin", "mix_machines", "budge
 
 def analysis(path, raw):
     section = table(path, raw, "analysis", "a table ([analysis])")
-    expected = (f"{path}: [analysis] takes baseline = \"<configuration>\" (or \"{ALL_PAIRS}\"), "
+    expected = (f"{path}: [analysis] takes baseline = \"<configuration>\" (or \"{ALL_PAIRS}\", "
+                f"or \"{RAW_GENERATOR}\"), "
                 f"metric = one of {', '.join(ANALYSIS_METRICS)}, alpha in (0, 0.5], "
                 "margin > 0 (in the metric's units), mix_machines = true or false, budgets = "
                 f"[increasing numbers > 0] and unit = one of {', '.join(UNITS)}")
@@ -138,10 +142,17 @@ def _check_budgets(study, runs):
 def _check_baseline(study, runs):
     baseline = study.analysis.baseline if study.analysis else ""
     names = list(dict.fromkeys(run.config_name for run in runs))
-    if baseline not in ("", ALL_PAIRS, *names):
+    if baseline not in ("", ALL_PAIRS, RAW_GENERATOR, *names):
         raise StudyError(f"{study.path}: [analysis] baseline {baseline!r} is not a configuration "
                          f"of the study; expected one of {', '.join(names[:6])}"
-                         + (", ..." if len(names) > 6 else "") + f" or {ALL_PAIRS!r}")
+                         + (", ..." if len(names) > 6 else "")
+                         + f", {ALL_PAIRS!r} or {RAW_GENERATOR!r}")
+    without = next((run for run in runs if baseline == RAW_GENERATOR
+                    and getattr(run, "config", None) and not run.config.model.g_ema_decay), None)
+    if without:
+        raise StudyError(f"{study.path}: [analysis] baseline {RAW_GENERATOR!r} compares each "
+                         f"run's moving average of G with G; {without.config_name} keeps none "
+                         "(expected g_ema_decay > 0 in every configuration)")
 
 
 # How a [tune.space] entry draws a flag's value: {log_uniform = [low, high]} (learning rates),

@@ -145,6 +145,42 @@ def compare(arms, reference=None, alpha=0.05, margin=5.0, lower_is_better=True):
     return comparisons
 
 
+def compare_paired(pairs, alpha=0.05, margin=5.0, lower_is_better=True):
+    """Comparisons of {arm: (values, reference values)}, paired element by element (two
+    generators of the same runs): the mean difference with its paired t interval, the paired t
+    p-value (Holm over the arms), two one-sided paired tests within the margin, and the
+    difference this n detects from the sd of the differences. Arms with fewer than 2 pairs are
+    left out."""
+    scipy_stats = _libraries()
+    from statsmodels.stats.power import TTestPower
+    from statsmodels.stats.weightstats import ttost_paired
+    measured = {arm: (np.asarray(a, float), np.asarray(b, float))
+                for arm, (a, b) in pairs.items() if len(a) == len(b) >= 2}
+    tests, equivalent = [], []
+    for a, b in measured.values():
+        differences = a - b
+        if np.all(differences == differences[0]):  # no spread: the t statistic is undefined
+            tests.append((float(differences[0]),) * 3 + (1.0 if differences[0] == 0 else 0.0,))
+            equivalent.append(0.0 if abs(differences[0]) < margin else 1.0)
+            continue
+        result = scipy_stats.ttest_rel(a, b)
+        interval = result.confidence_interval(1 - alpha)
+        tests.append((float(differences.mean()), float(interval.low), float(interval.high),
+                      float(result.pvalue)))
+        equivalent.append(float(ttost_paired(a, b, -margin, margin)[0]))
+    p_holm, p_equivalent = holm([t[3] for t in tests]), holm(equivalent)
+    comparisons = []
+    for (arm, (a, b)), (difference, low, high, p), ph, pe in zip(measured.items(), tests, p_holm,
+                                                                 p_equivalent):
+        sd = float(np.std(a - b, ddof=1))
+        mde = (float(TTestPower().solve_power(effect_size=None, nobs=len(a), alpha=alpha,
+                                              power=POWER)) * sd) if sd > 0 else None
+        comparisons.append(Comparison(
+            arm, f"{arm} (raw G)", len(a), len(b), difference, low, high, p, ph, pe, mde,
+            _verdict(difference, ph, pe, alpha, margin, mde, lower_is_better)))
+    return comparisons
+
+
 def _term(name):
     return f'C(Q("{name}"))'
 
