@@ -330,12 +330,15 @@ def test_an_interrupted_run_is_reported_at_its_last_checkpoint(tmp_path):
 
 @pytest.mark.parametrize("analysis,message", [
     ('baseline = "d=nope"', "[analysis] baseline 'd=nope' is not a configuration of the study; "
-                            "expected one of d=adam, d=diverging_sgd, reference=real_test or "
-                            "'all_pairs'"),
+                            "expected one of d=adam, d=diverging_sgd, reference=real_test, "
+                            "'all_pairs' or 'raw_generator'"),
     ("alpha = 0.9", "[analysis] takes baseline"),
     ('metric = "kid"', "[analysis] takes baseline"),
     ("margin = -1", "[analysis] takes baseline"),
     ("baselin = 3", "[analysis] takes baseline"),
+    ('block_machines = "yes"', "[analysis] takes baseline"),
+    ('baseline = "all_pairs"\nblock_machines = true', "[analysis] block_machines compares each "
+     "configuration with a baseline configuration within machines"),
 ])
 def test_a_bad_analysis_declaration_is_one_line(tmp_path, analysis, message):
     path = write_study(str(tmp_path), TINY_STUDY + f"\n[analysis]\n{analysis}\n")
@@ -367,6 +370,15 @@ def test_runs_of_two_machines_are_not_compared_unless_the_study_says_so(tmp_path
     mixed = plan_lib.load_study(write_study(str(tmp_path), TINY_STUDY
                                             + "\n[analysis]\nmix_machines = true\n"))
     assert any(line.startswith("| `b` | `a` |") for line in analysis.lines(mixed, rows))
+    # Blocked on machine, a study can span machines when each holds runs of several arms.
+    rows += [dict(synthetic_row(config, seed, fid), machine=where)
+             for config, where in (("a", "EPYC [avx2]"), ("b", "Xeon [avx2 avx512f]"))
+             for seed, fid in enumerate([60.0, 61.0, 59.0], start=3)]
+    blocked = plan_lib.load_study(write_study(str(tmp_path), TINY_STUDY.replace(
+        "[report]", '[analysis]\nbaseline = "a"\nblock_machines = true\n\n[report]')))
+    lines = analysis.lines(blocked, rows)
+    assert "within machines (2 here: EPYC [avx2]; Xeon [avx2 avx512f])" in lines[0]
+    assert any(line.startswith("| `b` | `a` | 6 vs 6 |") for line in lines), lines
 
 
 def test_the_records_alone_rebuild_every_row_diverged_and_reference_too(study, tmp_path):

@@ -97,6 +97,8 @@ def machines(rows):
 def comparison_lines(study, rows):
     analysis = declared(study)
     where = machines(rows)
+    if analysis.block_machines:
+        return blocked_lines(analysis, rows, where)
     if len(where) > 1 and not analysis.mix_machines:
         return [f"Not analysed: the finished runs trained on {len(where)} machines "
                 f"({'; '.join(where)}), whose numbers differ beyond their seeds. Train the "
@@ -119,15 +121,40 @@ def comparison_lines(study, rows):
     comparisons = stats.compare(values, reference, analysis.alpha, analysis.margin)
     if not comparisons:
         return lines + ["No comparison yet: each side needs at least 2 finished runs."]
-    lines += ["| configuration | vs | n | difference | interval | p (Holm) | verdict |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines += _table(comparisons)
+    short = [arm for arm, v in values.items() if len(v) < 2]
+    if short:
+        lines += ["", f"Not compared (fewer than 2 finished runs): {', '.join(short)}."]
+    return lines
+
+
+def blocked_lines(analysis, rows, where):
+    """Each configuration against the baseline within machines (the machine a block of the
+    additive linear model)."""
+    baseline = analysis.baseline or next(iter(group_by_config(rows)), "")
+    observations = [(row["config"], row.get("machine", ""), float(row[analysis.metric]))
+                    for row in rows if row["status"] == "done" and row[analysis.metric] != ""]
+    lines = [f"Declared analysis: {METRIC_NAMES[analysis.metric]} of each configuration against "
+             f"the baseline **{baseline}** within machines ({len(where)} here: "
+             f"{'; '.join(where) or 'unknown'}), the machine a block of the additive least-squares "
+             f"model; α = {analysis.alpha:g}, equivalence margin ±{analysis.margin:g}. Each "
+             f"difference is the model's coefficient with its t {1 - analysis.alpha:.0%} interval; "
+             "p-values Holm-adjusted over the comparisons; equivalence by two one-sided t tests "
+             "(Holm too); \"detects\" is the difference the coefficient's standard error finds "
+             f"with {stats.POWER:.0%} power.", ""]
+    comparisons = stats.compare_blocked(observations, baseline, analysis.alpha, analysis.margin)
+    if not comparisons:
+        return lines + ["No comparison yet: each side needs at least 2 finished runs."]
+    return lines + _table(comparisons)
+
+
+def _table(comparisons):
+    lines = ["| configuration | vs | n | difference | interval | p (Holm) | verdict |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for c in comparisons:
         lines.append(f"| `{c.arm}` | `{c.reference}` | {c.n} vs {c.n_reference} | "
                      f"{c.difference:+.1f} | [{c.low:+.1f}, {c.high:+.1f}] | "
                      f"{c.p_holm:.3g} | {c.verdict} |")
-    short = [arm for arm, v in values.items() if len(v) < 2]
-    if short:
-        lines += ["", f"Not compared (fewer than 2 finished runs): {', '.join(short)}."]
     return lines
 
 

@@ -83,11 +83,14 @@ class Analysis:
     alpha: float = 0.05
     margin: float = 5.0
     mix_machines: bool = False  # compare runs trained on different machines anyway
+    # Compare within machines: the machine a run trained on is a block of the linear model.
+    block_machines: bool = False
     budgets: tuple = ()  # the budgets (in `unit`) at which the report gives each run's FID
     unit: str = "steps"
 
 
-ANALYSIS_KEYS = {"baseline", "metric", "alpha", "margin", "mix_machines", "budgets", "unit"}
+ANALYSIS_KEYS = {"baseline", "metric", "alpha", "margin", "mix_machines", "block_machines",
+                 "budgets", "unit"}
 
 
 def analysis(path, raw):
@@ -95,7 +98,8 @@ def analysis(path, raw):
     expected = (f"{path}: [analysis] takes baseline = \"<configuration>\" (or \"{ALL_PAIRS}\", "
                 f"or \"{RAW_GENERATOR}\"), "
                 f"metric = one of {', '.join(ANALYSIS_METRICS)}, alpha in (0, 0.5], "
-                "margin > 0 (in the metric's units), mix_machines = true or false, budgets = "
+                "margin > 0 (in the metric's units), mix_machines = true or false, "
+                "block_machines = true or false, budgets = "
                 f"[increasing numbers > 0] and unit = one of {', '.join(UNITS)}")
     unknown = set(section) - ANALYSIS_KEYS
     budgets, unit = section.get("budgets", []), section.get("unit", "steps")
@@ -105,14 +109,20 @@ def analysis(path, raw):
     if section.get("metric") == "fid_budget" and not budgets:
         raise StudyError(f"{path}: [analysis] metric = \"fid_budget\" compares the FID at the "
                          "last of the budgets; expected budgets = [...]")
-    mix = section.get("mix_machines", False)
+    mix, block = section.get("mix_machines", False), section.get("block_machines", False)
     baseline, metric = section.get("baseline", ""), section.get("metric", "fid_final")
     alpha, margin = section.get("alpha", 0.05), section.get("margin", 5.0)
     numbers = _is_number(alpha) and _is_number(margin)
     if (unknown or not isinstance(baseline, str) or metric not in ANALYSIS_METRICS
-            or not numbers or not 0 < alpha <= 0.5 or not margin > 0 or not isinstance(mix, bool)):
+            or not numbers or not 0 < alpha <= 0.5 or not margin > 0 or not isinstance(mix, bool)
+            or not isinstance(block, bool)):
         raise StudyError(expected)
-    return Analysis(baseline, metric, float(alpha), float(margin), mix, tuple(budgets), unit)
+    if block and (mix or baseline in (ALL_PAIRS, RAW_GENERATOR)):
+        raise StudyError(f"{path}: [analysis] block_machines compares each configuration with "
+                         "a baseline configuration within machines; expected baseline = "
+                         "\"<configuration>\" and no mix_machines")
+    return Analysis(baseline, metric, float(alpha), float(margin), mix, block_machines=block,
+                    budgets=tuple(budgets), unit=unit)
 
 
 def check_analysis(study, runs):

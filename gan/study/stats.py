@@ -181,6 +181,60 @@ def compare_paired(pairs, alpha=0.05, margin=5.0, lower_is_better=True):
     return comparisons
 
 
+def _detectable(se, df, alpha, power=POWER):
+    """The difference a two-sided t test with this standard error and df detects with `power`
+    (from the noncentral t distribution)."""
+    from scipy.optimize import brentq
+    t = _libraries().t
+    nct = _libraries().nct
+    critical = t.ppf(1 - alpha / 2, df)
+
+    def shortfall(delta):
+        noncentrality = delta / se
+        return nct.sf(critical, df, noncentrality) + nct.cdf(-critical, df, noncentrality) - power
+    # At (critical + 4) standard errors the power is above 0.99, and nct stays finite there.
+    return float(brentq(shortfall, 0.0, se * (critical + 4)))
+
+
+def compare_blocked(observations, reference, alpha=0.05, margin=5.0, lower_is_better=True):
+    """Comparisons of each arm against `reference` from [(arm, block, value)], the block (the
+    machine a run trained on) a fixed effect: the additive least-squares model value ~ arm + block
+    (statsmodels). Each arm's coefficient is its difference from the reference within blocks,
+    with its t interval and p (Holm over the arms), two one-sided t tests within the margin, and
+    the difference its standard error detects. Arms with fewer than 2 values are left out."""
+    import pandas as pd
+    from statsmodels.formula.api import ols
+    t = _libraries().t
+    frame = pd.DataFrame(observations, columns=["arm", "block", "value"]).astype(
+        {"arm": str, "block": str, "value": float})
+    counts = frame["arm"].value_counts()
+    arms = [arm for arm in dict.fromkeys(frame["arm"]) if counts[arm] >= 2]
+    frame = frame[frame["arm"].isin(arms)]
+    if reference not in arms or len(arms) < 2:
+        return []
+    blocks = " + C(block)" if frame["block"].nunique() > 1 else ""
+    fit = ols(f"value ~ C(arm, Treatment(reference={reference!r})){blocks}", frame).fit()
+    if fit.df_resid < 1:
+        return []
+    tests = []
+    for arm in arms:
+        if arm == reference:
+            continue
+        name = f"C(arm, Treatment(reference={reference!r}))[T.{arm}]"
+        estimate, se = float(fit.params[name]), float(fit.bse[name])
+        low, high = (float(v) for v in fit.conf_int(alpha).loc[name])
+        p = float(2 * t.sf(abs(estimate) / se, fit.df_resid))
+        p_equivalent = float(max(t.sf((estimate + margin) / se, fit.df_resid),
+                                 t.cdf((estimate - margin) / se, fit.df_resid)))
+        tests.append((arm, estimate, low, high, p, p_equivalent,
+                      _detectable(se, fit.df_resid, alpha)))
+    p_holm, p_equivalent = holm([x[4] for x in tests]), holm([x[5] for x in tests])
+    return [Comparison(arm, reference, int(counts[arm]), int(counts[reference]), estimate, low,
+                       high, p, ph, pe, mde,
+                       _verdict(estimate, ph, pe, alpha, margin, mde, lower_is_better))
+            for (arm, estimate, low, high, p, _, mde), ph, pe in zip(tests, p_holm, p_equivalent)]
+
+
 def _term(name):
     return f'C(Q("{name}"))'
 
