@@ -469,6 +469,7 @@ def test_a_moving_average_is_compared_with_its_own_g_run_by_run(tmp_path):
                 if line.startswith("| `g_ema_decay=0.9` (averaged G) | raw G | 2 pairs |"))
     assert f"| {np.mean(pairs):+.1f} |" in line, line
     assert "paired by run" in markdown
+    assert f"- Machines: {machine.describe()}\n" in markdown
     # Without a moving average in some configuration, that baseline is one line.
     text = EMA_STUDY.replace("g_ema_decay = [0.9]", "g_ema_decay = [0.0, 0.9]")
     study = plan_lib.load_study(write_study(str(tmp_path), text, name="no_ema.toml"))

@@ -8,6 +8,7 @@ import filecmp
 import glob
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -182,6 +183,8 @@ def test_each_arms_winner_trains_on_fresh_seeds_and_results_md_shows_the_tuning(
     with open(os.path.join(root, "results.md")) as f:
         markdown = f.read()
     assert "## Tuning" in markdown and "## Analysis" in markdown
+    trial_runs = len(glob.glob(os.path.join(root, "records", "tune", "*", "*.json")))
+    assert re.search(rf"; tuning: [0-9.]+ min over {trial_runs} trial runs\n", markdown)
     assert "successive halving pruner" in markdown and "evaluated at 20, 40 steps" in markdown
     for arm in ARMS:
         trials = trials_of(root, storage, arm)

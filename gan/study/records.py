@@ -9,6 +9,7 @@ machine, and `gan.ablate --report_only` rebuilds results.md, results.csv and eve
 records alone, with no run directories.
 """
 
+import glob
 import json
 import os
 
@@ -98,6 +99,20 @@ def read(records_dir, run):
             or record.get("digest") != run_digest(run) or record.get("run") != run.name):
         return None
     return record
+
+
+def tuning_cost(records_dir):
+    """(trial runs, their wall seconds summed) over the tuning trials' records."""
+    count, seconds = 0, 0.0
+    for path in glob.glob(os.path.join(records_dir, TRIALS, "*", "*.json")):
+        try:
+            with open(path) as f:
+                wall = json.load(f).get("wall_seconds")
+        except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+            continue
+        if isinstance(wall, (int, float)):
+            count, seconds = count + 1, seconds + wall
+    return count, seconds
 
 
 def row(record, run):

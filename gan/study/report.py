@@ -107,7 +107,7 @@ def summary_table(summaries):
     return lines
 
 
-def results_markdown(study, rows, summaries, command, tuned=None):
+def results_markdown(study, rows, summaries, command, tuned=None, tuning_cost=None):
     axes = "; ".join(f"{axis.name} ∈ {{{', '.join(label for label, _ in axis.choices)}}}"
                      for axis in study.axes) or "none"
     settings = ", ".join(f"{k}={v}" for k, v in study.settings.items()) or "none"
@@ -121,7 +121,10 @@ def results_markdown(study, rows, summaries, command, tuned=None):
         f"- Base flagfile: `{os.path.relpath(study.base)}`; shared settings: {settings}",
         f"- Axes: {axes}; seeds: {', '.join(map(str, study.seeds))}",
         f"- Runs: {len(rows)}, of which {len(finished)} finished; training wall time summed over "
-        f"runs: {wall / 60:.1f} min",
+        f"runs: {wall / 60:.1f} min"
+        + (f"; tuning: {tuning_cost[1] / 60:.1f} min over {tuning_cost[0]} trial runs"
+           if tuning_cost and tuning_cost[0] else ""),
+        f"- Machines: {'; '.join(analysis.machines(rows)) or 'not recorded'}",
         "",
         "Final metrics at each run's last evaluation; mean ± sd over the finished seeds, 95% "
         "confidence interval of the mean FID (Student's t), sorted by mean final FID. "
@@ -219,7 +222,8 @@ def write_report(study, root, runs, command, tuning_summary=None):
     write_csv(os.path.join(folder, "results.csv"), study, rows)
     lines.append(f"wrote {os.path.join(folder, 'results.csv')} ({len(rows)} runs)")
     tuned = (tuning_summary, runs) if tuning_summary else None
-    markdown = results_markdown(study, rows, summaries, command, tuned)
+    markdown = results_markdown(study, rows, summaries, command, tuned,
+                                records.tuning_cost(records.directory(study, root)))
     files.write_atomically(os.path.join(folder, "results.md"), markdown.encode())
     lines.append(f"wrote {os.path.join(folder, 'results.md')}")
     order = [s["config"] for s in summaries]
