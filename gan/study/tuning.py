@@ -68,7 +68,10 @@ def open_storage(url, heartbeat_seconds=60):
                 heartbeat_stale_trial_callback=_retry(optuna)(max_retry=MAX_RETRIES))
         except Exception as e:  # SQLAlchemy's errors: a bad URL, a missing driver, no server
             # Workers started together race to create the tables: the loser finds them made.
-            if attempt == 2 or "already exists" not in str(e):
+            # (SQLite reports the lost race as a table that exists, or as Alembic's version
+            # row inserted twice.)
+            raced = "already exists" in str(e) or "UNIQUE constraint failed: alembic" in str(e)
+            if attempt == 2 or not raced:
                 raise StudyError(f"--storage={url}: cannot be opened: "
                                  f"{str(e).splitlines()[0][:200]}") from None
             time.sleep(1)
