@@ -68,6 +68,9 @@ class GANState(tf.Module):
         self._seed = int(seed)
         # > 0: the averaged G's BatchNorm statistics are recomputed on batches of this size.
         self._ema_batchnorm_batch_size = int(ema_batchnorm_batch_size)
+        # The step whose averaged weights the statistics were last fitted to: a checkpoint, a
+        # grid and an evaluation at one step need one fit (the weights change only by stepping).
+        self._ema_batchnorm_step = None
         if loss_scaling:
             self.g_loss_scale = optimizers.DynamicLossScale(name="g_loss_scale")
             self.d_loss_scale = optimizers.DynamicLossScale(name="d_loss_scale")
@@ -95,8 +98,12 @@ class GANState(tf.Module):
     def fit_ema_batchnorm(self):
         """Before the averaged G samples or is saved: its own BatchNorm statistics, when the run
         recomputes them (G's copied ones otherwise)."""
-        if getattr(self, "generator_ema", None) is not None and self._ema_batchnorm_batch_size:
+        if getattr(self, "generator_ema", None) is None or not self._ema_batchnorm_batch_size:
+            return
+        step = int(self.step.numpy())
+        if step != self._ema_batchnorm_step:
             recompute_batchnorm(self.generator_ema, self._ema_batchnorm_batch_size, self._seed)
+            self._ema_batchnorm_step = step
 
     @property
     def sampling_generator_name(self):

@@ -104,9 +104,9 @@ def comparison_lines(study, rows):
                 f"({'; '.join(where)}), whose numbers differ beyond their seeds. Train the "
                 "study on one machine, or declare `[analysis] mix_machines = true` to compare "
                 "them anyway."]
-    values = arms(rows, analysis.metric)
     if analysis.baseline == RAW_GENERATOR:
         return raw_generator_lines(analysis, rows)
+    values = arms(rows, analysis.metric)
     baseline = analysis.baseline or next(iter(values), "")
     reference = None if baseline == ALL_PAIRS else baseline
     what = METRIC_NAMES[analysis.metric]
@@ -148,12 +148,13 @@ def blocked_lines(analysis, rows, where):
     return lines + _table(comparisons)
 
 
-def _table(comparisons):
+def _table(comparisons, sides=lambda c: f"`{c.arm}` | `{c.reference}` | "
+                                         f"{c.n} vs {c.n_reference}"):
+    """The verdicts' table; `sides` gives a comparison's first three cells."""
     lines = ["| configuration | vs | n | difference | interval | p (Holm) | verdict |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for c in comparisons:
-        lines.append(f"| `{c.arm}` | `{c.reference}` | {c.n} vs {c.n_reference} | "
-                     f"{c.difference:+.1f} | [{c.low:+.1f}, {c.high:+.1f}] | "
+        lines.append(f"| {sides(c)} | {c.difference:+.1f} | [{c.low:+.1f}, {c.high:+.1f}] | "
                      f"{c.p_holm:.3g} | {c.verdict} |")
     return lines
 
@@ -190,11 +191,7 @@ def raw_generator_lines(analysis, rows):
     if not comparisons:
         return lines + ["No comparison yet: each configuration needs at least 2 finished runs "
                         "that scored both generators."]
-    lines += ["| configuration | vs | n | difference | interval | p (Holm) | verdict |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
-    for c in comparisons:
-        lines.append(f"| `{c.arm}` (averaged G) | raw G | {c.n} pairs | {c.difference:+.1f} | "
-                     f"[{c.low:+.1f}, {c.high:+.1f}] | {c.p_holm:.3g} | {c.verdict} |")
+    lines += _table(comparisons, lambda c: f"`{c.arm}` (averaged G) | raw G | {c.n} pairs")
     return lines
 
 

@@ -333,8 +333,9 @@ def summary_lines(study, summary, runs):
              "trials: `tuning.png`.", "",
              "| configuration | trials | complete / pruned | failed (retried or replaced) | "
              "best tuning FID | winner |", "| --- | --- | --- | --- | --- | --- |"]
-    untuned = [name for name in dict.fromkeys(getattr(run, "config_name", "") for run in runs)
-               if name and name not in summary["arms"]]
+    untuned = [name for name in dict.fromkeys(run.config_name for run in runs
+                                              if isinstance(run, PlannedRun))
+               if name not in summary["arms"]]
     if untuned:
         lines[0] += (" Trained as declared, with nothing to tune: "
                      + ", ".join(f"`{name}`" for name in untuned) + ".")
