@@ -59,28 +59,43 @@ def metric_names(reported=None, conditional=None):
                  and (conditional is None or metric.conditional == conditional))
 
 
+# Names the layout of the reference-share cache file: bump it when what the file holds changes.
+SHARE_VERSION = 1
+
+
+def _cache_path(dataset, digest, suffix):
+    return os.path.join(data.DEFAULT_CACHE_DIR, "reference_features",
+                        f"{dataset}_{digest}{suffix}")
+
+
+def _write_cache(path, save, **arrays):
+    try:
+        buffer = io.BytesIO()
+        save(buffer, **arrays)
+        files.write_atomically(path, buffer.getvalue())
+    except OSError:
+        pass  # an unwritable cache only costs time
+
+
 @functools.lru_cache(maxsize=4)
 def _reference(dataset, data_dir):
-    """(classifier, features of the training set). The features are cached on disk under the
-    hash of the classifier's weights, since computing them takes tens of seconds on a CPU."""
+    """(classifier, features of the training set, the classifier's digest). The features are
+    cached on disk under the hash of the classifier's weights, since computing them takes tens
+    of seconds on a CPU."""
     weights = classifier_lib.weights_path(dataset)
     net = classifier_lib.load_classifier(dataset)
     with open(weights, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()[:16]
-    cache = os.path.join(data.DEFAULT_CACHE_DIR, "reference_features", f"{dataset}_{digest}.npy")
+    cache = _cache_path(dataset, digest, ".npy")
     if os.path.isfile(cache):
         try:
-            return net, np.load(cache).astype(np.float64)
+            return net, np.load(cache).astype(np.float64), digest
         except (OSError, ValueError):
             pass  # a damaged cache file is recomputed below
     features, _ = classifier_lib.predict(net, data.load(dataset, "train", data_dir).images)
-    try:
-        buffer = io.BytesIO()
-        np.save(buffer, features.astype(np.float32))
-        files.write_atomically(cache, buffer.getvalue())
-    except OSError:
-        pass  # an unwritable cache only costs time
-    return net, features
+    _write_cache(cache, lambda buffer, features: np.save(buffer, features),
+                 features=features.astype(np.float32))
+    return net, features, digest
 
 
 def compile_sampler(generator):
@@ -124,19 +139,50 @@ class Evaluator:
         self.data_dir = data_dir
         self.num_samples = num_samples
         self.kid_subsets = kid_subsets
-        self.classifier, self.reference = _reference(dataset, data_dir)
+        self.classifier, self.reference, digest = _reference(dataset, data_dir)
         self.reference_mu, self.reference_sigma = metrics.gaussian_statistics(self.reference)
         rng = np.random.default_rng(0)
         subset = rng.choice(len(self.reference), min(num_samples, len(self.reference)),
                             replace=False)
         self.reference_subset = self.reference[subset]
-        # The reference's share of KID and of precision/recall, done once for all evaluations.
+        # The reference's share of KID and of precision/recall (its subsets' own kernel terms
+        # and its points' k-NN radii: about 2 s for 10,000 points) is done once, for every
+        # evaluation of every run that scores as many samples, and kept on disk beside the
+        # features; the values loaded are the float64s computed.
+        # Keyed by the subset's own bytes, so that features computed again (on another CPU, to
+        # float rounding) never meet the radii of the old ones.
+        subset_digest = hashlib.sha256(self.reference_subset.tobytes()).hexdigest()[:16]
+        self._share_cache = _cache_path(
+            dataset, digest, f"_share_v{SHARE_VERSION}_{subset_digest}_kid{kid_subsets}.npz")
         self._kid_subsets = metrics.KIDSubsets(self.reference_subset, num_subsets=kid_subsets)
-        self._reference_radii = None
+        radii, terms = self._load_share()
+        if terms is not None:
+            self._kid_subsets.keep_terms(num_samples, terms)
+        self._reference_radii = radii
+        self._share_saved = radii is not None
         self._class_statistics = None
         # (generator, its compiled sampler) per generator scored (G and its moving average),
         # kept between evaluations.
         self._samplers = []
+
+    def _load_share(self):
+        """(radii, KID terms) from the cache, or (None, None) when absent or not matching."""
+        try:
+            with np.load(self._share_cache) as stored:
+                radii, terms = stored["radii"], stored["kid_terms"]
+        except (OSError, ValueError, KeyError):
+            return None, None
+        expected_terms = 0 if self._kid_subsets.whole_sets(self.num_samples) else self.kid_subsets
+        if radii.shape != (len(self.reference_subset),) or terms.shape != (expected_terms,):
+            return None, None
+        return radii, terms
+
+    def _save_share(self, num_generated):
+        if self._share_saved or num_generated != self.num_samples:
+            return
+        _write_cache(self._share_cache, np.savez, radii=self._reference_radii,
+                     kid_terms=self._kid_subsets.reference_terms(num_generated))
+        self._share_saved = True
 
     def evaluate_images(self, images, labels=None):
         """Every metric for a set of images in [-1, 1], [N, 28, 28, 1]. With the labels they were
@@ -152,6 +198,7 @@ class Evaluator:
             self._reference_radii = metrics.knn_squared_radii(self.reference_subset)
         precision, recall = metrics.precision_recall(self.reference_subset, features,
                                                      real_radii=self._reference_radii)
+        self._save_share(len(features))
         histogram, covered, coverage_kl = metrics.class_coverage(probs)
         results = {
             "fid": metrics.frechet_distance(self.reference_mu, self.reference_sigma, mu, sigma),

@@ -78,25 +78,48 @@ class KIDSubsets:
     def __init__(self, features_a, num_subsets=100, subset_size=1000, seed=0):
         self.a = np.asarray(features_a, np.float64)
         self.num_subsets, self.subset_size, self.seed = num_subsets, subset_size, seed
+        self._known_terms = {}
         self._by_size = {}
+
+    def keep_terms(self, size_b, terms):
+        """Uses `terms`, reference_terms(size_b) of an earlier instance on the same set and
+        settings (a cache on disk), instead of computing them."""
+        if len(terms) != (0 if self.whole_sets(size_b) else self.num_subsets):
+            raise ValueError(f"expected {self.num_subsets} reference terms, got {len(terms)}")
+        self._by_size.pop(size_b, None)
+        self._known_terms[size_b] = np.asarray(terms, np.float64)
 
     def draws(self, size_b):
         """[(indices into a, indices into b, a's term)] for generated sets of size_b points."""
         if size_b not in self._by_size:
             size = min(self.subset_size, len(self.a), size_b)
             rng = np.random.default_rng(self.seed)
+            known = self._known_terms.get(size_b)
             draws = []
-            for _ in range(self.num_subsets):
+            for i in range(self.num_subsets):
                 a_indices = rng.choice(len(self.a), size, replace=False)
                 b_indices = rng.choice(size_b, size, replace=False)
-                draws.append((a_indices, b_indices, within_set_term(self.a[a_indices])))
+                term = (float(known[i]) if known is not None
+                        else within_set_term(self.a[a_indices]))
+                draws.append((a_indices, b_indices, term))
             self._by_size[size_b] = draws
         return self._by_size[size_b]
 
+    def whole_sets(self, size_b):
+        """Whether sets of size_b are compared whole, once, rather than by subsets."""
+        return min(self.subset_size, len(self.a), size_b) == len(self.a) == size_b
+
+    def reference_terms(self, size_b):
+        """The first set's own term of each subset drawn for generated sets of size_b points
+        (none when compared whole): a third of KID's work, fixed for a fixed reference, and
+        what `known_terms` takes."""
+        if self.whole_sets(size_b):
+            return np.zeros(0)
+        return np.array([term for _, _, term in self.draws(size_b)], np.float64)
+
     def kid(self, features_b):
         b = np.asarray(features_b, np.float64)
-        size = min(self.subset_size, len(self.a), len(b))
-        if size == len(self.a) == len(b):
+        if self.whole_sets(len(b)):
             return mmd2_unbiased(self.a, b), 0.0
         values = [mmd2_unbiased(self.a[a_indices], b[b_indices], a_term)
                   for a_indices, b_indices, a_term in self.draws(len(b))]

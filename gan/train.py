@@ -69,4 +69,4 @@ def enable_compile_cache():
 
 if __name__ == "__main__":
     define_flags()
-    cli.run(main, PROGRAM, after_parsing=enable_compile_cache)
+    cli.run(main, PROGRAM, after_parsing=enable_compile_cache, fast_exit=True)

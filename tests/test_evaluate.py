@@ -178,3 +178,35 @@ def test_tools_explain_a_missing_run(tmp_path):
     result = run_module("gan.evaluate", f"--logdir={tmp_path}", check=False)
     assert result.returncode != 0 and "config.json not found" in result.stderr
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
+
+
+def test_the_references_share_is_kept_on_disk_and_gives_the_same_metrics(monkeypatch, tmp_path):
+    """The reference's k-NN radii and KID subset terms, computed by the first evaluator of a
+    size and kept on disk, are read back by the next one, which then scores the same images
+    to the same bits; a damaged file is computed again."""
+    cache_path = evaluator_lib._cache_path
+    monkeypatch.setattr(evaluator_lib, "_cache_path", lambda dataset, digest, suffix: (
+        str(tmp_path / f"{dataset}{suffix}") if suffix.startswith("_share")
+        else cache_path(dataset, digest, suffix)))
+    images = data.load("mnist", "test").images[:1500]  # KID: 100 subsets of 1,000 of 1,500
+    first = evaluator_lib.Evaluator("mnist", num_samples=1500)
+    assert first._reference_radii is None
+    expected = first.evaluate_images(images)
+    [kept] = [p for p in tmp_path.iterdir() if p.name.startswith("mnist_share")]
+    with np.load(kept) as stored:
+        np.testing.assert_array_equal(
+            stored["radii"], evaluator_lib.metrics.knn_squared_radii(first.reference_subset))
+        assert len(stored["kid_terms"]) == 100
+
+    second = evaluator_lib.Evaluator("mnist", num_samples=1500)
+    np.testing.assert_array_equal(second._reference_radii, first._reference_radii)
+    np.testing.assert_array_equal(second._kid_subsets.reference_terms(1500),
+                                  first._kid_subsets.reference_terms(1500))
+    assert second.evaluate_images(images) == expected
+
+    kept.write_bytes(b"not an npz file")
+    third = evaluator_lib.Evaluator("mnist", num_samples=1500)
+    assert third._reference_radii is None
+    assert third.evaluate_images(images) == expected
+    with np.load(kept) as stored:  # written again, whole
+        assert stored["radii"].shape == (1500,)
