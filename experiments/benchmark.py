@@ -2,7 +2,7 @@
 eager implementation of the same step, in one run.
 
     python experiments/benchmark.py            # the full table (a few minutes)
-    python experiments/benchmark.py --quick    # fewer repetitions
+    python experiments/benchmark.py --quick    # fewer iterations and rounds
     python experiments/benchmark.py --compare "gan b32 (seed's split D steps)" \
         "gan b32 (joint D step)"                   # two configs in interleaved rounds: B/A
     python experiments/benchmark.py --compare "b32 joint step's matmuls alone" \
@@ -11,12 +11,13 @@ eager implementation of the same step, in one run.
         --compare "gan b32 (joint D step)" "gan b32 (joint D step)" \
         --checkouts ../gan-before .                # one config, before and after a change
 
-Each configuration runs in its own subprocess (so its peak resident memory is its own and no
-thread pool is shared), warms up (compilation included), then times --repetitions runs of
---iterations iterations each and reports the median. Also measured in the same run: the machine's
-float32 matrix-multiply peak (a large tf.matmul), against which achieved GFLOP/s are compared;
-and, when the table has both the b32 joint step and its matmuls alone, their ratio again from
-interleaved rounds (as --compare times it), which the machine's drift between rows does not skew.
+Every row comes from interleaved rounds: each configuration is a warm process of its own (its
+peak resident memory is its own and no thread pool is shared), compiled before the first round;
+a round times every row once, in an order that rotates from round to round, and a row's figure
+is the median over --rounds rounds, shown with its range. Rows timed minutes apart on a drifting
+machine would mislead; timed in turns, every row sees the same minutes, and each ratio line is
+the median of its per-round ratios. Also measured in the same run: the machine's float32
+matrix-multiply peak (a large tf.matmul), against which achieved GFLOP/s are compared.
 
 FLOPs per iteration are counted analytically by `gan.flops` (2 per multiply-add of every matmul
 and convolution; elementwise ops ignored), for what the step must compute: D step = G forward + D
@@ -260,14 +261,6 @@ def gan_runner(settings):
     return lambda n: float(runner.run(n)["d_loss"])
 
 
-def worker_gan(settings, iterations, repetitions):
-    import tensorflow as tf
-    iterations = min(iterations, settings.get("iterations", iterations))
-    result = _time_runs(gan_runner(settings), iterations, repetitions)
-    result["tf_version"] = tf.__version__
-    return result
-
-
 def timed_runner(name):
     """A run(n) function for a gan config or for the "matmuls alone" row (the matmuls of the row
     the targets are stated against)."""
@@ -277,7 +270,8 @@ def timed_runner(name):
 
 
 def serve_timed_runs(name, iterations):
-    """Worker of `interleaved`: warms up, then times one run per line read from stdin."""
+    """Worker of `interleaved_rates` and of the table: warms up, prints "ready", then times one
+    run per line read from stdin; when stdin closes, prints its peak resident memory."""
     run = timed_runner(name)
     _warm_up(run, iterations)
     print("ready", flush=True)
@@ -285,30 +279,53 @@ def serve_timed_runs(name, iterations):
         start = time.perf_counter()
         run(iterations)
         print(iterations / (time.perf_counter() - start), flush=True)
+    print(json.dumps({"peak_rss_mib": peak_rss_mib()}), flush=True)
+
+
+def row_iterations(name, iterations):
+    """A row's iterations per timed run: --iterations at batch 32, fewer for larger batches (the
+    same images per run, so every row's run takes seconds), and a row's own cap (DCGAN)."""
+    scaled = max(5, iterations * 32 // row_batch_size(name))
+    return min(scaled, CONFIGS.get(name, {}).get("iterations", scaled))
+
+
+def start_server(name, iterations, checkout=REPO):
+    worker = subprocess.Popen([sys.executable,
+                               os.path.join(checkout, "experiments", "benchmark.py"),
+                               f"--serve={name}", f"--iterations={iterations}"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              env=_worker_env(checkout), cwd=checkout)
+    if worker.stdout.readline().strip() != "ready":
+        raise RuntimeError(f"the worker of {name!r} failed to start")
+    return worker
+
+
+def timed_round(worker):
+    worker.stdin.write("go\n")
+    worker.stdin.flush()
+    return float(worker.stdout.readline())
+
+
+def stop_server(worker):
+    """Closes a server's stdin; returns the peak RSS (MiB) it reports before exiting."""
+    worker.stdin.close()
+    last = worker.stdout.read().strip().splitlines()
+    worker.wait()
+    return json.loads(last[-1])["peak_rss_mib"] if last else float("nan")
 
 
 def interleaved_rates(name_a, name_b, rounds, iterations, checkouts=(REPO, REPO)):
     """Times two configs in turns, each in its own warm process: both see the same moments of a
     noisy machine, so the median of the per-round ratios B/A is steadier than two separate rows.
     `checkouts`: where A and B run from. Returns (A's iterations/s, B's), a round each."""
-    workers = [subprocess.Popen([sys.executable,
-                                 os.path.join(checkout, "experiments", "benchmark.py"),
-                                 f"--serve={name}", f"--iterations={iterations}"],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                env=_worker_env(checkout), cwd=checkout)
+    workers = [start_server(name, iterations, checkout)
                for name, checkout in zip((name_a, name_b), checkouts)]
-    for worker in workers:
-        if worker.stdout.readline().strip() != "ready":
-            raise RuntimeError(f"a worker of {name_a!r} / {name_b!r} failed to start")
     rates = ([], [])
     for round_index in range(rounds):
         for i in ((0, 1) if round_index % 2 == 0 else (1, 0)):  # alternate who goes first
-            workers[i].stdin.write("go\n")
-            workers[i].stdin.flush()
-            rates[i].append(float(workers[i].stdout.readline()))
+            rates[i].append(timed_round(workers[i]))
     for worker in workers:
-        worker.stdin.close()
-        worker.wait()
+        stop_server(worker)
     return rates
 
 
@@ -351,21 +368,14 @@ def peak_rss_mib():
 def run_worker(args):
     if args.worker in PEAKS:
         result = worker_matmul_peak(PEAKS[args.worker])
-    elif args.worker == MATMULS:
-        result = _time_runs(timed_runner(MATMULS), args.iterations, args.repetitions)
     elif args.worker == KERAS:
-        result = worker_script("keras_seed.py", args.keras_iterations, args.keras_repetitions)
+        result = worker_script("keras_seed.py", args.keras_iterations, 1)
     elif args.worker in TORCH:
-        result = worker_script("torch_seed.py", args.iterations, args.repetitions,
+        result = worker_script("torch_seed.py", args.iterations, 1,
                                f"--optimizer={TORCH[args.worker]}")
-    elif args.worker == HLO:
-        result = {"instructions": hlo_instructions(CONFIGS[OURS])}
     else:
-        result = worker_gan(CONFIGS[args.worker], args.iterations, args.repetitions)
-    result["peak_rss_mib"] = peak_rss_mib()  # before the FLOP count's imports, for Keras' sake
-    if args.worker not in (*PEAKS, HLO):
-        settings = CONFIGS.get(args.worker, CONFIGS[OURS])
-        result["gflop_per_iteration"] = flops_per_iteration(row_config(settings)) / 1e9
+        result = {"instructions": hlo_instructions(CONFIGS[OURS])}
+    result["peak_rss_mib"] = peak_rss_mib()
     print(json.dumps(result))
 
 
@@ -376,9 +386,7 @@ def _worker_env(checkout=REPO):
 
 def spawn(name, args):
     cmd = [sys.executable, os.path.abspath(__file__), f"--worker={name}",
-           f"--iterations={args.iterations}", f"--repetitions={args.repetitions}",
-           f"--keras_iterations={args.keras_iterations}",
-           f"--keras_repetitions={args.keras_repetitions}"]
+           f"--iterations={args.iterations}", f"--keras_iterations={args.keras_iterations}"]
     out = subprocess.run(cmd, capture_output=True, text=True, env=_worker_env(), cwd=REPO)
     if out.returncode != 0:
         raise RuntimeError(f"{name} failed:\n{out.stderr[-3000:]}")
@@ -401,9 +409,9 @@ def selected(name, only):
 def argument_errors(args):
     # isinstance: Python 3.11's argparse turns "--iterations=--" into [] without calling int.
     errors = [f"--{name}={getattr(args, name)}: expected an integer >= 1"
-              for name in ("iterations", "repetitions", "keras_iterations", "keras_repetitions",
-                           "rounds")
-              if not isinstance(getattr(args, name), int) or getattr(args, name) < 1]
+              for name in ("iterations", "keras_iterations", "rounds")
+              if getattr(args, name) is not None  # --rounds: its default depends on the mode
+              and (not isinstance(getattr(args, name), int) or getattr(args, name) < 1)]
     unknown = [name for name in args.compare or () if name not in (*CONFIGS, MATMULS)]
     if unknown:
         errors.append(f"--compare: unknown config {unknown[0]!r}; expected one of: "
@@ -423,18 +431,22 @@ def argument_errors(args):
 def main():
     parser = OneLineParser(description=__doc__,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--iterations", type=int, default=500, help="Iterations per timed run.")
-    parser.add_argument("--repetitions", type=int, default=5, help="Timed runs per config.")
-    parser.add_argument("--keras_iterations", type=int, default=200, help="Keras timed iterations.")
-    parser.add_argument("--keras_repetitions", type=int, default=3, help="Keras timed runs.")
-    parser.add_argument("--quick", action="store_true", help="Fewer iterations and repetitions.")
+    parser.add_argument("--iterations", type=int, default=500,
+                        help="Iterations per timed run at batch 32 (larger batches: as many "
+                        "images).")
+    parser.add_argument("--keras_iterations", type=int, default=200,
+                        help="Iterations per timed run of the Keras loop.")
+    parser.add_argument("--quick", action="store_true",
+                        help="Fewer iterations and rounds: 200 and 3.")
     parser.add_argument("--only", default=None, help="Run only configs whose name contains this "
                         "(several: separated by |).")
     parser.add_argument("--compare", nargs=2, metavar=("A", "B"), default=None,
                         help="Instead of the table: time two gan configs, or a gan config and "
                         "the matmuls-alone row (names as in the table), in interleaved rounds "
                         "and print the median ratio B/A.")
-    parser.add_argument("--rounds", type=int, default=12, help="Rounds for --compare.")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="Interleaved rounds: of the table (default 5, --quick 3) or of "
+                        "--compare (default 12).")
     parser.add_argument("--checkouts", nargs=2, metavar=("A_DIR", "B_DIR"), default=None,
                         help="With --compare: run A from the first checkout of this repository "
                         "and B from the second (e.g. a worktree of the commit before a change), "
@@ -450,10 +462,11 @@ def main():
     if args.serve:
         return serve_timed_runs(args.serve, args.iterations)
     if args.compare:
+        args.rounds = args.rounds or 12
         return interleaved(*args.compare, args)
     if args.quick:
-        args.iterations, args.repetitions = 200, 3
-        args.keras_iterations, args.keras_repetitions = 100, 1
+        args.iterations, args.keras_iterations = 200, 100
+    args.rounds = args.rounds or (3 if args.quick else 5)
 
     model, bf16_units = cpu_description()
     print(f"# {time.strftime('%Y-%m-%d')}  {model}, {os.cpu_count()} cores, bf16 matrix units: "
@@ -466,34 +479,27 @@ def main():
         bf16 = spawn("peak_bfloat16", args)
         print(f"# bfloat16 matmul peak (same): {bf16['gflops']:.1f} GFLOP/s "
               f"({kernel_rates(bf16)}): {bf16['gflops'] / peak:.2f}x float32's")
-    header = (f"| {'configuration':<38} | {'iter/s':>8} | {'images/s':>9} | {'GFLOP/iter':>10} | "
-              f"{'GFLOP/s':>8} | {'% peak':>6} | {'peak RSS MiB':>12} |")
+    names = [n for n in list(CONFIGS) + [MATMULS, *TORCH, KERAS] if selected(n, args.only)]
+    rates, peaks, skipped = table_rounds(names, args)
+    print(f"# every row: median of {args.rounds} interleaved rounds (each row once a round, "
+          f"{args.iterations} iterations at batch 32, as many images at larger batches); "
+          "range: (max - min) / median over the rounds")
+    header = (f"| {'configuration':<38} | {'iter/s':>8} | {'range':>6} | {'images/s':>9} | "
+              f"{'GFLOP/iter':>10} | {'GFLOP/s':>8} | {'% peak':>6} | {'peak RSS MiB':>12} |")
     print(header)
     print("|" + "|".join("-" * (len(cell)) for cell in header.split("|")[1:-1]) + "|")
-    rates = {}
-    names = [n for n in list(CONFIGS) + [MATMULS, *TORCH, KERAS] if selected(n, args.only)]
     for name in names:
-        result = spawn(name, args)
-        if "skipped" in result:
-            print(f"# {name}: skipped: {result['skipped']}", flush=True)
+        if name in skipped:
+            print(f"# {name}: skipped: {skipped[name]}", flush=True)
             continue
-        batch = row_batch_size(name)
-        rate = result["iterations_per_sec"]
-        rates[name] = rate
-        gflop = result["gflop_per_iteration"]
-        print(f"| {name:<38} | {rate:>8.1f} | {rate * batch:>9.0f} | {gflop:>10.3f} | "
-              f"{rate * gflop:>8.1f} | {100 * rate * gflop / peak:>5.1f}% | "
-              f"{result['peak_rss_mib']:>12.0f} |", flush=True)
+        rate = statistics.median(rates[name])
+        spread = 100 * (max(rates[name]) - min(rates[name])) / rate
+        gflop = flops_per_iteration(row_config(CONFIGS.get(name, CONFIGS[OURS]))) / 1e9
+        print(f"| {name:<38} | {rate:>8.1f} | {spread:>5.1f}% | {rate * row_batch_size(name):>9.0f} "
+              f"| {gflop:>10.3f} | {rate * gflop:>8.1f} | {100 * rate * gflop / peak:>5.1f}% | "
+              f"{peaks[name]:>12.0f} |", flush=True)
     for line in ratio_lines(rates):
         print(line)
-    if OURS in rates and MATMULS in rates:
-        # Target 1's ratio again, from rounds that alternate between the two: the rows above are
-        # timed minutes apart, and this machine's speed drifts by +-10% over minutes.
-        rounds, iterations = (6 if args.quick else 12), min(args.iterations, 200)
-        matmuls, ours = interleaved_rates(MATMULS, OURS, rounds, iterations)
-        print(f"# {OURS} / {MATMULS}, median of {rounds} interleaved rounds of {iterations} "
-              f"iterations: {statistics.median(b / a for a, b in zip(matmuls, ours)):.2f}x",
-              flush=True)
     if selected(OURS, args.only):
         print(f"# HLO instructions of one b32 joint iteration (optimized): "
               f"{spawn(HLO, args)['instructions']}")
@@ -515,13 +521,48 @@ RATIOS = [
 ]
 
 
+def table_rounds(names, args):
+    """({row: its iterations/s, a round each}, {row: peak RSS MiB}, {row: why skipped}).
+
+    Every gan row and the matmuls row is a warm server (`serve_timed_runs`), all started before
+    the first round; a round times each row once, in an order that rotates from round to round,
+    so that every row sees the same minutes of a drifting machine. A yardstick row (Keras,
+    PyTorch) is its script run once a round, in its own process."""
+    servers = {name: start_server(name, row_iterations(name, args.iterations))
+               for name in names if name in CONFIGS or name == MATMULS}
+    once = argparse.Namespace(**dict(vars(args), repetitions=1, keras_repetitions=1))
+    rates, peaks, skipped = {name: [] for name in names}, {}, {}
+    for round_index in range(args.rounds):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            if name in servers:
+                rates[name].append(timed_round(servers[name]))
+            elif name not in skipped:
+                result = spawn(name, once)
+                if "skipped" in result:
+                    skipped[name] = result["skipped"]
+                    continue
+                rates[name].append(result["iterations_per_sec"])
+                peaks[name] = max(peaks.get(name, 0.0), result["peak_rss_mib"])
+    for name, worker in servers.items():
+        peaks[name] = stop_server(worker)
+    return rates, peaks, skipped
+
+
 def kernel_rates(peak_result):
     return ", ".join(f"{kernel} {gflops:.1f}" for kernel, gflops in peak_result["by_kernel"].items())
 
 
 def ratio_lines(rates):
-    return [f"# {a} / {b}: {rates[a] / rates[b]:.2f}x" for a, b in RATIOS
-            if a in rates and b in rates]
+    """The RATIOS of the rows timed: each the median of its per-round ratios (both rows were
+    timed in every round), with their range."""
+    lines = []
+    for a, b in RATIOS:
+        if rates.get(a) and rates.get(b):
+            ratios = [x / y for x, y in zip(rates[a], rates[b])]
+            lines.append(f"# {a} / {b}: {statistics.median(ratios):.2f}x "
+                         f"(rounds {min(ratios):.2f}-{max(ratios):.2f})")
+    return lines
 
 
 def cpu_description():

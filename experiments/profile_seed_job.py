@@ -42,7 +42,8 @@ def peak_mib(who=resource.RUSAGE_SELF):
 # (TensorFlow runs them synchronously on CPU, so a call's duration is its iterations' time).
 CHILD = """
 import resource, runpy, sys, time
-from gan import loop
+from gan import cli, loop
+cli.exit_after_success = lambda: None  # this child reports after gan.train's main returns
 run, seconds = loop.Loop.run, [0.0]
 def timed_run(self, iterations):
     start = time.perf_counter()

@@ -154,8 +154,7 @@ def entry_point(name, places, run_logdir, rng):
     if name == "benchmark.py":
         from helpers import load_benchmark
         benchmark = load_benchmark()
-        for option in ("iterations", "repetitions", "keras_iterations", "keras_repetitions",
-                       "rounds"):
+        for option in ("iterations", "keras_iterations", "rounds"):
             generators[option] = lambda: rng.choice([not_an_integer(rng),
                                                      str(-rng.randint(0, 99))])
         generators["compare"] = lambda: random_word(rng)
