@@ -342,21 +342,19 @@ def interleaved(name_a, name_b, args):
           f"{statistics.median(ratios):.3f}  (rounds: {' '.join(f'{r:.2f}' for r in ratios)})")
 
 
-def worker_script(script, iterations, repetitions, *script_args):
-    """Median iterations/s of `repetitions` runs of a yardstick script (keras_seed.py,
-    torch_seed.py), or {"skipped": its one line} when it exits with SKIPPED_EXIT_CODE, as
-    torch_seed.py does without torch."""
-    rates = []
-    for _ in range(repetitions):
-        out = subprocess.run([sys.executable, os.path.join(REPO, "experiments", script),
-                              f"--iterations={iterations}", *script_args], capture_output=True,
-                             text=True, cwd=REPO)
-        if out.returncode == SKIPPED_EXIT_CODE:
-            return {"skipped": out.stderr.strip().splitlines()[-1]}
-        if out.returncode != 0:
-            raise RuntimeError(f"{script} failed:\n{out.stderr[-3000:]}")
-        rates.append(json.loads(out.stdout.strip().splitlines()[-1])["iterations_per_sec"])
-    return {"iterations_per_sec": statistics.median(rates), "all": rates}
+def worker_script(script, iterations, *script_args):
+    """The iterations/s of one run of a yardstick script (keras_seed.py, torch_seed.py), or
+    {"skipped": its one line} when it exits with SKIPPED_EXIT_CODE, as torch_seed.py does
+    without torch."""
+    out = subprocess.run([sys.executable, os.path.join(REPO, "experiments", script),
+                          f"--iterations={iterations}", *script_args], capture_output=True,
+                         text=True, cwd=REPO)
+    if out.returncode == SKIPPED_EXIT_CODE:
+        return {"skipped": out.stderr.strip().splitlines()[-1]}
+    if out.returncode != 0:
+        raise RuntimeError(f"{script} failed:\n{out.stderr[-3000:]}")
+    return {"iterations_per_sec":
+            json.loads(out.stdout.strip().splitlines()[-1])["iterations_per_sec"]}
 
 
 def peak_rss_mib():
@@ -369,12 +367,14 @@ def run_worker(args):
     if args.worker in PEAKS:
         result = worker_matmul_peak(PEAKS[args.worker])
     elif args.worker == KERAS:
-        result = worker_script("keras_seed.py", args.keras_iterations, 1)
+        result = worker_script("keras_seed.py", args.keras_iterations)
     elif args.worker in TORCH:
-        result = worker_script("torch_seed.py", args.iterations, 1,
+        result = worker_script("torch_seed.py", args.iterations,
                                f"--optimizer={TORCH[args.worker]}")
-    else:
+    elif args.worker == HLO:
         result = {"instructions": hlo_instructions(CONFIGS[OURS])}
+    else:
+        raise ValueError(f"--worker={args.worker}: not a worker of this script")
     result["peak_rss_mib"] = peak_rss_mib()
     print(json.dumps(result))
 
@@ -530,7 +530,6 @@ def table_rounds(names, args):
     PyTorch) is its script run once a round, in its own process."""
     servers = {name: start_server(name, row_iterations(name, args.iterations))
                for name in names if name in CONFIGS or name == MATMULS}
-    once = argparse.Namespace(**dict(vars(args), repetitions=1, keras_repetitions=1))
     rates, peaks, skipped = {name: [] for name in names}, {}, {}
     for round_index in range(args.rounds):
         shift = round_index % len(names)
@@ -538,7 +537,7 @@ def table_rounds(names, args):
             if name in servers:
                 rates[name].append(timed_round(servers[name]))
             elif name not in skipped:
-                result = spawn(name, once)
+                result = spawn(name, args)
                 if "skipped" in result:
                     skipped[name] = result["skipped"]
                     continue

@@ -68,10 +68,11 @@ def _cache_path(dataset, digest, suffix):
                         f"{dataset}_{digest}{suffix}")
 
 
-def _write_cache(path, save, **arrays):
+def _write_cache(path, save):
+    """Writes what save(buffer) puts in a buffer to `path`, whole or not at all."""
     try:
         buffer = io.BytesIO()
-        save(buffer, **arrays)
+        save(buffer)
         files.write_atomically(path, buffer.getvalue())
     except OSError:
         pass  # an unwritable cache only costs time
@@ -93,8 +94,7 @@ def _reference(dataset, data_dir):
         except (OSError, ValueError):
             pass  # a damaged cache file is recomputed below
     features, _ = classifier_lib.predict(net, data.load(dataset, "train", data_dir).images)
-    _write_cache(cache, lambda buffer, features: np.save(buffer, features),
-                 features=features.astype(np.float32))
+    _write_cache(cache, lambda buffer: np.save(buffer, features.astype(np.float32)))
     return net, features, digest
 
 
@@ -155,33 +155,33 @@ class Evaluator:
         self._share_cache = _cache_path(
             dataset, digest, f"_share_v{SHARE_VERSION}_{subset_digest}_kid{kid_subsets}.npz")
         self._kid_subsets = metrics.KIDSubsets(self.reference_subset, num_subsets=kid_subsets)
-        radii, terms = self._load_share()
-        if terms is not None:
-            self._kid_subsets.keep_terms(num_samples, terms)
-        self._reference_radii = radii
-        self._share_saved = radii is not None
+        self._reference_radii = None
+        self._share_saved = self._load_share()
         self._class_statistics = None
         # (generator, its compiled sampler) per generator scored (G and its moving average),
         # kept between evaluations.
         self._samplers = []
 
     def _load_share(self):
-        """(radii, KID terms) from the cache, or (None, None) when absent or not matching."""
+        """Takes the radii and KID terms from the cache; returns whether it could (False when
+        the file is absent, damaged or of other sizes: they are then computed and saved)."""
         try:
             with np.load(self._share_cache) as stored:
                 radii, terms = stored["radii"], stored["kid_terms"]
-        except (OSError, ValueError, KeyError):
-            return None, None
-        expected_terms = 0 if self._kid_subsets.whole_sets(self.num_samples) else self.kid_subsets
-        if radii.shape != (len(self.reference_subset),) or terms.shape != (expected_terms,):
-            return None, None
-        return radii, terms
+            if radii.shape != (len(self.reference_subset),):
+                return False
+            self._kid_subsets.keep_terms(self.num_samples, terms)  # checks their number
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        self._reference_radii = radii
+        return True
 
     def _save_share(self, num_generated):
         if self._share_saved or num_generated != self.num_samples:
             return
-        _write_cache(self._share_cache, np.savez, radii=self._reference_radii,
-                     kid_terms=self._kid_subsets.reference_terms(num_generated))
+        terms = self._kid_subsets.reference_terms(num_generated)
+        _write_cache(self._share_cache, lambda buffer: np.savez(
+            buffer, radii=self._reference_radii, kid_terms=terms))
         self._share_saved = True
 
     def evaluate_images(self, images, labels=None):

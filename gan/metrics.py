@@ -84,8 +84,9 @@ class KIDSubsets:
     def keep_terms(self, size_b, terms):
         """Uses `terms`, reference_terms(size_b) of an earlier instance on the same set and
         settings (a cache on disk), instead of computing them."""
-        if len(terms) != (0 if self.whole_sets(size_b) else self.num_subsets):
-            raise ValueError(f"expected {self.num_subsets} reference terms, got {len(terms)}")
+        expected = 0 if self.whole_sets(size_b) else self.num_subsets
+        if len(terms) != expected:
+            raise ValueError(f"expected {expected} reference terms, got {len(terms)}")
         self._by_size.pop(size_b, None)
         self._known_terms[size_b] = np.asarray(terms, np.float64)
 
@@ -112,7 +113,7 @@ class KIDSubsets:
     def reference_terms(self, size_b):
         """The first set's own term of each subset drawn for generated sets of size_b points
         (none when compared whole): a third of KID's work, fixed for a fixed reference, and
-        what `known_terms` takes."""
+        what `keep_terms` takes."""
         if self.whole_sets(size_b):
             return np.zeros(0)
         return np.array([term for _, _, term in self.draws(size_b)], np.float64)
