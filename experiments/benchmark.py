@@ -92,21 +92,30 @@ CONFIGS = {
     "dcgan w32 b64 (XLA)": dict(batch_size=64, flagfile="dcgan.flags", jit_compile=True,
                                 iterations=5),
     "dcgan w32 b64 (no XLA)": dict(batch_size=64, flagfile="dcgan.flags", jit_compile=False,
-                                   iterations=5),
+                                   iterations=20),
 }
+DCGAN = "dcgan w32 b64 (no XLA)"
 KERAS = "Keras seed loop b32 (train_on_batch)"
 MATMULS = "b32 joint step's matmuls alone"
-# name -> torch_seed.py's optimizer; the step is the one of OURS.
-TORCH = {"PyTorch eager b32 joint (SGD)": "sgd", "PyTorch eager b32 joint (Adam)": "adam"}
+# name -> (the gan row of the same networks and step, torch_seed.py's arguments).
+TORCH = {"PyTorch eager b32 joint (SGD)": (OURS, ["--optimizer=sgd"]),
+         "PyTorch eager b32 joint (Adam)": ("gan b32 (joint, Adam)", ["--optimizer=adam"]),
+         "PyTorch eager dcgan w32 b64 (Adam)": (DCGAN, ["--architecture=dcgan", "--width=32",
+                                                        "--batch_size=64", "--optimizer=adam"])}
 # A yardstick script's exit code without its library (keras_seed.py, torch_seed.py).
 SKIPPED_EXIT_CODE = 3
 HLO = "hlo"  # worker: the HLO instruction count of one b32 joint iteration
 PEAKS = {"peak": "float32", "peak_bfloat16": "bfloat16"}  # worker -> its large matmul's dtype
 
 
+def row_settings(name):
+    """The CONFIGS entry of a row's networks and step: its own, or its gan twin's (PyTorch), or
+    OURS (the matmuls row, the Keras loop)."""
+    return CONFIGS.get(name) or CONFIGS[TORCH[name][0] if name in TORCH else OURS]
+
+
 def row_batch_size(name):
-    """The batch of a row: its own for the gan configs, the seed's 32 for the other rows."""
-    return CONFIGS[name]["batch_size"] if name in CONFIGS else 32
+    return row_settings(name)["batch_size"]
 
 
 def layer_sizes(config):
@@ -286,7 +295,7 @@ def row_iterations(name, iterations):
     """A row's iterations per timed run: --iterations at batch 32, fewer for larger batches (the
     same images per run, so every row's run takes seconds), and a row's own cap (DCGAN)."""
     scaled = max(5, iterations * 32 // row_batch_size(name))
-    return min(scaled, CONFIGS.get(name, {}).get("iterations", scaled))
+    return min(scaled, row_settings(name).get("iterations", scaled))
 
 
 def start_server(name, iterations, checkout=REPO):
@@ -369,8 +378,8 @@ def run_worker(args):
     elif args.worker == KERAS:
         result = worker_script("keras_seed.py", args.keras_iterations)
     elif args.worker in TORCH:
-        result = worker_script("torch_seed.py", args.iterations,
-                               f"--optimizer={TORCH[args.worker]}")
+        result = worker_script("torch_seed.py", row_iterations(args.worker, args.iterations),
+                               *TORCH[args.worker][1])
     elif args.worker == HLO:
         result = {"instructions": hlo_instructions(CONFIGS[OURS])}
     else:
@@ -494,7 +503,7 @@ def main():
             continue
         rate = statistics.median(rates[name])
         spread = 100 * (max(rates[name]) - min(rates[name])) / rate
-        gflop = flops_per_iteration(row_config(CONFIGS.get(name, CONFIGS[OURS]))) / 1e9
+        gflop = flops_per_iteration(row_config(row_settings(name))) / 1e9
         print(f"| {name:<38} | {rate:>8.1f} | {spread:>5.1f}% | {rate * row_batch_size(name):>9.0f} "
               f"| {gflop:>10.3f} | {rate * gflop:>8.1f} | {100 * rate * gflop / peak:>5.1f}% | "
               f"{peaks[name]:>12.0f} |", flush=True)
@@ -517,7 +526,8 @@ RATIOS = [
     ("gan b32 (joint, float16)", OURS),
     ("gan b256 (joint, bfloat16)", "gan b256 (joint D step)"),
     ("gan b256 (joint, bfloat16, no XLA)", "gan b256 (joint D step)"),
-    ("dcgan w32 b64 (no XLA)", "dcgan w32 b64 (XLA)"),
+    (DCGAN, "dcgan w32 b64 (XLA)"),
+    (DCGAN, "PyTorch eager dcgan w32 b64 (Adam)"),
 ]
 
 

@@ -109,6 +109,53 @@ def test_torch_peer_trains_the_same_step():
                             capture_output=True, text=True, cwd=REPO, check=True)
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["iterations"] == 3 and report["iterations_per_sec"] > 0
+    dcgan = subprocess.run([sys.executable, os.path.join(REPO, "experiments", "torch_seed.py"),
+                            "--architecture=dcgan", "--batch_size=8", "--iterations=2",
+                            "--warmup=1", "--optimizer=adam"],
+                           capture_output=True, text=True, cwd=REPO, check=True)
+    assert json.loads(dcgan.stdout.strip().splitlines()[-1])["iterations"] == 2
+
+
+def torch_macs(network, inputs):
+    """gan.flops.layer_macs' rule on a PyTorch network: per example, each Linear's weight size; a
+    convolution's kernel size times its output's positions (its input's when transposed)."""
+    from torch import nn
+    macs = []
+
+    def record(module, args, output):
+        positions = {nn.Linear: 1, nn.Conv2d: math.prod(output.shape[2:]),
+                     nn.ConvTranspose2d: math.prod(args[0].shape[2:])}[type(module)]
+        macs.append(positions * module.weight.numel())
+    hooks = [m.register_forward_hook(record) for m in network.modules()
+             if type(m) in (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)]
+    output = network(inputs)
+    for hook in hooks:
+        hook.remove()
+    return macs, output
+
+
+def test_torch_dcgan_is_gans_dcgan_layer_for_layer():
+    """The PyTorch DCGAN row times the same networks as the gan row it is compared with: the
+    same multiply-adds in every layer, the same trainable parameters, the same output shapes."""
+    torch = pytest.importorskip("torch", reason="PyTorch (a yardstick only) is not installed")
+    import tensorflow as tf
+    config = config_lib.from_flagfile(os.path.join(REPO, "experiments", "dcgan.flags"),
+                                      batch_size=64)
+    state = build.make_state(config)
+    z = tf.random.normal([2, config.model.latent_dim])
+    ours = [flops.layer_macs(state.generator, z)]
+    ours.append(flops.layer_macs(state.discriminator, ours[0][1]))
+    g, d = load_experiment_script("torch_seed").build_dcgan(config.model.dcgan_width)
+    theirs = [torch_macs(g.eval(), torch.randn(2, config.model.latent_dim))]
+    theirs.append(torch_macs(d, theirs[0][1]))
+    for (our_macs, our_out), (their_macs, their_out), net, module in zip(
+            ours, theirs, (state.generator, state.discriminator), (g, d)):
+        assert our_macs == their_macs
+        assert sum(v.shape.num_elements() for v in net.trainable_variables) == sum(
+            p.numel() for p in module.parameters())
+        # gan's NHWC against PyTorch's NCHW shape
+        assert list(our_out.shape) == [their_out.shape[0], *their_out.shape[2:],
+                                       their_out.shape[1]][:len(our_out.shape)]
 
 
 def test_profile_step_sorts_compiled_instructions_by_what_they_do():
