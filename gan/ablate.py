@@ -77,8 +77,11 @@ def define_flags():
                         "experiments/ablations/seed_quirks.toml.")
     flags.DEFINE_string("root", None, "Directory for the study's runs and results; default "
                         "runs/<study name>.")
-    flags.DEFINE_integer("parallel", 1, "Runs trained at the same time, each with its "
-                         "TensorFlow threads capped to cores/parallel.", lower_bound=1)
+    flags.DEFINE_integer("parallel", None, "Runs trained at the same time, each with its "
+                         "TensorFlow threads capped to cores/parallel; default: one per core "
+                         "(fewer when fewer runs are left or memory is short), the fastest on "
+                         "a CPU. A tuning trains its trials one at a time, on every core.",
+                         lower_bound=1)
     flags.DEFINE_integer("threads_per_run", None, "TensorFlow threads per run; default "
                          "cores/--parallel.", lower_bound=1)
     flags.DEFINE_string("only", None, "Train just this run (its directory name), e.g. as one "
@@ -188,6 +191,7 @@ def stop_if_stopped(runner):
 
 
 def train_here(study, root, runs, runner):
+    runner.plan(runs)
     print(f"{study.name}: {len(runs)} runs in {root}, {runner.parallel} at a time with "
           f"{runner.threads} TensorFlow thread(s) each", flush=True)
     runner.run_all(runs)

@@ -23,6 +23,7 @@ from gan.study import sections
 from gan.study import records as records_lib
 from gan.study import report as report_lib
 from gan.study import rows as rows_lib
+from gan.study import runner as runner_lib
 from gan.study import status as status_lib
 from helpers import (REPO, assert_clean_failure, read_png, run_module, summary_records,
                      user_environment)
@@ -75,8 +76,11 @@ def write_study(folder, text=TINY_STUDY, name="tiny.toml"):
 
 def start_runner(study, root):
     env = user_environment()
+    # One at a time, so that nothing has finished when the first training is killed; the rerun
+    # trains the rest at the default, several at a time.
     return subprocess.Popen([sys.executable, "-m", "gan.ablate", f"--study={study}",
-                             f"--root={root}"], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                             f"--root={root}", "--parallel=1"], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
 
@@ -121,8 +125,45 @@ def test_a_killed_study_resumes_where_it_stopped(study):
     rows = read_csv(root)
     assert [rows[name]["status"] for name in RUN_NAMES] == ["done", "diverged", "done"]
     assert "[3/3]" in output
+    # The default trains the three runs left side by side, one per core.
+    cores = runner_lib.usable_cores()
+    at_once = min(cores, 3)
+    assert f"{at_once} at a time with {cores // at_once} TensorFlow thread" in output
     # Each record names the machine it trained on.
     assert {rows[name]["machine"] for name in RUN_NAMES} == {machine.describe()}
+
+
+GIB = 2 ** 30
+
+
+def test_the_default_is_one_run_per_core_unless_fewer_runs_or_memory():
+    assert runner_lib.auto_parallel(10, cores=2, memory=24 * GIB) == 2
+    assert runner_lib.auto_parallel(10, cores=8, memory=None) == 8
+    assert runner_lib.auto_parallel(3, cores=8, memory=24 * GIB) == 3
+    assert runner_lib.auto_parallel(10, cores=8, memory=5 * GIB) == 2  # 2 GiB a run
+    assert runner_lib.auto_parallel(0, cores=8, memory=GIB) == 1
+
+
+def test_the_runner_plans_for_the_runs_it_has_left(tmp_path, monkeypatch):
+    path = write_study(str(tmp_path))
+    runs = [run for run in plan_lib.plan(plan_lib.load_study(path))
+            if run.name in TRAININGS]
+    monkeypatch.setattr(runner_lib, "usable_cores", lambda: 4)
+    monkeypatch.setattr(runner_lib, "available_memory", lambda: 64 * GIB)
+    root = tmp_path / "root"
+    runner = runner_lib.Runner(str(root), echo=lambda line: None)
+    assert (runner.parallel, runner.threads) == (1, 4)  # a tuning's trials, one at a time
+    runner.plan(runs)
+    assert (runner.parallel, runner.threads) == (2, 2)
+    finished = runs[0]
+    (root / finished.name).mkdir(parents=True)
+    status_lib.write_status(str(root / finished.name),
+                            {"status": "done", "flags_digest": plan_lib.run_digest(finished)})
+    runner.plan(runs)
+    assert (runner.parallel, runner.threads) == (1, 4)
+    pinned = runner_lib.Runner(str(root), parallel=2, threads=1, echo=lambda line: None)
+    pinned.plan(runs)
+    assert (pinned.parallel, pinned.threads) == (2, 1)
 
 
 def test_a_diverging_run_is_reported_not_fatal(study):

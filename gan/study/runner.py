@@ -22,6 +22,41 @@ from gan.study.status import (FINAL_STATES, REFERENCE_EVAL, REFERENCE_SAMPLES, R
                               is_finished, read_status, write_status)
 
 
+# A study's training peaks near 1.3 GiB of resident memory (mnist_mlp.flags and dcgan.flags, with
+# evaluation's 10,000 x 10,000 distances); 2 GiB a run leaves the machine room beside them.
+MEMORY_PER_RUN = 2 * 2 ** 30
+
+
+def usable_cores():
+    """The cores this process may run on (its affinity mask, which a scheduler may narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def available_memory():
+    """Bytes the machine can give without swapping (MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def auto_parallel(pending, cores, memory):
+    """How many of `pending` runs to train at a time: one per core, each on one thread. A GAN
+    step of the sizes studied here does not keep two cores busy (its matmuls are too small to
+    split well, and every op waits for the one before), so N single-thread runs side by side
+    finish N runs sooner than N threads on one run each in turn (experiments/parallel_speedup.py).
+    Fewer when fewer runs are left or memory would not hold them."""
+    by_memory = cores if memory is None else max(1, memory // MEMORY_PER_RUN)
+    return max(1, min(cores, pending, by_memory))
+
+
 def thread_environment(threads):
     """Environment variables that cap one training's TensorFlow (and oneDNN) threads."""
     env = dict(os.environ)
@@ -35,16 +70,17 @@ def thread_environment(threads):
 class Runner:
     """Trains the planned runs in `root`, `parallel` at a time."""
 
-    def __init__(self, root, parallel=1, threads=None, python=sys.executable,
+    def __init__(self, root, parallel=None, threads=None, python=sys.executable,
                  echo=functools.partial(print, flush=True), study=None, warm=True):
         self.root = root
         # With the study, each run that finishes leaves its record, and a run with a record of
         # its settings is finished (on any machine).
         self.study = study
         self.records_dir = records.directory(study, root) if study else None
-        self.parallel = parallel
-        cores = os.cpu_count() or 1
-        self.threads = threads or max(1, cores // parallel)
+        # parallel=None: chosen for the machine by `plan`, each time it is given runs.
+        self.auto = parallel is None
+        self._threads = threads
+        self.configure(parallel or 1)
         self.python = python
         self.echo = echo
         self.machine = machine.describe()
@@ -57,6 +93,25 @@ class Runner:
         self._servers = []
         self._warm_pids = set()
         self._lock = threading.Lock()
+
+    def configure(self, parallel):
+        """`parallel` runs at a time, each with cores/parallel threads unless threads were given."""
+        self.parallel = parallel
+        self.threads = self._threads or max(1, usable_cores() // parallel)
+
+    def unfinished(self, runs):
+        """The runs without a final record or a finished run directory: what run_all trains."""
+        def finished(run):
+            record = records.read(self.records_dir, run) if self.records_dir else None
+            return ((record or {}).get("status") in FINAL_STATES
+                    or is_finished(os.path.join(self.root, run.name), run))
+        return [run for run in runs if not finished(run)]
+
+    def plan(self, runs):
+        """With parallel=None, chooses it for these runs and this machine (`auto_parallel`)."""
+        if self.auto:
+            self.configure(auto_parallel(len(self.unfinished(runs)), usable_cores(),
+                                         available_memory()))
 
     def command(self, run):
         run_dir = os.path.join(self.root, run.name)
