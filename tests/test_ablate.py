@@ -129,6 +129,7 @@ def test_a_killed_study_resumes_where_it_stopped(study):
     cores = runner_lib.usable_cores()
     at_once = min(cores, 3)
     assert f"{at_once} at a time with {cores // at_once} TensorFlow thread" in output
+    assert {rows[name]["threads"] for name in RUN_NAMES} == {str(cores // at_once)}
     # Each record names the machine it trained on.
     assert {rows[name]["machine"] for name in RUN_NAMES} == {machine.describe()}
 

@@ -27,7 +27,7 @@ FORMAT = 1
 MOSAIC_SAMPLES = 10
 # A row's fields kept as they are; the rest of a record is its curves, settings and provenance.
 ROW_FIELDS = ("run", "config", "seed", "status", "reason", "steps", "eval_step", "fid_final",
-              "fid_best", "wall_seconds", "steps_per_sec", "machine")
+              "fid_best", "wall_seconds", "steps_per_sec", "machine", "threads")
 
 
 def directory(study, root):

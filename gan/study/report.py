@@ -3,7 +3,8 @@ root), from its runs' records (`gan.study.records`; a run that finished without 
 first) and, for the runs still under way, their directories:
 
 - results.csv: one row per run: every swept setting, the seed, the status, the final and best FID,
-  every reported metric of the final evaluation (`evaluator.METRICS`), steps, wall time, steps/s;
+  every reported metric of the final evaluation (`evaluator.METRICS`), steps, wall time, steps/s,
+  the machine and the threads it trained with;
 - results.md: one row per configuration, mean +- sd over seeds with a 95% confidence interval and
   n, sorted by FID, and the declared analysis (`gan.study.analysis`): each configuration against
   the baseline with Holm-adjusted verdicts, and a factorial ANOVA for several axes;
@@ -35,7 +36,7 @@ def csv_columns(study, rows):
     columns = ["run", "config", *[axis.name for axis in study.axes], "seed", "status", "reason",
                "steps", "eval_step", "fid_final", "fid_best", *other_metrics()]
     columns += [m for m in conditional_metrics() if any(row.get(m) != "" for row in rows)]
-    return columns + ["wall_seconds", "steps_per_sec", "machine"]
+    return columns + ["wall_seconds", "steps_per_sec", "machine", "threads"]
 
 
 def write_csv(path, study, rows):

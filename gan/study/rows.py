@@ -35,7 +35,7 @@ def run_row(study, run, root):
     row = {"run": run.name, "config": run.config_name, **dict(run.choices), "seed": run.seed,
            "status": state, "reason": status.get("reason", ""), "steps": steps,
            "wall_seconds": round(status["wall_seconds"], 1) if "wall_seconds" in status else "",
-           "machine": status.get("machine", "")}
+           "machine": status.get("machine", ""), "threads": status.get("threads", "")}
     if isinstance(run, PlannedReference):
         return dict(row, scalars={}, **reference_metrics(run_dir))
     scalars = events.read_scalars(run_dir) if os.path.isdir(run_dir) else {}
