@@ -51,7 +51,9 @@ def time_study(study, root, extra):
     wall = time.perf_counter() - start
     if out.returncode != 0:
         raise SystemExit(f"gan.ablate {' '.join(extra)} failed:\n{out.stderr[-2000:]}")
-    print(f"  {out.stdout.splitlines()[0]}", flush=True)  # how many at a time, how many threads
+    # how many at a time, with how many threads
+    print(f"  {out.stdout.splitlines()[0].replace(os.path.dirname(root), '<workdir>')}",
+          flush=True)
     return wall
 
 

@@ -288,3 +288,23 @@ def test_table_times_every_row_in_interleaved_rounds_with_its_range():
     assert low <= median <= high
     assert re.search(r"# HLO instructions of one b32 joint iteration \(optimized\): \d+",
                      result.stdout)
+
+
+@pytest.fixture(scope="module")
+def parallel_speedup():
+    return load_experiment_script("parallel_speedup")  # once: it defines absl flags
+
+
+@pytest.mark.parametrize("evaluate, eval_every", [(False, 0), (True, 2000)])
+def test_parallel_speedups_study_is_mnist_mlp_over_seeds(tmp_path, parallel_speedup, evaluate,
+                                                         eval_every):
+    """The study parallel_speedup.py times: --runs seeds of mnist_mlp.flags at --steps, with its
+    evaluations only for --compare=steady."""
+    from gan.study import plan as plan_lib
+    speedup = parallel_speedup
+    path = tmp_path / "timing.toml"
+    path.write_text(speedup.study_text(3, 50, evaluate=evaluate))
+    runs = plan_lib.plan(plan_lib.load_study(str(path)))
+    assert [run.seed for run in runs] == [0, 1, 2]
+    assert {(run.config.schedule.num_steps, run.config.output.eval_every) for run in runs} == {
+        (50, eval_every)}
