@@ -2,12 +2,13 @@
 a speed yardstick for experiments/benchmark.py. PyTorch is used here only, never inside gan/;
 without it this script exits with one line.
 
---architecture=mlp (the default) is the step of benchmark.py's "gan b32 (joint D step)" row: G (Dense 256, 512, 1024, each
-LeakyReLU 0.2 then BatchNorm with Keras' momentum 0.8 = PyTorch's 0.2 and epsilon 1e-3; Dense 784,
-tanh) and D (Dense 512, 256, LeakyReLU 0.2; Dense 1, logits). One D update on the binary
-cross-entropy of real and fake stacked in one batch (fakes from G in training mode, detached), then
-one G update on the non-saturating loss with fresh noise, D's weights frozen so that no gradient
-is computed for them. Batches are drawn with replacement from MNIST's 60,000 training images.
+--architecture=mlp (the default) is the step of benchmark.py's "gan b32 (joint D step)" row: G
+(Dense 256, 512, 1024, each LeakyReLU 0.2 then BatchNorm with Keras' momentum 0.8 = PyTorch's 0.2
+and epsilon 1e-3; Dense 784, tanh) and D (Dense 512, 256, LeakyReLU 0.2; Dense 1, logits). One D
+update on the binary cross-entropy of real and fake stacked in one batch (fakes from G in training
+mode, detached), then one G update on the non-saturating loss with fresh noise, D's weights frozen
+so that no gradient is computed for them. Batches are drawn with replacement from MNIST's 60,000
+training images.
 
 --architecture=dcgan is gan.networks' DCGAN at --width (dcgan.flags: 32) with the same step, the
 one of benchmark.py's "dcgan w32 b64" rows: G = Dense(7*7*4w, no bias) -> BatchNorm -> ReLU ->

@@ -148,14 +148,17 @@ def test_torch_dcgan_is_gans_dcgan_layer_for_layer():
     g, d = load_experiment_script("torch_seed").build_dcgan(config.model.dcgan_width)
     theirs = [torch_macs(g.eval(), torch.randn(2, config.model.latent_dim))]
     theirs.append(torch_macs(d, theirs[0][1]))
-    for (our_macs, our_out), (their_macs, their_out), net, module in zip(
+    for (our_macs, _), (their_macs, _), net, module in zip(
             ours, theirs, (state.generator, state.discriminator), (g, d)):
         assert our_macs == their_macs
         assert sum(v.shape.num_elements() for v in net.trainable_variables) == sum(
             p.numel() for p in module.parameters())
-        # gan's NHWC against PyTorch's NCHW shape
-        assert list(our_out.shape) == [their_out.shape[0], *their_out.shape[2:],
-                                       their_out.shape[1]][:len(our_out.shape)]
+    (_, our_images), (_, our_logits) = ours
+    (_, their_images), (_, their_logits) = theirs
+    n, channels, height, width = their_images.shape  # PyTorch's NCHW against gan's NHWC
+    assert list(our_images.shape) == [n, height, width, channels]
+    # one logit per image: gan's D returns shape [N], PyTorch's Linear [N, 1]
+    assert our_logits.shape.num_elements() == their_logits.numel() == n
 
 
 def test_profile_step_sorts_compiled_instructions_by_what_they_do():
@@ -301,9 +304,8 @@ def test_parallel_speedups_study_is_mnist_mlp_over_seeds(tmp_path, parallel_spee
     """The study parallel_speedup.py times: --runs seeds of mnist_mlp.flags at --steps, with its
     evaluations only for --compare=steady."""
     from gan.study import plan as plan_lib
-    speedup = parallel_speedup
     path = tmp_path / "timing.toml"
-    path.write_text(speedup.study_text(3, 50, evaluate=evaluate))
+    path.write_text(parallel_speedup.study_text(3, 50, evaluate=evaluate))
     runs = plan_lib.plan(plan_lib.load_study(str(path)))
     assert [run.seed for run in runs] == [0, 1, 2]
     assert {(run.config.schedule.num_steps, run.config.output.eval_every) for run in runs} == {

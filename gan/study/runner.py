@@ -99,13 +99,15 @@ class Runner:
         self.parallel = parallel
         self.threads = self._threads or max(1, usable_cores() // parallel)
 
+    def _final_record(self, run):
+        """The run's record when it says the run finished (on any machine), else None."""
+        record = records.read(self.records_dir, run) if self.records_dir else None
+        return record if record and record.get("status") in FINAL_STATES else None
+
     def unfinished(self, runs):
         """The runs without a final record or a finished run directory: what run_all trains."""
-        def finished(run):
-            record = records.read(self.records_dir, run) if self.records_dir else None
-            return ((record or {}).get("status") in FINAL_STATES
-                    or is_finished(os.path.join(self.root, run.name), run))
-        return [run for run in runs if not finished(run)]
+        return [run for run in runs if not self._final_record(run)
+                and not is_finished(os.path.join(self.root, run.name), run)]
 
     def plan(self, runs):
         """With parallel=None, chooses it for these runs and this machine (`auto_parallel`)."""
@@ -122,8 +124,8 @@ class Runner:
         """Trains (or resumes) one run unless it is finished or another runner holds it;
         returns its status record."""
         run_dir = os.path.join(self.root, run.name)
-        record = records.read(self.records_dir, run) if self.records_dir else None
-        if record and record.get("status") in FINAL_STATES:
+        record = self._final_record(run)
+        if record:
             return {"status": record["status"], "reason": record.get("reason", ""),
                     "skipped": True, "recorded": True}
         os.makedirs(run_dir, exist_ok=True)
