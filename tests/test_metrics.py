@@ -158,6 +158,23 @@ def test_knn_radii_in_reused_blocks_are_the_sorted_distances(monkeypatch):
         np.testing.assert_allclose(metrics.knn_squared_radii(points, k), expected, rtol=1e-10)
 
 
+def test_knn_radii_count_duplicates_and_survive_a_non_finite_point():
+    """Duplicated points are each other's neighbours at distance 0 (the selection removes one
+    element at a time, so ties count), and a NaN point leaves the other points' radii to their
+    finite neighbours, as np.sort (NaN last) ranks them."""
+    rng = np.random.default_rng(13)
+    points = rng.normal(size=(40, 5))
+    points[1] = points[2] = points[3] = points[0]
+    radii = metrics.knn_squared_radii(points, 3)
+    assert radii[0] < 1e-12 and radii[1] < 1e-12 and radii[4] > 0.1  # rounding of |a|^2 - 2a.a
+    points[7, 2] = np.nan
+    radii = metrics.knn_squared_radii(points, 3)
+    for i in (0, 4, 20):
+        expected = np.sort(np.sum((points - points[i]) ** 2, axis=1))[3]
+        np.testing.assert_allclose(radii[i], max(expected, 0.0), rtol=1e-10, atol=1e-12)
+    assert np.isnan(radii[7])
+
+
 def test_kid_subsets_kept_for_a_reference_give_kids_values():
     rng = np.random.default_rng(10)
     reference = rng.normal(size=(900, 8))
