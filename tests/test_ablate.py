@@ -339,6 +339,11 @@ def test_results_table_over_seeds_from_rows(tmp_path):
              if line.startswith("| `") and " | `a` | " in line}
     assert table["| `b`"].endswith("| worse |")
     assert "| undecided — this n detects about " in table["| `c`"]
+    # Every comparison shows the difference it detects with 80% power, from the pooled sd.
+    from statsmodels.stats.power import TTestIndPower
+    pooled = math.sqrt(sum(np.var(v, ddof=1) for v in fids.values()) / 3)
+    mde = TTestIndPower().solve_power(nobs1=3, alpha=0.05, power=0.8, ratio=1.0) * pooled
+    assert table["| `b`"].split(" | ")[-2] == table["| `c`"].split(" | ")[-2] == f"{mde:.1f}"
     # The researcher's reading comes last, under its own heading, as written.
     assert markdown.split("## Findings")[1].rstrip().endswith(findings)
 

@@ -151,11 +151,12 @@ def blocked_lines(analysis, rows, where):
 def _table(comparisons, sides=lambda c: f"`{c.arm}` | `{c.reference}` | "
                                          f"{c.n} vs {c.n_reference}"):
     """The verdicts' table; `sides` gives a comparison's first three cells."""
-    lines = ["| configuration | vs | n | difference | interval | p (Holm) | verdict |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| configuration | vs | n | difference | interval | p (Holm) | detects | verdict |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for c in comparisons:
+        detects = "—" if c.mde is None else f"{c.mde:.1f}"
         lines.append(f"| {sides(c)} | {c.difference:+.1f} | [{c.low:+.1f}, {c.high:+.1f}] | "
-                     f"{c.p_holm:.3g} | {c.verdict} |")
+                     f"{c.p_holm:.3g} | {detects} | {c.verdict} |")
     return lines
 
 
