@@ -7,6 +7,7 @@ import csv
 import filecmp
 import glob
 import json
+import logging
 import os
 import re
 import shutil
@@ -324,7 +325,8 @@ def test_an_arm_with_nothing_to_tune_is_a_control_trained_as_declared(tmp_path):
 
 def test_a_retry_of_an_interrupted_trial_runs_once_and_counts_once(tmp_path, monkeypatch):
     """A trial stopped by a signal is enqueued again with its attributes; the retry must not
-    take the old attempt's interruption for its own, or it is enqueued again on completing."""
+    take the old attempt's interruption for its own, or it is enqueued again on completing. The
+    console says so in the trial's one line, with no traceback."""
     from gan.study import plan as plan_lib
     from gan.study import tuning
     path = tmp_path / "tuned.toml"
@@ -340,7 +342,17 @@ def test_a_retry_of_an_interrupted_trial_runs_once_and_counts_once(tmp_path, mon
             return {"status": "interrupted" if len(self.calls) == 1 else "done"}
     monkeypatch.setattr(tuning, "_fid_at", lambda records_dir, run, step: 600.0 - step)
     storage = tuning.open_storage("sqlite:///" + str(tmp_path / "tune.db"))
-    assert tuning.tune_arm(study, Runner(), storage, arm_run, echo=lambda line: None)
+    lines, printed = [], []
+    # Whatever Optuna's logger lets through reaches the console; a handler of our own sees it.
+    handler = logging.Handler()
+    handler.emit = printed.append
+    logging.getLogger("optuna").addHandler(handler)
+    try:
+        assert tuning.tune_arm(study, Runner(), storage, arm_run, echo=lines.append)
+    finally:
+        logging.getLogger("optuna").removeHandler(handler)
+    assert lines[0].startswith("tune d_loss=minimax: trial 0 fail: interrupted, tried again"), lines
+    assert not [r for r in printed if r.exc_info], [r.getMessage() for r in printed]
     trials = tuning.optuna_study(study, storage, arm_run).get_trials()
     finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
     assert [t.state.name for t in trials].count("FAIL") == 1

@@ -39,7 +39,10 @@ def _optuna():
     except ImportError:
         raise MissingPackage("a study with [tune] needs Optuna: pip install -e \".[study]\"") \
             from None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # The runner prints a line for every trial, with why a failed one failed; Optuna's own
+    # warning for a failed trial carries the exception's traceback, even for a trial stopped
+    # by a signal and retried on the next run.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     return optuna
 
@@ -232,9 +235,12 @@ def tune_arm(study, runner, storage, arm_run, echo):
         last = next(t for t in seeded.get_trials(deepcopy=False) if t.number == ran[-1])
         if last.user_attrs.get("interrupted"):  # stopped by a signal: tried again on a rerun
             _retry(optuna)(max_retry=MAX_RETRIES)(seeded, last)
+        why = ("" if last.state.name != "FAIL" else
+               ": interrupted, tried again on a rerun" if last.user_attrs.get("interrupted") else
+               f": {last.user_attrs.get('crashed')}" if last.user_attrs.get("crashed") else "")
         echo(f"tune {arm_run.config_name}: trial {last.number} {last.state.name.lower()}"
              + (f", FID {last.value:.2f}" if last.value is not None else "")
-             + f" in {time.time() - start:.0f} s")
+             + f"{why} in {time.time() - start:.0f} s")
     return False
 
 
