@@ -233,11 +233,12 @@ def tune_arm(study, runner, storage, arm_run, echo):
             return run_trial(trial)
         seeded.optimize(counted, n_trials=1, catch=(StudyError, Interrupted))
         last = next(t for t in seeded.get_trials(deepcopy=False) if t.number == ran[-1])
+        why = ""
         if last.user_attrs.get("interrupted"):  # stopped by a signal: tried again on a rerun
             _retry(optuna)(max_retry=MAX_RETRIES)(seeded, last)
-        why = ("" if last.state.name != "FAIL" else
-               ": interrupted, tried again on a rerun" if last.user_attrs.get("interrupted") else
-               f": {last.user_attrs.get('crashed')}" if last.user_attrs.get("crashed") else "")
+            why = ": interrupted, tried again on a rerun"
+        elif last.state.name == "FAIL" and last.user_attrs.get("crashed"):
+            why = f": {last.user_attrs['crashed']}"
         echo(f"tune {arm_run.config_name}: trial {last.number} {last.state.name.lower()}"
              + (f", FID {last.value:.2f}" if last.value is not None else "")
              + f"{why} in {time.time() - start:.0f} s")
