@@ -151,6 +151,19 @@ def test_every_flagfile_loads_and_the_dcgan_ones_train(tmp_path):
         assert ("conditional_accuracy" in result.eval_metrics) == loaded.model.conditional
 
 
+def test_the_tuned_flagfile_is_the_setting_its_study_measured():
+    """experiments/mnist_mlp_tuned.flags quotes g_ema_tuned's FIDs: it must be the very run that
+    study trained (seed aside), so that a change to either one fails here."""
+    from gan import config
+    from gan.study import plan
+    flagfile = config.from_flagfile(os.path.join(REPO, "experiments", "mnist_mlp_tuned.flags"))
+    runs = plan.plan(plan.load_study(
+        os.path.join(REPO, "experiments", "ablations", "g_ema_tuned.toml")))
+    assert len(runs) == 10
+    for run in runs:
+        assert run.config == flagfile.replace(seed=run.seed), run.name
+
+
 OLD_RUN = os.path.join(REPO, "tests", "data", "old_run")
 
 
