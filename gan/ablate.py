@@ -44,7 +44,8 @@ Every finished run leaves a record in the study's folder (`output = "..."` in th
 else the root): a run with a record of its settings is finished on any machine, and
 `--report_only` reports from the records alone. A study with `[tune]` first tunes each
 configuration on its own budget of Optuna trials, then trains each winner on the study's seeds
-(see docs/ablations.md).
+(see docs/ablations.md). `winner_of = { study = "...", arm = "..." }` in `[settings]` or a
+variant takes another study's tuned winner from that study's committed records.
 
 Beyond one machine: `--print_commands` prints one shell command per run and `--launcher=slurm`
 writes a Slurm job array of them; each is `gan.ablate --only=<run>`, and `--report_only`

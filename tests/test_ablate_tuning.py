@@ -242,6 +242,101 @@ def test_the_records_alone_rebuild_the_report_and_continue_the_study(tuned, tmp_
     assert not [name for name in os.listdir(moved) if "seed=" in name or name == "tune"]
 
 
+# A study that takes the tuned study's hinge winner for one arm, on the same settings, so
+# that its runs are the tuned study's final ones.
+TAKER = """
+base = "{base}"
+seeds = [0, 1]
+""" + TUNED_STUDY[TUNED_STUDY.index("[settings]"):TUNED_STUDY.index("[axes")] + """
+[axes.d_loss.tuned_hinge]
+d_loss = "hinge"
+winner_of = {{ study = "tuned/tuned.toml", arm = "d_loss=hinge" }}
+[axes.d_loss.slow_hinge]
+d_loss = "hinge"
+d_learning_rate = 1e-5
+"""
+
+
+def test_an_arm_trains_another_studys_tuned_winner_from_its_committed_records(tuned, tmp_path):
+    path, root, storage, _, _ = tuned
+    if storage:
+        pytest.skip("the records are the same whatever the storage")
+    from gan.study import plan as plan_lib
+    from gan.study import tuning
+    # The tuned study as committed: its file beside its output folder of records, no root.
+    folder = tmp_path / "tuned"
+    folder.mkdir()
+    with open(path) as f:
+        (folder / "tuned.toml").write_text('output = "out"\n' + f.read())
+    shutil.copytree(os.path.join(root, "records"), str(folder / "out" / "records"))
+    tuned_study = plan_lib.load_study(str(folder / "tuned.toml"))
+    tuned_runs = plan_lib.plan(tuned_study)
+    summary = tuning.read_summary(tuned_study, str(folder / "out" / "records"), tuned_runs)
+    winner = summary["arms"]["d_loss=hinge"]["winner"]
+    assert set(winner) == {"g_learning_rate", "d_learning_rate", "r1_weight"}
+    # Its final hinge runs train exactly what the taker's arm trains, seed for seed.
+    finals = {run.seed: run.config for run in tuning.apply(tuned_runs, tuning.winners(summary))
+              if run.config_name == "d_loss=hinge"}
+    base = os.path.join(REPO, "experiments", "mnist_mlp.flags")
+    taker_path = tmp_path / "taker.toml"
+    taker_path.write_text(TAKER.format(base=base))
+    taker = plan_lib.plan(plan_lib.load_study(str(taker_path)))
+    taken = [run for run in taker if run.config_name == "d_loss=tuned_hinge"]
+    assert [run.config for run in taken] == [finals[run.seed] for run in taken]
+    assert taken[0].config.g_opt.learning_rate == winner["g_learning_rate"]
+    # Not a tuned arm of the taker's: nothing in it is tuned again. Its results.md says whose
+    # winner it trains.
+    assert all(not run.space for run in taker)
+    from gan.study import report
+    assert report._winner_lines(plan_lib.load_study(str(taker_path))) == [
+        "- `d_loss=tuned_hinge` trains the tuned winner of `d_loss=hinge` in "
+        f"`{os.path.relpath(folder / 'tuned.toml')}` (its records/tuning.json)"]
+    # [settings] may take a winner too, leaving out what the study sets itself.
+    shared = TAKER.replace('winner_of = {{ study = "tuned/tuned.toml", arm = "d_loss=hinge" }}\n',
+                           "").replace("[settings]\n", '[settings]\nwinner_of = {{ study = '
+                                       '"tuned/tuned.toml", arm = "d_loss=hinge", except = '
+                                       '["d_learning_rate"] }}\n')
+    shared = shared.replace('d_loss = "hinge"\n[axes', 'd_loss = "hinge"\nd_learning_rate = 2e-4'
+                            '\n[axes')
+    taker_path.write_text(shared.format(base=base))
+    runs = plan_lib.plan(plan_lib.load_study(str(taker_path)))
+    assert {run.config.d_opt.learning_rate for run in runs} == {2e-4, 1e-5}
+    assert {run.config.g_opt.learning_rate for run in runs} == {winner["g_learning_rate"]}
+
+    def refusal(text, edit=None, file=taker_path):
+        """The one line that planning the taker gives, naming the file at fault."""
+        taker_path.write_text((text if edit is None else text.replace(*edit)).format(base=base))
+        with pytest.raises(plan_lib.StudyError) as raised:
+            plan_lib.plan(plan_lib.load_study(str(taker_path)))
+        message = str(raised.value)
+        assert message.startswith(str(file)) and "\n" not in message, message
+        return message
+
+    assert ("--d_learning_rate is set by both [axes.d_loss.tuned_hinge] winner_of and "
+            "[axes.d_loss.tuned_hinge]") in refusal(TAKER, ('d_loss = "hinge"\nwinner_of',
+                                                            'd_loss = "hinge"\nd_learning_rate '
+                                                            '= 3e-4\nwinner_of'))
+    assert "--g_learning_rate is set by both [axes.d_loss.tuned_hinge] winner_of and [settings]" \
+        in refusal(TAKER, ("num_steps = 40", "num_steps = 40\ng_learning_rate = 3e-4"))
+    assert "tuned has no tuned arm 'd_loss=minimx'; expected one of d_loss=minimax, d_loss=hinge" \
+        in refusal(TAKER, ("arm = \"d_loss=hinge\"", "arm = \"d_loss=minimx\""))
+    assert "except = [...] names --d_steps, which the winner does not set" in refusal(
+        TAKER, ('arm = "d_loss=hinge" }}', 'arm = "d_loss=hinge", except = ["d_steps"] }}'))
+    assert "expected winner_of = { study =" in refusal(
+        TAKER, ('{{ study = "tuned/tuned.toml", arm = "d_loss=hinge" }}', '"tuned/tuned.toml"'))
+    assert "study file" in refusal(TAKER, ("tuned/tuned.toml", "tuned/gone.toml"))
+    shutil.rmtree(str(folder / "out"))
+    assert "tuned is not tuned yet: " in refusal(TAKER)
+    assert "expected its tuning first (python -m gan.ablate --study=" in refusal(TAKER)
+    # Two studies that take each other's winners: neither is tuned on its own.
+    (folder / "tuned.toml").write_text((folder / "tuned.toml").read_text().replace(
+        '[axes.d_loss.minimax]\nd_loss = "minimax"\n',
+        '[axes.d_loss.minimax]\nd_loss = "minimax"\nwinner_of = { study = "../taker.toml", '
+        'arm = "d_loss=slow_hinge" }\n'))
+    assert "takes a winner from this study in turn" in refusal(TAKER,
+                                                               file=folder / "tuned.toml")
+
+
 def study_error(folder, text):
     """The StudyError that reading and planning a study file raise (gan.ablate prints it as its
     one line)."""

@@ -26,6 +26,8 @@ class Axis:
     is_flag: bool
     # (label, Params) per choice that tunes flags of its own arm ({log_uniform = [...]} values).
     spaces: tuple = ()
+    # (label, WinnerOf) per choice that takes another study's tuned winner.
+    winners: tuple = ()
 
     def hparam_value(self, label):
         """The value TensorBoard's HParams dashboard shows: the flag's own value for a flag axis
@@ -54,6 +56,18 @@ class Study:
     tune: sections.Tune = None  # a tuning budget per arm ([tune]); None: the settings as given
     # Where the records and the results go (`output`, relative to the study file); "": the root.
     output: str = ""
+    winner_of: "WinnerOf" = None  # [settings] winner_of: every run takes that tuned winner
+
+
+@dataclasses.dataclass(frozen=True)
+class WinnerOf:
+    """`winner_of = { study = "...", arm = "..." }`: the winning settings of another study's
+    tuned arm, read from its committed records/tuning.json, so that an arm tuned once is not
+    copied by hand (or tuned again) wherever it is the starting point."""
+    study: str  # the tuned study's file, absolute
+    arm: str  # its configuration, say "loss=non_saturating"
+    where: str  # the table that declares it, for error messages
+    excluded: tuple = ()  # flags of the winner not taken ("except"): the study sets them
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,13 +147,41 @@ def _check_name(path, what, name):
                          "only, starting with a letter or digit (it names directories)")
 
 
+WINNER_OF = "winner_of"
+
+
+def _winner_of(path, where, table):
+    """(the table without its winner_of key, the WinnerOf it declares or None)."""
+    if WINNER_OF not in table:
+        return table, None
+    table = dict(table)
+    spec = table.pop(WINNER_OF)
+    expected = (f'expected {WINNER_OF} = {{ study = "<study file>", arm = "<axis>=<label>" }}'
+                ' (another study\'s tuned arm, optionally with except = ["<flag>", ...])')
+    keys = set(spec) if isinstance(spec, dict) else set()
+    if (not {"study", "arm"} <= keys <= {"study", "arm", "except"}
+            or not all(isinstance(spec[k], str) and spec[k] for k in ("study", "arm"))):
+        raise StudyError(f"{path}: {where} {WINNER_OF}: {expected}, found {spec!r:.80}")
+    excluded = spec.get("except", [])
+    if not isinstance(excluded, list) or not all(isinstance(f, str) for f in excluded):
+        raise StudyError(f"{path}: {where} {WINNER_OF}: 'except' must be a list of flag names, "
+                         f"found {excluded!r:.60}")
+    _check_names(path, f"{where} {WINNER_OF}'s except", excluded)
+    study = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)), spec["study"]))
+    return table, WinnerOf(study, spec["arm"], where, tuple(excluded))
+
+
 def _variant_axis(path, name, spec):
-    """(choices, spaces): each variant's fixed flags, and the flags it tunes for its own arm."""
+    """(choices, spaces, winners): each variant's fixed flags, the flags it tunes for its own
+    arm, and the tuned winner it takes."""
     _check_name(path, "axis", name)
-    choices, spaces = [], []
+    choices, spaces, winners = [], [], []
     for label, variant in spec.items():
         where = f"axis {name!r}, variant {label!r}"
-        if not variant:
+        variant, winner = _winner_of(path, f"[axes.{name}.{label}]", variant)
+        if winner:
+            winners.append((_label(label), winner))
+        if not variant and not winner:
             raise StudyError(f"{path}: {where} sets no flag; expected flag = value lines under "
                              f"[axes.{name}.{label}]")
         _check_names(path, where, variant)
@@ -149,12 +191,13 @@ def _variant_axis(path, name, spec):
         if tuned:
             spaces.append((_label(label), sections.arm_space(path, f"[axes.{name}.{label}]",
                                                              tuned)))
-    labelled = [(label, flags_, dict(spaces).get(label)) for label, flags_ in choices]
-    for (a, flags_a, space_a), (b, flags_b, space_b) in itertools.combinations(labelled, 2):
-        if flags_a == flags_b and space_a == space_b:
+    labelled = [(label, flags_, dict(spaces).get(label), dict(winners).get(label))
+                for label, flags_ in choices]
+    for (a, *set_a), (b, *set_b) in itertools.combinations(labelled, 2):
+        if set_a == set_b:
             raise StudyError(f"{path}: axis {name!r}: variants {a!r} and {b!r} set the same "
                              "flags to the same values, so their runs would be identical")
-    return tuple(choices), tuple(spaces)
+    return tuple(choices), tuple(spaces), tuple(winners)
 
 
 def _check_conflicts(path, settings, axes):
@@ -189,6 +232,7 @@ def load_study(path):
         raise StudyError(f"{path}: base flagfile {base} not found")
     seeds = _seeds(path, raw)
     settings = sections.table(path, raw, "settings", "a table of flag = value ([settings])")
+    settings, winner_of = _winner_of(path, "[settings]", settings)
     _check_names(path, "[settings]", settings)
     axes = _axes(path, raw)
     _check_conflicts(path, settings, axes)
@@ -209,7 +253,7 @@ def load_study(path):
     name = os.path.splitext(os.path.basename(path))[0]
     return Study(path, name, str(raw.get("description", "")).strip(), base, seeds,
                  {k: _as_setting(v) for k, v in settings.items()}, axes, references, curves,
-                 max_step, findings.strip(), analysis, tune, _output(path, raw))
+                 max_step, findings.strip(), analysis, tune, _output(path, raw), winner_of)
 
 
 def _output(path, raw):
@@ -257,9 +301,9 @@ def _axes(path, raw):
             if not spec:
                 raise StudyError(f"{path}: axis {name!r} has no values")
             choices = tuple((_label(v), {name: _as_setting(v)}) for v in spec)
-            is_flag, spaces = True, ()
+            is_flag, spaces, winners = True, (), ()
         elif isinstance(spec, dict) and spec and all(isinstance(v, dict) for v in spec.values()):
-            choices, spaces = _variant_axis(path, name, spec)
+            choices, spaces, winners = _variant_axis(path, name, spec)
             is_flag = False
         else:
             raise StudyError(f"{path}: axis {name!r} must be a list of values of the flag "
@@ -267,7 +311,7 @@ def _axes(path, raw):
         labels = [label for label, _ in choices]
         if len(set(labels)) != len(labels):
             raise StudyError(f"{path}: axis {name!r} has two choices named alike: {labels}")
-        axes.append(Axis(name, choices, is_flag, spaces))
+        axes.append(Axis(name, choices, is_flag, spaces, winners))
     return tuple(axes)
 
 
@@ -302,7 +346,7 @@ def outside_root(root, runs):
     return None
 
 
-def plan(study):
+def plan(study, _resolving=frozenset()):
     """Every run of the study, each with its validated RunConfig, in the order they run:
     seed-major, so that a study stopped early has every configuration at its first seed."""
     try:
@@ -314,8 +358,13 @@ def plan(study):
         line = e.lines[0]
         where = "" if line.startswith(study.base) else f"base flagfile {study.base}: "
         raise StudyError(f"{study.path}: {where}{line}") from None
+    resolving = _resolving | {study.path}
+    winner = _winner_settings(study, study.winner_of, resolving) if study.winner_of else {}
+    axis_winners = {(axis.name, label): (ref, _winner_settings(study, ref, resolving))
+                    for axis in study.axes for label, ref in axis.winners}
+    _check_winners(study, winner, axis_winners)
     try:
-        base = base.replace(**study.settings)
+        base = base.replace(**study.settings, **winner)
     except config_lib.ConfigError as e:
         raise StudyError(f"{study.path}: [settings]: {e.lines[0]}") from None
     if study.tune:
@@ -326,6 +375,7 @@ def plan(study):
             overrides, parts, space = {}, [], ()
             for axis, (label, values) in zip(study.axes, combination):
                 overrides.update(values)
+                overrides.update(axis_winners.get((axis.name, label), (None, {}))[1])
                 parts.append(f"{axis.name}={label}")
                 space += dict(axis.spaces).get(label, ())
             config_name = ",".join(parts) or "base"
@@ -352,6 +402,78 @@ def plan(study):
                 command.replace("{seed}", str(seed)), base.data.dataset))
     sections.check_analysis(study, runs)
     return runs
+
+
+def _winner_settings(study, ref, resolving):
+    """The flags of the winner `ref` names, read from the tuned study's committed
+    records/tuning.json (checked against that study's current file, as its own report does)."""
+    from gan.study import records, tuning  # both import this module
+    where = f"{study.path}: {ref.where} {WINNER_OF}"
+    if ref.study in resolving:
+        raise StudyError(f"{where}: {ref.study} takes a winner from this study in turn; "
+                         "expected a study that is tuned on its own")
+    if not os.path.isfile(ref.study):
+        raise StudyError(f"{where}: study file {ref.study} not found")
+    other = load_study(ref.study)
+    if not other.tune:
+        raise StudyError(f"{where}: {ref.study} has no [tune] section, so none of its arms has "
+                         "a winner")
+    other_runs = plan(other, resolving)
+    tuned = tuning.arms(other, other_runs)
+    if ref.arm not in tuned:
+        raise StudyError(f"{where}: {other.name} has no tuned arm {ref.arm!r}; expected one of "
+                         f"{', '.join(tuned) or 'none'}")
+    if not other.output:
+        raise StudyError(f"{where}: {ref.study} declares no output folder, so its tuning is not "
+                         "committed beside it; expected output = \"...\" in that file")
+    records_dir = records.directory(other, "")
+    summary = tuning.read_summary(other, records_dir, other_runs)
+    if summary is None:
+        raise StudyError(
+            f"{where}: {other.name} is not tuned yet: {os.path.join(records_dir, tuning.SUMMARY)} "
+            "is missing or was written for other settings; expected its tuning first "
+            f"(python -m gan.ablate --study={os.path.relpath(ref.study)})")
+    settings = summary["arms"][ref.arm]["winner"]
+    missing = [name for name in ref.excluded if name not in settings]
+    if missing:
+        raise StudyError(f"{where}: except = [...] names --{missing[0]}, which the winner does "
+                         f"not set (it sets {', '.join(sorted(settings))})")
+    return {name: _as_setting(value) for name, value in settings.items()
+            if name not in ref.excluded}
+
+
+def _axis_flags(axis, label=None):
+    """The flags an axis sets and tunes: one variant's, or (label None) all its variants'."""
+    return ({name for l, values in axis.choices if label in (None, l) for name in values}
+            | {p.name for l, space in axis.spaces if label in (None, l) for p in space})
+
+
+def _check_winners(study, winner, axis_winners):
+    """A winner's flag is set by the winner alone: another value for it would silently win, and
+    a run said to train the winner would train something else."""
+    shared = [("[settings]", set(study.settings)),
+              ("[tune.space]", {p.name for p in study.tune.space} if study.tune else set())]
+    axes = {axis.name: axis for axis in study.axes}
+    declared = [(ref.where + " " + WINNER_OF, name, set(flags_))
+                for (name, _), (ref, flags_) in axis_winners.items()]
+    checks = []
+    if study.winner_of:
+        checks.append((f"[settings] {WINNER_OF}", winner, shared + [
+            (f"axis {name!r}", _axis_flags(axis)) for name, axis in axes.items()] + [
+            (where, flags_) for where, _, flags_ in declared]))
+    for (name, label), (ref, flags_) in axis_winners.items():
+        checks.append((f"{ref.where} {WINNER_OF}", flags_, shared + [
+            (ref.where, _axis_flags(axes[name], label))] + [
+            (f"axis {other!r}", _axis_flags(axis)) for other, axis in axes.items()
+            if other != name] + [
+            (where, other_flags) for where, other, other_flags in declared if other != name]))
+    for where, flags_, owners in checks:
+        for owner, names in owners:
+            both = sorted(set(flags_) & names)
+            if both:
+                raise StudyError(f"{study.path}: --{both[0]} is set by both {where} and {owner}; "
+                                 "expected each flag in one place (leave it to the winner, or "
+                                 "list it in the winner's except = [...])")
 
 
 def _check_space(study, base):

@@ -108,6 +108,16 @@ def summary_table(summaries):
     return lines
 
 
+def _winner_lines(study):
+    """Where the settings that winner_of takes come from: they are in no line of this file."""
+    taken = ([("[settings]", study.winner_of)] if study.winner_of else []) + [
+        (f"`{axis.name}={label}`", ref) for axis in study.axes for label, ref in axis.winners]
+    return [f"- {where} trains the tuned winner of `{ref.arm}` in "
+            f"`{os.path.relpath(ref.study)}` (its records/tuning.json)"
+            + (f", all but {', '.join(ref.excluded)}" if ref.excluded else "")
+            for where, ref in taken]
+
+
 def results_markdown(study, rows, summaries, command, tuned=None, tuning_cost=None):
     axes = "; ".join(f"{axis.name} ∈ {{{', '.join(label for label, _ in axis.choices)}}}"
                      for axis in study.axes) or "none"
@@ -121,6 +131,7 @@ def results_markdown(study, rows, summaries, command, tuned=None, tuning_cost=No
         f"- Command: `{command}`",
         f"- Base flagfile: `{os.path.relpath(study.base)}`; shared settings: {settings}",
         f"- Axes: {axes}; seeds: {', '.join(map(str, study.seeds))}",
+        *_winner_lines(study),
         f"- Runs: {len(rows)}, of which {len(finished)} finished; training wall time summed over "
         f"runs: {wall / 60:.1f} min"
         + (f"; tuning: {tuning_cost[1] / 60:.1f} min over {tuning_cost[0]} trial runs"
