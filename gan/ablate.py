@@ -67,6 +67,7 @@ from gan import config as config_lib
 from gan.errors import MissingPackage, StudyError
 from gan.study import launchers, records, report, tuning
 from gan.study import plan as plan_lib
+from gan.study import summary as summary_lib
 from gan.study.runner import Runner
 
 PROGRAM = "gan.ablate"
@@ -202,17 +203,17 @@ def train_here(study, root, runs, runner):
 def tuned_runs(study, root, runs, runner):
     """(the runs with each arm's winning settings, the tuning's summary): from the records when
     they hold the tuning, else tuned here first (with the other workers)."""
-    summary = tuning.read_summary(study, records.directory(study, root), runs)
+    summary = summary_lib.read_summary(study, records.directory(study, root), runs)
     if summary is None and (FLAGS.report_only or FLAGS.only or runner is None):
         cli.fail(PROGRAM, [f"{study.path}: the tuning of its configurations is not finished "
-                           f"(no {tuning.SUMMARY} of these settings in "
+                           f"(no {summary_lib.SUMMARY} of these settings in "
                            f"{records.directory(study, root)}); run gan.ablate without "
                            "--report_only or --only (or --worker processes) to finish it"])
     if summary is None:
         try:
             storage = tuning.open_storage(tuning.storage_url(root, FLAGS.storage),
                                           FLAGS.heartbeat_seconds)
-            print(f"{study.name}: tuning {len(tuning.arms(study, runs))} configurations, "
+            print(f"{study.name}: tuning {len(summary_lib.arms(study, runs))} configurations, "
                   f"{study.tune.trials} trials each, in {tuning.storage_url(root, FLAGS.storage)}",
                   flush=True)
             tuning.tune(study, runner, storage, runs, runner.echo,
@@ -220,8 +221,8 @@ def tuned_runs(study, root, runs, runner):
         except (StudyError, MissingPackage) as e:
             cli.fail(PROGRAM, str(e).splitlines()[:1])
         stop_if_stopped(runner)
-        summary = tuning.read_summary(study, records.directory(study, root), runs)
-    return tuning.apply(runs, tuning.winners(summary)), summary
+        summary = summary_lib.read_summary(study, records.directory(study, root), runs)
+    return tuning.apply(runs, summary_lib.winners(summary)), summary
 
 
 def main(argv):

@@ -19,6 +19,7 @@ import urllib.parse
 
 import pytest
 
+from gan.study import summary as summary_lib
 from helpers import REPO, run_module, user_environment
 
 optuna = pytest.importorskip("optuna",
@@ -231,10 +232,10 @@ def test_the_records_alone_rebuild_the_report_and_continue_the_study(tuned, tmp_
     from gan.study import records, runner as runner_lib, tuning
     study = plan_lib.load_study(path)
     runs = plan_lib.plan(study)
-    summary = tuning.read_summary(study, os.path.join(moved, "records"), runs)
+    summary = summary_lib.read_summary(study, os.path.join(moved, "records"), runs)
     assert summary is not None
     runner = runner_lib.Runner(moved, study=study, echo=lambda line: None)
-    for run in tuning.apply(runs, tuning.winners(summary)):
+    for run in tuning.apply(runs, summary_lib.winners(summary)):
         assert records.read(runner.records_dir, run) is not None
         assert runner.run_one(run) == {"status": "done", "reason": "", "skipped": True,
                                        "recorded": True}
@@ -271,11 +272,12 @@ def test_an_arm_trains_another_studys_tuned_winner_from_its_committed_records(tu
     shutil.copytree(os.path.join(root, "records"), str(folder / "out" / "records"))
     tuned_study = plan_lib.load_study(str(folder / "tuned.toml"))
     tuned_runs = plan_lib.plan(tuned_study)
-    summary = tuning.read_summary(tuned_study, str(folder / "out" / "records"), tuned_runs)
+    summary = summary_lib.read_summary(tuned_study, str(folder / "out" / "records"), tuned_runs)
     winner = summary["arms"]["d_loss=hinge"]["winner"]
     assert set(winner) == {"g_learning_rate", "d_learning_rate", "r1_weight"}
     # Its final hinge runs train exactly what the taker's arm trains, seed for seed.
-    finals = {run.seed: run.config for run in tuning.apply(tuned_runs, tuning.winners(summary))
+    finals = {run.seed: run.config
+              for run in tuning.apply(tuned_runs, summary_lib.winners(summary))
               if run.config_name == "d_loss=hinge"}
     base = os.path.join(REPO, "experiments", "mnist_mlp.flags")
     taker_path = tmp_path / "taker.toml"
@@ -400,7 +402,7 @@ def test_an_arm_with_nothing_to_tune_is_a_control_trained_as_declared(tmp_path):
     path.write_text(study_text.format(base=os.path.join(REPO, "experiments", "mnist_mlp.flags")))
     study = plan_lib.load_study(str(path))
     runs = plan_lib.plan(study)
-    assert list(tuning.arms(study, runs)) == ["d_loss=hinge"]
+    assert list(summary_lib.arms(study, runs)) == ["d_loss=hinge"]
     control = next(run for run in runs if run.config_name == "d_loss=control")
     assert control.config.d_opt.learning_rate == 4e-4 and not control.space
     summary = {"order": ["d_loss=hinge"], "arms": {"d_loss=hinge": {
@@ -409,7 +411,7 @@ def test_an_arm_with_nothing_to_tune_is_a_control_trained_as_declared(tmp_path):
     text = "\n".join(tuning.summary_lines(study, summary, runs))
     assert "Trained as declared, with nothing to tune: `d_loss=control`." in text
     assert "| `d_loss=hinge` | 1 | 1 / 0 | 0 | 1.00 (trial 0) | r1_weight=0.5 |" in text
-    tuned = tuning.apply(runs, tuning.winners(summary))
+    tuned = tuning.apply(runs, summary_lib.winners(summary))
     assert [run.config for run in tuned if run.config_name == "d_loss=control"] == \
         [run.config for run in runs if run.config_name == "d_loss=control"]
     # With no arm's flag to tune either, the [tune] section tunes nothing: one line.
@@ -427,7 +429,7 @@ def test_a_retry_of_an_interrupted_trial_runs_once_and_counts_once(tmp_path, mon
     path = tmp_path / "tuned.toml"
     path.write_text(TUNED_STUDY.format(base=os.path.join(REPO, "experiments", "mnist_mlp.flags")))
     study = plan_lib.load_study(str(path))
-    arm_run = tuning.arms(study, plan_lib.plan(study))["d_loss=minimax"]
+    arm_run = summary_lib.arms(study, plan_lib.plan(study))["d_loss=minimax"]
 
     class Runner:  # the first training is stopped by a signal; the rest finish
         stopping, records_dir, calls = False, str(tmp_path / "records"), []

@@ -6,7 +6,6 @@ identity is `run_digest`: the digest of the settings that make it what it is, so
 again trains only the runs whose settings changed.
 """
 
-import dataclasses
 import hashlib
 import itertools
 import os
@@ -15,83 +14,9 @@ from absl import flags
 
 from gan import config as config_lib
 from gan.errors import StudyError
-from gan.study import sections
-
-
-@dataclasses.dataclass(frozen=True)
-class Axis:
-    name: str
-    # (label, {flag: value}) per choice; a flag axis has one flag per choice, named by the axis.
-    choices: tuple
-    is_flag: bool
-    # (label, Params) per choice that tunes flags of its own arm ({log_uniform = [...]} values).
-    spaces: tuple = ()
-    # (label, WinnerOf) per choice that takes another study's tuned winner.
-    winners: tuple = ()
-
-    def hparam_value(self, label):
-        """The value TensorBoard's HParams dashboard shows: the flag's own value for a flag axis
-        (numbers stay numbers, so they sort), the variant's name otherwise."""
-        if self.is_flag:
-            value = dict(self.choices)[label][self.name]
-            if isinstance(value, (bool, int, float, str)):
-                return value
-        return label
-
-
-@dataclasses.dataclass(frozen=True)
-class Study:
-    path: str
-    name: str
-    description: str
-    base: str
-    seeds: tuple
-    settings: dict
-    axes: tuple
-    references: tuple = ()  # (name, command template)
-    curves: tuple = ()  # more scalar tags to plot like FID ([report] curves)
-    curve_max_step: int = 0  # 0: the whole run
-    findings: str = ""  # the researcher's reading of the results ([report] findings), markdown
-    analysis: sections.Analysis = None  # the declared comparisons ([analysis]); None: the defaults
-    tune: sections.Tune = None  # a tuning budget per arm ([tune]); None: the settings as given
-    # Where the records and the results go (`output`, relative to the study file); "": the root.
-    output: str = ""
-    winner_of: "WinnerOf" = None  # [settings] winner_of: every run takes that tuned winner
-
-
-@dataclasses.dataclass(frozen=True)
-class WinnerOf:
-    """`winner_of = { study = "...", arm = "..." }`: the winning settings of another study's
-    tuned arm, read from its committed records/tuning.json, so that an arm tuned once is not
-    copied by hand (or tuned again) wherever it is the starting point."""
-    study: str  # the tuned study's file, absolute
-    arm: str  # its configuration, say "loss=non_saturating"
-    where: str  # the table that declares it, for error messages
-    excluded: tuple = ()  # flags of the winner not taken ("except"): the study sets them
-
-
-@dataclasses.dataclass(frozen=True)
-class PlannedRun:
-    name: str  # its directory under the root
-    config_name: str  # the same without the seed: the row of the results table
-    choices: tuple  # (axis name, label) per axis
-    seed: int
-    config: config_lib.RunConfig
-    hparams: tuple = ()  # (axis name, the value TensorBoard's HParams dashboard shows) per axis
-    space: tuple = ()  # the Params its axis variants tune for this arm alone, beside [tune.space]
-
-
-@dataclasses.dataclass(frozen=True)
-class PlannedReference:
-    """One seed of an outside implementation: its command writes samples that gan.evaluate
-    scores."""
-    name: str
-    config_name: str
-    seed: int
-    command: str  # with {seed} and {samples} filled in
-    dataset: str
-    choices: tuple = ()
-    hparams: tuple = ()
+from gan.study import sections, summary
+from gan.study import winners as winners_lib
+from gan.study.model import Axis, PlannedReference, PlannedRun, Study
 
 
 def _read_toml(path):
@@ -147,28 +72,11 @@ def _check_name(path, what, name):
                          "only, starting with a letter or digit (it names directories)")
 
 
-WINNER_OF = "winner_of"
-
-
 def _winner_of(path, where, table):
-    """(the table without its winner_of key, the WinnerOf it declares or None)."""
-    if WINNER_OF not in table:
-        return table, None
-    table = dict(table)
-    spec = table.pop(WINNER_OF)
-    expected = (f'expected {WINNER_OF} = {{ study = "<study file>", arm = "<axis>=<label>" }}'
-                ' (another study\'s tuned arm, optionally with except = ["<flag>", ...])')
-    keys = set(spec) if isinstance(spec, dict) else set()
-    if (not {"study", "arm"} <= keys <= {"study", "arm", "except"}
-            or not all(isinstance(spec[k], str) and spec[k] for k in ("study", "arm"))):
-        raise StudyError(f"{path}: {where} {WINNER_OF}: {expected}, found {spec!r:.80}")
-    excluded = spec.get("except", [])
-    if not isinstance(excluded, list) or not all(isinstance(f, str) for f in excluded):
-        raise StudyError(f"{path}: {where} {WINNER_OF}: 'except' must be a list of flag names, "
-                         f"found {excluded!r:.60}")
-    _check_names(path, f"{where} {WINNER_OF}'s except", excluded)
-    study = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)), spec["study"]))
-    return table, WinnerOf(study, spec["arm"], where, tuple(excluded))
+    table, declared = winners_lib.declared(path, where, table)
+    if declared:
+        _check_names(path, f"{where} {winners_lib.WINNER_OF}'s except", declared.excluded)
+    return table, declared
 
 
 def _variant_axis(path, name, spec):
@@ -349,24 +257,12 @@ def outside_root(root, runs):
 def plan(study, _resolving=frozenset()):
     """Every run of the study, each with its validated RunConfig, in the order they run:
     seed-major, so that a study stopped early has every configuration at its first seed."""
-    try:
-        base = config_lib.from_flagfile(study.base)
-    except flags.Error as e:
-        raise StudyError(f"{study.path}: base flagfile {study.base}: "
-                         f"{str(e).splitlines()[0]}") from None
-    except config_lib.ConfigError as e:
-        line = e.lines[0]
-        where = "" if line.startswith(study.base) else f"base flagfile {study.base}: "
-        raise StudyError(f"{study.path}: {where}{line}") from None
     resolving = _resolving | {study.path}
     winner = _winner_settings(study, study.winner_of, resolving) if study.winner_of else {}
     axis_winners = {(axis.name, label): (ref, _winner_settings(study, ref, resolving))
                     for axis in study.axes for label, ref in axis.winners}
-    _check_winners(study, winner, axis_winners)
-    try:
-        base = base.replace(**study.settings, **winner)
-    except config_lib.ConfigError as e:
-        raise StudyError(f"{study.path}: [settings]: {e.lines[0]}") from None
+    winners_lib.check(study, winner, axis_winners)
+    base = _base_config(study, winner)
     if study.tune:
         _check_space(study, base)
     runs = []
@@ -404,11 +300,27 @@ def plan(study, _resolving=frozenset()):
     return runs
 
 
+def _base_config(study, winner):
+    """The base flagfile's settings, with [settings] and the study's winner on top."""
+    try:
+        base = config_lib.from_flagfile(study.base)
+    except flags.Error as e:
+        raise StudyError(f"{study.path}: base flagfile {study.base}: "
+                         f"{str(e).splitlines()[0]}") from None
+    except config_lib.ConfigError as e:
+        line = e.lines[0]
+        where = "" if line.startswith(study.base) else f"base flagfile {study.base}: "
+        raise StudyError(f"{study.path}: {where}{line}") from None
+    try:
+        return base.replace(**study.settings, **winner)
+    except config_lib.ConfigError as e:
+        raise StudyError(f"{study.path}: [settings]: {e.lines[0]}") from None
+
+
 def _winner_settings(study, ref, resolving):
     """The flags of the winner `ref` names, read from the tuned study's committed
     records/tuning.json (checked against that study's current file, as its own report does)."""
-    from gan.study import records, tuning  # both import this module
-    where = f"{study.path}: {ref.where} {WINNER_OF}"
+    where = f"{study.path}: {ref.where} {winners_lib.WINNER_OF}"
     if ref.study in resolving:
         raise StudyError(f"{where}: {ref.study} takes a winner from this study in turn; "
                          "expected a study that is tuned on its own")
@@ -419,61 +331,27 @@ def _winner_settings(study, ref, resolving):
         raise StudyError(f"{where}: {ref.study} has no [tune] section, so none of its arms has "
                          "a winner")
     other_runs = plan(other, resolving)
-    tuned = tuning.arms(other, other_runs)
+    tuned = summary.arms(other, other_runs)
     if ref.arm not in tuned:
         raise StudyError(f"{where}: {other.name} has no tuned arm {ref.arm!r}; expected one of "
                          f"{', '.join(tuned) or 'none'}")
     if not other.output:
         raise StudyError(f"{where}: {ref.study} declares no output folder, so its tuning is not "
                          "committed beside it; expected output = \"...\" in that file")
-    records_dir = records.directory(other, "")
-    summary = tuning.read_summary(other, records_dir, other_runs)
-    if summary is None:
+    records_dir = os.path.join(other.output, summary.RECORDS)
+    tuned_summary = summary.read_summary(other, records_dir, other_runs)
+    if tuned_summary is None:
         raise StudyError(
-            f"{where}: {other.name} is not tuned yet: {os.path.join(records_dir, tuning.SUMMARY)} "
+            f"{where}: {other.name} is not tuned yet: {os.path.join(records_dir, summary.SUMMARY)} "
             "is missing or was written for other settings; expected its tuning first "
             f"(python -m gan.ablate --study={os.path.relpath(ref.study)})")
-    settings = summary["arms"][ref.arm]["winner"]
+    settings = tuned_summary["arms"][ref.arm]["winner"]
     missing = [name for name in ref.excluded if name not in settings]
     if missing:
         raise StudyError(f"{where}: except = [...] names --{missing[0]}, which the winner does "
                          f"not set (it sets {', '.join(sorted(settings))})")
     return {name: _as_setting(value) for name, value in settings.items()
             if name not in ref.excluded}
-
-
-def _axis_flags(axis, label=None):
-    """The flags an axis sets and tunes: one variant's, or (label None) all its variants'."""
-    return ({name for l, values in axis.choices if label in (None, l) for name in values}
-            | {p.name for l, space in axis.spaces if label in (None, l) for p in space})
-
-
-def _check_winners(study, winner, axis_winners):
-    """A winner's flag is set by the winner alone: another value for it would silently win, and
-    a run said to train the winner would train something else."""
-    shared = [("[settings]", set(study.settings)),
-              ("[tune.space]", {p.name for p in study.tune.space} if study.tune else set())]
-    axes = {axis.name: axis for axis in study.axes}
-    declared = [(ref.where + " " + WINNER_OF, name, set(flags_))
-                for (name, _), (ref, flags_) in axis_winners.items()]
-    checks = []
-    if study.winner_of:
-        checks.append((f"[settings] {WINNER_OF}", winner, shared + [
-            (f"axis {name!r}", _axis_flags(axis)) for name, axis in axes.items()] + [
-            (where, flags_) for where, _, flags_ in declared]))
-    for (name, label), (ref, flags_) in axis_winners.items():
-        checks.append((f"{ref.where} {WINNER_OF}", flags_, shared + [
-            (ref.where, _axis_flags(axes[name], label))] + [
-            (f"axis {other!r}", _axis_flags(axis)) for other, axis in axes.items()
-            if other != name] + [
-            (where, other_flags) for where, other, other_flags in declared if other != name]))
-    for where, flags_, owners in checks:
-        for owner, names in owners:
-            both = sorted(set(flags_) & names)
-            if both:
-                raise StudyError(f"{study.path}: --{both[0]} is set by both {where} and {owner}; "
-                                 "expected each flag in one place (leave it to the winner, or "
-                                 "list it in the winner's except = [...])")
 
 
 def _check_space(study, base):

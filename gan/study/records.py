@@ -20,8 +20,7 @@ from gan import files, flops, images, latent, rundir
 from gan.study import rows
 from gan.study.plan import PlannedReference, run_digest
 from gan.study.status import REFERENCE_SAMPLES
-
-RECORDS = "records"
+from gan.study.summary import RECORDS
 TRIALS = "tune"  # tuning trials' runs are <root>/tune/<arm>/trial=<n>,seed=<s>
 FORMAT = 1
 MOSAIC_SAMPLES = 10

@@ -27,9 +27,9 @@ from gan import files
 from gan.errors import MissingPackage, StudyError
 from gan.study import records
 from gan.study.plan import PlannedRun
+from gan.study.summary import SUMMARY, arm_key, arms
 
 TRIALS = records.TRIALS
-SUMMARY = "tuning.json"  # in the records folder
 MAX_RETRIES = 3  # a trial whose worker died is retried this often
 
 
@@ -78,24 +78,6 @@ def open_storage(url, heartbeat_seconds=60):
                 raise StudyError(f"--storage={url}: cannot be opened: "
                                  f"{str(e).splitlines()[0][:200]}") from None
             time.sleep(1)
-
-
-def arms(study, runs):
-    """{arm: its run at the study's first seed}: the configurations that are tuned (those with a
-    flag to tune: an arm of an axis variant that tunes nothing, with no [tune.space], is a
-    control trained as declared)."""
-    return {run.config_name: run for run in runs
-            if isinstance(run, PlannedRun) and run.seed == study.seeds[0]
-            and study.tune.space + run.space}
-
-
-def arm_key(study, arm_run):
-    """The Optuna study's name of an arm: the study, the arm and a digest of the arm's settings
-    and the [tune] section, so that editing either starts the tuning afresh."""
-    text = (arm_run.config.replace(seed=0).to_flagfile(identity=True)
-            + repr(dataclasses.astuple(study.tune)) + (repr(arm_run.space) if arm_run.space
-                                                       else ""))
-    return f"{study.name}:{arm_run.config_name}:{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
 def suggest(trial, param):
@@ -289,24 +271,6 @@ def write_summary(study, records_dir, storage, arm_runs):
     os.makedirs(records_dir, exist_ok=True)
     files.write_atomically(os.path.join(records_dir, SUMMARY),
                            (json.dumps(summary, indent=1, sort_keys=True) + "\n").encode())
-    return {arm: entry["winner"] for arm, entry in summary["arms"].items()}
-
-
-def read_summary(study, records_dir, runs):
-    """records/tuning.json when it holds every arm of the study's current settings; else None."""
-    try:
-        with open(os.path.join(records_dir, SUMMARY)) as f:
-            summary = json.load(f)
-        entries = summary["arms"]
-        arm_runs = arms(study, runs)
-        if all(entries[arm]["key"] == arm_key(study, run) for arm, run in arm_runs.items()):
-            return summary
-    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
-        pass
-    return None
-
-
-def winners(summary):
     return {arm: entry["winner"] for arm, entry in summary["arms"].items()}
 
 
