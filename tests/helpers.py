@@ -6,8 +6,11 @@ import importlib.util
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import types
 
 import numpy as np
@@ -44,11 +47,56 @@ def user_environment(**extra):
     return dict(env, PYTHONUNBUFFERED="1", **extra)
 
 
+_fork_server = {}  # this test process's tests/fork_server.py, once started
+
+
+def _forked(command, timeout):
+    """`python -m module args...` forked from this process's fork server (started on first use),
+    as a CompletedProcess; None where there is none (no fork, or GAN_TEST_FRESH_PROCESSES set)."""
+    if os.environ.get("GAN_TEST_FRESH_PROCESSES") or not hasattr(os, "fork"):
+        return None
+    server = _fork_server.get("process")
+    if server is None or server.poll() is not None:
+        server = subprocess.Popen([sys.executable, os.path.join(REPO, "tests", "fork_server.py")],
+                                  cwd=REPO, env=user_environment(), stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert json.loads(server.stdout.readline()) == {"ready": True}
+        _fork_server["process"] = server
+    with tempfile.TemporaryDirectory() as folder:
+        out, err = os.path.join(folder, "stdout"), os.path.join(folder, "stderr")
+        server.stdin.write(json.dumps({"module": command[2], "argv": command[3:], "cwd": REPO,
+                                       "env": user_environment(), "stdout": out,
+                                       "stderr": err}) + "\n")
+        server.stdin.flush()
+        pid = json.loads(server.stdout.readline())["pid"]
+        expired = threading.Event()
+
+        def kill():
+            expired.set()
+            os.kill(pid, signal.SIGKILL)
+
+        timer = threading.Timer(timeout, kill)
+        timer.start()
+        try:
+            returncode = json.loads(server.stdout.readline())["returncode"]
+        finally:
+            timer.cancel()
+        with open(out, errors="replace") as f, open(err, errors="replace") as g:
+            stdout, stderr = f.read(), g.read()
+    if expired.is_set():
+        raise subprocess.TimeoutExpired(command, timeout, stdout, stderr)
+    return subprocess.CompletedProcess(command, returncode, stdout, stderr)
+
+
 def run_module(module, *args, timeout=600, check=True):
-    """Runs `python -m module args...` from the repository root; returns the CompletedProcess."""
-    env = user_environment()
-    result = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=timeout)
+    """Runs `python -m module args...` from the repository root; returns the CompletedProcess.
+    The process is forked from a warm one that has imported TensorFlow (tests/fork_server.py),
+    which saves each call TensorFlow's import; GAN_TEST_FRESH_PROCESSES=1 starts each afresh."""
+    command = [sys.executable, "-m", module, *args]
+    result = _forked(command, timeout)
+    if result is None:
+        result = subprocess.run(command, cwd=REPO, env=user_environment(), capture_output=True,
+                                text=True, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"{module} exited {result.returncode}\nstdout:\n{result.stdout}\n"
                              f"stderr:\n{result.stderr[-5000:]}")

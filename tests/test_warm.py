@@ -1,9 +1,11 @@
 """The warm start of a study's trainings (`gan.study.warm`): a training forked from the warm
 server is the same program as `python -m gan.train` (bit for bit), and stops like it on
-SIGTERM, also when its server is killed."""
+SIGTERM, also when its server is killed. Also the suite's own warm start (tests/fork_server.py,
+behind helpers.run_module), held to the same."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -12,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from gan import rundir
-from helpers import REPO, user_environment
+from helpers import REPO, run_module, user_environment
 
 SETTINGS = """--flagfile={repo}/experiments/mnist_mlp.flags
 --g_hidden=32,64
@@ -101,3 +103,29 @@ def test_a_warm_training_checkpoints_and_stops_when_its_server_dies(tmp_path):
     assert "SIGTERM" in log
     assert not rundir.LogdirLock(logdir).is_held()
     assert rundir.step_of(rundir.latest_checkpoint(rundir.checkpoint_dir(logdir))) > 0
+
+
+def test_the_suites_forked_commands_are_python_dash_m(tmp_path, monkeypatch):
+    """helpers.run_module forks its commands from tests/fork_server.py: forked, gan.train trains
+    the same weights and prints the same lines as a fresh `python -m gan.train` (but for its
+    rates), and a refused command exits with the same code and message."""
+    flags = flagfile(str(tmp_path))
+    seen = {}
+    for how in ("forked", "fresh"):
+        if how == "fresh":
+            monkeypatch.setenv("GAN_TEST_FRESH_PROCESSES", "1")
+        logdir = str(tmp_path / how)
+        trained = run_module("gan.train", f"--flagfile={flags}", f"--logdir={logdir}")
+        refused = run_module("gan.train", f"--flagfile={flags}", "--batch_size=0",
+                             f"--logdir={logdir}-refused", check=False)
+        lines = re.sub(r"\S+ steps/s +ETA \S+", "", trained.stdout.replace(logdir, "<logdir>"))
+        seen[how] = (variables(logdir), lines, trained.stderr, refused.returncode,
+                     refused.stdout, refused.stderr)
+    (weights, *output), (expected_weights, *expected_output) = seen["forked"], seen["fresh"]
+    assert output == expected_output
+    lines, trained_stderr, refused_code, _, refused_stderr = output
+    assert "Done at step 40; logdir <logdir>" in lines and not trained_stderr
+    assert refused_code == 2 and refused_stderr.startswith("gan.train: error: --batch_size")
+    assert set(weights) == set(expected_weights)
+    for name, value in expected_weights.items():
+        np.testing.assert_array_equal(weights[name], value, err_msg=name)
