@@ -57,14 +57,7 @@ def main():
         if pid == 0:
             _child(request)
         print(json.dumps({"pid": pid}), flush=True)
-        while True:
-            try:
-                _, status = os.waitpid(pid, 0)
-                break
-            except InterruptedError:
-                continue
-        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
-        print(json.dumps({"returncode": code}), flush=True)
+        print(json.dumps({"returncode": warm.wait(pid)}), flush=True)
 
 
 if __name__ == "__main__":

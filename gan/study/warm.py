@@ -59,7 +59,14 @@ def _child(request):
             os._exit(code)
 
 
-def _returncode(status):
+def wait(pid):
+    """A child's return code once it has ended (negative: the signal that ended it)."""
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except InterruptedError:
+            continue
     if os.WIFSIGNALED(status):
         return -os.WTERMSIG(status)
     return os.WEXITSTATUS(status)
@@ -78,13 +85,7 @@ def serve(requests=sys.stdin, answers=sys.stdout):
             _child(request)
         answers.write(json.dumps({"pid": pid}) + "\n")
         answers.flush()
-        while True:
-            try:
-                _, status = os.waitpid(pid, 0)
-                break
-            except InterruptedError:
-                continue
-        answers.write(json.dumps({"returncode": _returncode(status)}) + "\n")
+        answers.write(json.dumps({"returncode": wait(pid)}) + "\n")
         answers.flush()
 
 
