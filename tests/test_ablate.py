@@ -386,6 +386,9 @@ def test_an_interrupted_run_is_reported_at_its_last_checkpoint(tmp_path):
     ('block_machines = "yes"', "[analysis] takes baseline"),
     ('baseline = "all_pairs"\nblock_machines = true', "[analysis] block_machines compares each "
      "configuration with a baseline configuration within machines"),
+    ('block_machines = true\nvariance = "separate"', "[analysis] takes baseline"),
+    ('variance = "per_comparison"', "[analysis] variance is the residual variance of the "
+     "within-machines model; expected block_machines = true beside it"),
 ])
 def test_a_bad_analysis_declaration_is_one_line(tmp_path, analysis, message):
     path = write_study(str(tmp_path), TINY_STUDY + f"\n[analysis]\n{analysis}\n")
@@ -426,6 +429,24 @@ def test_runs_of_two_machines_are_not_compared_unless_the_study_says_so(tmp_path
     lines = analysis.lines(blocked, rows)
     assert "within machines (2 here: EPYC [avx2]; Xeon [avx2 avx512f])" in lines[0]
     assert any(line.startswith("| `b` | `a` | 6 vs 6 |") for line in lines), lines
+    assert "runs alone" not in lines[0]
+    # A third, erratic configuration: pooled, it widens b's interval; per comparison, it does not.
+    rows += [dict(synthetic_row("c", seed, fid), machine=where) for seed, (fid, where) in
+             enumerate([(20.0, "EPYC [avx2]"), (140.0, "EPYC [avx2]"), (30.0, "Xeon [avx2 avx512f]"),
+                        (160.0, "Xeon [avx2 avx512f]")])]
+    widths = {}
+    for variance in ("pooled", "per_comparison"):
+        declared = plan_lib.load_study(write_study(str(tmp_path), TINY_STUDY.replace(
+            "[report]", '[analysis]\nbaseline = "a"\nblock_machines = true\n'
+                        f'variance = "{variance}"\n\n[report]')))
+        assert declared.analysis.variance == variance
+        lines = analysis.lines(declared, rows)
+        assert ("fitted for each comparison to the baseline's and that configuration's runs "
+                "alone" in lines[0]) == (variance == "per_comparison")
+        (row,) = [line for line in lines if line.startswith("| `b` | `a` | 6 vs 6 |")]
+        low, high = (float(x) for x in row.split("|")[5].strip(" []").split(","))
+        widths[variance] = high - low
+    assert widths["per_comparison"] < widths["pooled"] / 3, widths
 
 
 def test_the_records_alone_rebuild_every_row_diverged_and_reference_too(study, tmp_path):

@@ -150,6 +150,16 @@ def test_paired_comparison_is_the_paired_t_test_of_the_differences():
         "undecided")
 
 
+def two_arm_least_squares(observations, arm):
+    """NumPy's least squares of value ~ 1 + [arm] + [machine B] over [(arm, machine, value)]
+    with machines A and B: (the arm's coefficient, its standard error, residual df)."""
+    design = np.array([[1.0, a == arm, machine == "B"] for a, machine, _ in observations])
+    values = np.array([value for *_, value in observations])
+    beta, rss, *_ = np.linalg.lstsq(design, values, rcond=None)
+    df = len(values) - 3
+    return beta[1], math.sqrt(rss[0] / df * np.linalg.inv(design.T @ design)[1, 1]), df
+
+
 def test_blocked_comparison_is_the_least_squares_contrast_within_machines():
     """Runs of two machines whose FIDs differ by 40: with the machine a block, the arm's
     difference is the coefficient of the additive model (computed here by NumPy's least squares),
@@ -162,15 +172,11 @@ def test_blocked_comparison_is_the_least_squares_contrast_within_machines():
             observations += [("base", machine, 50.0 + offset + noise[0]),
                              ("arm", machine, 46.0 + offset + noise[1])]
     (got,) = study_stats.compare_blocked(observations, "base", alpha=0.05, margin=2.0)
-    design = np.array([[1.0, arm == "arm", machine == "B"] for arm, machine, _ in observations])
-    values = np.array([value for *_, value in observations])
-    beta, rss, *_ = np.linalg.lstsq(design, values, rcond=None)
-    df = len(values) - 3
-    se = math.sqrt(rss[0] / df * np.linalg.inv(design.T @ design)[1, 1])
+    difference, se, df = two_arm_least_squares(observations, "arm")
     half = stats.t.ppf(0.975, df) * se
     assert (got.difference, got.low, got.high) == pytest.approx(
-        (beta[1], beta[1] - half, beta[1] + half))
-    assert got.p == pytest.approx(2 * stats.t.sf(abs(beta[1]) / se, df))
+        (difference, difference - half, difference + half))
+    assert got.p == pytest.approx(2 * stats.t.sf(abs(difference) / se, df))
     critical = stats.t.ppf(0.975, df)
     power = stats.nct.sf(critical, df, got.mde / se) + stats.nct.cdf(-critical, df, got.mde / se)
     assert power == pytest.approx(0.8, abs=1e-3)
@@ -178,3 +184,35 @@ def test_blocked_comparison_is_the_least_squares_contrast_within_machines():
     arms = {"base": [v for a, _, v in observations if a == "base"],
             "arm": [v for a, _, v in observations if a == "arm"]}
     assert study_stats.compare(arms, "base")[0].verdict.startswith("undecided")
+
+
+def test_per_comparison_fits_each_arm_with_the_baseline_alone():
+    """An erratic arm (sd 40) beside a steady one (sd 1, 3 FID better than the baseline): the
+    pooled model lends the erratic arm's variance to the steady arm's interval and decides
+    nothing; fitted per comparison, the steady arm's difference is the two-arm model's (NumPy's
+    least squares on its and the baseline's runs alone) and is decided."""
+    rng = np.random.default_rng(1)
+    observations = []
+    for machine, offset in (("A", 0.0), ("B", 20.0)):
+        for _ in range(5):
+            observations += [("base", machine, 30.0 + offset + rng.normal(0.0, 1.0)),
+                             ("steady", machine, 27.0 + offset + rng.normal(0.0, 1.0)),
+                             ("erratic", machine, 60.0 + offset + rng.normal(0.0, 40.0))]
+    pooled = {c.arm: c for c in study_stats.compare_blocked(observations, "base", margin=2.0)}
+    split = {c.arm: c for c in study_stats.compare_blocked(observations, "base", margin=2.0,
+                                                           per_comparison=True)}
+    assert pooled["steady"].verdict.startswith("undecided")
+    assert split["steady"].verdict == "better"
+    difference, se, df = two_arm_least_squares(
+        [o for o in observations if o[0] in ("base", "steady")], "steady")
+    half = stats.t.ppf(0.975, df) * se
+    got = split["steady"]
+    assert (got.difference, got.low, got.high) == pytest.approx(
+        (difference, difference - half, difference + half))
+    assert got.p == pytest.approx(2 * stats.t.sf(abs(difference) / se, df))
+    # Holm over both comparisons, each with its own model's p (statsmodels' multipletests).
+    from statsmodels.stats.multitest import multipletests
+    adjusted = multipletests([split["steady"].p, split["erratic"].p], method="holm")[1]
+    assert (got.p_holm, split["erratic"].p_holm) == pytest.approx(tuple(adjusted))
+    # The estimates themselves agree: the design is balanced within machines.
+    assert pooled["steady"].difference == pytest.approx(got.difference)

@@ -5,6 +5,8 @@ and, for a study with several axes, the factorial ANOVA and each level's effect.
 from gan.study import stats
 from gan.study.sections import ALL_PAIRS, RAW_GENERATOR, Analysis
 
+PER_COMPARISON = (", fitted for each comparison to the baseline's and that configuration's "
+                  "runs alone")
 RAW_FID = "eval/raw/fid"  # G's own FID, beside its moving average's (eval/fid)
 
 METRIC_NAMES = {"fid_final": "final FID", "fid_best": "best FID",
@@ -137,12 +139,14 @@ def blocked_lines(analysis, rows, where):
     lines = [f"Declared analysis: {METRIC_NAMES[analysis.metric]} of each configuration against "
              f"the baseline **{baseline}** within machines ({len(where)} here: "
              f"{'; '.join(where) or 'unknown'}), the machine a block of the additive least-squares "
-             f"model; α = {analysis.alpha:g}, equivalence margin ±{analysis.margin:g}. Each "
+             f"model{PER_COMPARISON if analysis.variance == 'per_comparison' else ''}; "
+             f"α = {analysis.alpha:g}, equivalence margin ±{analysis.margin:g}. Each "
              f"difference is the model's coefficient with its t {1 - analysis.alpha:.0%} interval; "
              "p-values Holm-adjusted over the comparisons; equivalence by two one-sided t tests "
              "(Holm too); \"detects\" is the difference the coefficient's standard error finds "
              f"with {stats.POWER:.0%} power.", ""]
-    comparisons = stats.compare_blocked(observations, baseline, analysis.alpha, analysis.margin)
+    comparisons = stats.compare_blocked(observations, baseline, analysis.alpha, analysis.margin,
+                                        per_comparison=analysis.variance == "per_comparison")
     if not comparisons:
         return lines + ["No comparison yet: each side needs at least 2 finished runs."]
     return lines + _table(comparisons)

@@ -85,12 +85,16 @@ class Analysis:
     mix_machines: bool = False  # compare runs trained on different machines anyway
     # Compare within machines: the machine a run trained on is a block of the linear model.
     block_machines: bool = False
+    # With block_machines, the model's residual variance: "pooled" over every configuration, or
+    # "per_comparison" (fitted to the baseline's and that configuration's runs alone).
+    variance: str = "pooled"
     budgets: tuple = ()  # the budgets (in `unit`) at which the report gives each run's FID
     unit: str = "steps"
 
 
 ANALYSIS_KEYS = {"baseline", "metric", "alpha", "margin", "mix_machines", "block_machines",
-                 "budgets", "unit"}
+                 "variance", "budgets", "unit"}
+VARIANCES = ("pooled", "per_comparison")
 
 
 def analysis(path, raw):
@@ -99,7 +103,8 @@ def analysis(path, raw):
                 f"or \"{RAW_GENERATOR}\"), "
                 f"metric = one of {', '.join(ANALYSIS_METRICS)}, alpha in (0, 0.5], "
                 "margin > 0 (in the metric's units), mix_machines = true or false, "
-                "block_machines = true or false, budgets = "
+                "block_machines = true or false, variance = one of "
+                f"{', '.join(VARIANCES)} (with block_machines), budgets = "
                 f"[increasing numbers > 0] and unit = one of {', '.join(UNITS)}")
     unknown = set(section) - ANALYSIS_KEYS
     budgets, unit = section.get("budgets", []), section.get("unit", "steps")
@@ -110,19 +115,23 @@ def analysis(path, raw):
         raise StudyError(f"{path}: [analysis] metric = \"fid_budget\" compares the FID at the "
                          "last of the budgets; expected budgets = [...]")
     mix, block = section.get("mix_machines", False), section.get("block_machines", False)
+    variance = section.get("variance", "pooled")
     baseline, metric = section.get("baseline", ""), section.get("metric", "fid_final")
     alpha, margin = section.get("alpha", 0.05), section.get("margin", 5.0)
     numbers = _is_number(alpha) and _is_number(margin)
     if (unknown or not isinstance(baseline, str) or metric not in ANALYSIS_METRICS
             or not numbers or not 0 < alpha <= 0.5 or not margin > 0 or not isinstance(mix, bool)
-            or not isinstance(block, bool)):
+            or not isinstance(block, bool) or variance not in VARIANCES):
         raise StudyError(expected)
+    if "variance" in section and not block:
+        raise StudyError(f"{path}: [analysis] variance is the residual variance of the "
+                         "within-machines model; expected block_machines = true beside it")
     if block and (mix or baseline in (ALL_PAIRS, RAW_GENERATOR)):
         raise StudyError(f"{path}: [analysis] block_machines compares each configuration with "
                          "a baseline configuration within machines; expected baseline = "
                          "\"<configuration>\" and no mix_machines")
     return Analysis(baseline, metric, float(alpha), float(margin), mix, block_machines=block,
-                    budgets=tuple(budgets), unit=unit)
+                    variance=variance, budgets=tuple(budgets), unit=unit)
 
 
 def check_analysis(study, runs):

@@ -196,15 +196,19 @@ def _detectable(se, df, alpha, power=POWER):
     return float(brentq(shortfall, 0.0, se * (critical + 4)))
 
 
-def compare_blocked(observations, reference, alpha=0.05, margin=5.0, lower_is_better=True):
+def compare_blocked(observations, reference, alpha=0.05, margin=5.0, lower_is_better=True,
+                    per_comparison=False):
     """Comparisons of each arm against `reference` from [(arm, block, value)], the block (the
     machine a run trained on) a fixed effect: the additive least-squares model value ~ arm + block
     (statsmodels). Each arm's coefficient is its difference from the reference within blocks,
     with its t interval and p (Holm over the arms), two one-sided t tests within the margin, and
-    the difference its standard error detects. Arms with fewer than 2 values are left out."""
+    the difference its standard error detects. Arms with fewer than 2 values are left out.
+
+    The model's one residual variance is pooled over every arm it is fitted to. With
+    `per_comparison`, each comparison fits it to the reference's and that arm's runs alone, so
+    that one erratic arm does not widen every other arm's interval (the variances are then
+    assumed equal within a pair only)."""
     import pandas as pd
-    from statsmodels.formula.api import ols
-    t = _libraries().t
     frame = pd.DataFrame(observations, columns=["arm", "block", "value"]).astype(
         {"arm": str, "block": str, "value": float})
     counts = frame["arm"].value_counts()
@@ -212,27 +216,47 @@ def compare_blocked(observations, reference, alpha=0.05, margin=5.0, lower_is_be
     frame = frame[frame["arm"].isin(arms)]
     if reference not in arms or len(arms) < 2:
         return []
-    blocks = " + C(block)" if frame["block"].nunique() > 1 else ""
-    fit = ols(f"value ~ C(arm, Treatment(reference={reference!r})){blocks}", frame).fit()
-    if fit.df_resid < 1:
+    pooled = None if per_comparison else _blocked_fit(frame, reference)
+    if not per_comparison and pooled is None:
         return []
     tests = []
     for arm in arms:
         if arm == reference:
             continue
-        name = f"C(arm, Treatment(reference={reference!r}))[T.{arm}]"
-        estimate, se = float(fit.params[name]), float(fit.bse[name])
-        low, high = (float(v) for v in fit.conf_int(alpha).loc[name])
-        p = float(2 * t.sf(abs(estimate) / se, fit.df_resid))
-        p_equivalent = float(max(t.sf((estimate + margin) / se, fit.df_resid),
-                                 t.cdf((estimate - margin) / se, fit.df_resid)))
-        tests.append((arm, estimate, low, high, p, p_equivalent,
-                      _detectable(se, fit.df_resid, alpha)))
+        fit = pooled if pooled is not None else _blocked_fit(
+            frame[frame["arm"].isin([reference, arm])], reference)
+        if fit is None:
+            continue
+        tests.append((arm,) + _coefficient(fit, reference, arm, alpha, margin))
+    if not tests:
+        return []
     p_holm, p_equivalent = holm([x[4] for x in tests]), holm([x[5] for x in tests])
     return [Comparison(arm, reference, int(counts[arm]), int(counts[reference]), estimate, low,
                        high, p, ph, pe, mde,
                        _verdict(estimate, ph, pe, alpha, margin, mde, lower_is_better))
             for (arm, estimate, low, high, p, _, mde), ph, pe in zip(tests, p_holm, p_equivalent)]
+
+
+def _blocked_fit(frame, reference):
+    """The fitted model value ~ arm + block (no block term with one block), or None when it
+    leaves no residual degree of freedom."""
+    from statsmodels.formula.api import ols
+    blocks = " + C(block)" if frame["block"].nunique() > 1 else ""
+    fit = ols(f"value ~ C(arm, Treatment(reference={reference!r})){blocks}", frame).fit()
+    return fit if fit.df_resid >= 1 else None
+
+
+def _coefficient(fit, reference, arm, alpha, margin):
+    """(difference, low, high, p, p of equivalence, detectable difference) of `arm`'s
+    coefficient in `fit`."""
+    t = _libraries().t
+    name = f"C(arm, Treatment(reference={reference!r}))[T.{arm}]"
+    estimate, se = float(fit.params[name]), float(fit.bse[name])
+    low, high = (float(v) for v in fit.conf_int(alpha).loc[name])
+    p = float(2 * t.sf(abs(estimate) / se, fit.df_resid))
+    p_equivalent = float(max(t.sf((estimate + margin) / se, fit.df_resid),
+                             t.cdf((estimate - margin) / se, fit.df_resid)))
+    return estimate, low, high, p, p_equivalent, _detectable(se, fit.df_resid, alpha)
 
 
 def _term(name):
