@@ -136,17 +136,18 @@ def blocked_lines(analysis, rows, where):
     baseline = analysis.baseline or next(iter(group_by_config(rows)), "")
     observations = [(row["config"], row.get("machine", ""), float(row[analysis.metric]))
                     for row in rows if row["status"] == "done" and row[analysis.metric] != ""]
+    per_comparison = analysis.variance == "per_comparison"
     lines = [f"Declared analysis: {METRIC_NAMES[analysis.metric]} of each configuration against "
              f"the baseline **{baseline}** within machines ({len(where)} here: "
              f"{'; '.join(where) or 'unknown'}), the machine a block of the additive least-squares "
-             f"model{PER_COMPARISON if analysis.variance == 'per_comparison' else ''}; "
+             f"model{PER_COMPARISON if per_comparison else ''}; "
              f"α = {analysis.alpha:g}, equivalence margin ±{analysis.margin:g}. Each "
              f"difference is the model's coefficient with its t {1 - analysis.alpha:.0%} interval; "
              "p-values Holm-adjusted over the comparisons; equivalence by two one-sided t tests "
              "(Holm too); \"detects\" is the difference the coefficient's standard error finds "
              f"with {stats.POWER:.0%} power.", ""]
     comparisons = stats.compare_blocked(observations, baseline, analysis.alpha, analysis.margin,
-                                        per_comparison=analysis.variance == "per_comparison")
+                                        per_comparison=per_comparison)
     if not comparisons:
         return lines + ["No comparison yet: each side needs at least 2 finished runs."]
     return lines + _table(comparisons)

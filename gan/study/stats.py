@@ -216,18 +216,14 @@ def compare_blocked(observations, reference, alpha=0.05, margin=5.0, lower_is_be
     frame = frame[frame["arm"].isin(arms)]
     if reference not in arms or len(arms) < 2:
         return []
-    pooled = None if per_comparison else _blocked_fit(frame, reference)
-    if not per_comparison and pooled is None:
-        return []
-    tests = []
-    for arm in arms:
-        if arm == reference:
-            continue
-        fit = pooled if pooled is not None else _blocked_fit(
-            frame[frame["arm"].isin([reference, arm])], reference)
-        if fit is None:
-            continue
-        tests.append((arm,) + _coefficient(fit, reference, arm, alpha, margin))
+    others = [arm for arm in arms if arm != reference]
+    if per_comparison:
+        fits = {arm: _blocked_fit(frame[frame["arm"].isin([reference, arm])], reference)
+                for arm in others}
+    else:
+        fits = dict.fromkeys(others, _blocked_fit(frame, reference))
+    tests = [(arm,) + _coefficient(fit, reference, arm, alpha, margin)
+             for arm, fit in fits.items() if fit is not None]
     if not tests:
         return []
     p_holm, p_equivalent = holm([x[4] for x in tests]), holm([x[5] for x in tests])
