@@ -22,6 +22,14 @@ targets are stated against: the matmuls' share is the most a faster matmul could
 rest is what a "matmuls alone" row leaves out. The tracing itself costs some time per
 instruction, so compare shares, not the traced rate, with the benchmark's rows (the untraced rate
 is printed beside it).
+
+A configuration that runs without XLA (the DCGAN rows) is profiled by TensorFlow op instead: each
+op the executor ran, timed on TensorFlow's inter-op threads (an op's intra-op threads work within
+that time), put in the same categories by its type and name scope (matmuls: every MatMul and
+Convolution kernel, their gradients included), and the costliest op types are listed with how
+many of each an iteration runs:
+
+    python experiments/profile_step.py --config="dcgan w32 b64 (no XLA)" --iterations=20
 """
 
 import argparse
@@ -106,6 +114,45 @@ def traced_durations(logdir):
     return totals
 
 
+def op_category(op_name, op_type):
+    """The category of a TensorFlow op (a run without XLA) from its type and name scope."""
+    if "global_norm" in op_name:
+        return "gradient norms"
+    if re.search(r"MatMul|Conv", op_type):
+        return "matmuls"
+    if OPTIMIZER_SCOPE in op_name:
+        return "optimizer updates"
+    if op_type.startswith("StatelessRandom") or op_type == "RngReadAndSkip":
+        return "random numbers"
+    if op_type in ("Identity", "Copy"):
+        return "copies"
+    return "the rest"
+
+
+def op_durations(logdir):
+    """{(op name, op type): (total picoseconds, times run)} of the TensorFlow ops a trace's
+    executor threads ran (the events named "name:type" on the tf_Compute lines)."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+    path = sorted(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True))[-1]
+    space = xplane_pb2.XSpace()
+    with open(path, "rb") as f:
+        space.ParseFromString(f.read())
+    totals = collections.defaultdict(lambda: [0, 0])
+    for plane in space.planes:
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):
+                continue
+            for event in line.events:
+                name, _, op_type = plane.event_metadata[event.metadata_id].name.rpartition(":")
+                # ("ExecutorState::Process" and the like are the executor's own spans, around
+                # the ops.)
+                if (name and not name.endswith(":")
+                        and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", op_type)):
+                    totals[name, op_type][0] += event.duration_ps
+                    totals[name, op_type][1] += 1
+    return totals
+
+
 def main():
     parser = benchmark.OneLineParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -123,16 +170,16 @@ def main():
     if args.iterations < 1:
         parser.error(f"--iterations={args.iterations}: expected an integer >= 1")
     settings = benchmark.CONFIGS[args.config]
-    if not settings.get("jit_compile", True):
-        parser.error(f"--config={args.config!r}: runs without XLA; this profiles XLA's HLO")
+    xla = settings.get("jit_compile", True)
 
     import gan  # noqa: F401  (its quiet console, installed before TensorFlow loads)
     import tensorflow as tf
     runner = benchmark.make_trainer(settings)
-    with runner.strategy.scope():
-        hlo = runner._run.experimental_get_compiler_ir(
-            runner.images, tf.constant(args.iterations, tf.int32))(stage="optimized_hlo")
-    categories = instruction_categories(hlo)
+    if xla:
+        with runner.strategy.scope():
+            hlo = runner._run.experimental_get_compiler_ir(
+                runner.images, tf.constant(args.iterations, tf.int32))(stage="optimized_hlo")
+        categories = instruction_categories(hlo)
 
     def run():
         start = time.perf_counter()
@@ -145,7 +192,15 @@ def main():
         tf.profiler.experimental.start(logdir)
         traced = run()
         tf.profiler.experimental.stop()
-        durations = traced_durations(logdir)
+        durations = traced_durations(logdir) if xla else op_durations(logdir)
+    header = (f"# {args.config}, {args.iterations} iterations; "
+              f"{benchmark.cpu_description()[0]}, {os.cpu_count()} cores, "
+              f"TensorFlow {tf.__version__}\n"
+              f"# untraced {args.iterations / untraced:.1f} iter/s, traced "
+              f"{args.iterations / traced:.1f} iter/s")
+    if not xla:
+        print_op_profile(header, durations, args)
+        return
 
     per_category = collections.Counter()
     per_instruction = []
@@ -155,19 +210,11 @@ def main():
             per_instruction.append((picoseconds, name, categories[name]))
     total = sum(per_category.values())
     ms_per_iteration = lambda ps: ps / 1e9 / args.iterations  # noqa: E731
-    model, _ = benchmark.cpu_description()
-    print(f"# {args.config}, {args.iterations} iterations; {model}, {os.cpu_count()} cores, "
-          f"TensorFlow {tf.__version__}")
-    print(f"# untraced {args.iterations / untraced:.1f} iter/s, traced "
-          f"{args.iterations / traced:.1f} iter/s")
+    print(header)
     print(f"# time in traced instructions (summed over threads): "
           f"{ms_per_iteration(total):.3f} ms per iteration")
-    print("| category           | ms/iter | share  | instructions run |")
-    print("|--------------------|---------|--------|------------------|")
     counts = collections.Counter(category for _, _, category in per_instruction)
-    for category in CATEGORIES:
-        print(f"| {category:<18} | {ms_per_iteration(per_category[category]):>7.3f} | "
-              f"{100 * per_category[category] / total:>5.1f}% | {counts[category]:>16} |")
+    print_categories(per_category, counts, "instructions run", ms_per_iteration)
     print(f"# the {args.top} costliest instructions outside the matmuls:")
     op_types = dict(re.findall(r'%(\S+) = [^\n]*?op_type="([^"]+)"', hlo))
     for picoseconds, name, category in sorted(per_instruction, reverse=True):
@@ -178,6 +225,48 @@ def main():
         args.top -= 1
         if args.top == 0:
             break
+
+
+def print_categories(per_category, counts, counted, ms_per_iteration):
+    total = sum(per_category.values())
+    print(f"| category           | ms/iter | share  | {counted:>16} |")
+    print("|--------------------|---------|--------|------------------|")
+    for category in CATEGORIES:
+        print(f"| {category:<18} | {ms_per_iteration(per_category[category]):>7.3f} | "
+              f"{100 * per_category[category] / max(total, 1):>5.1f}% | "
+              f"{counts[category]:>16} |")
+
+
+def print_op_profile(header, durations, args):
+    """The profile of a run without XLA: categories, then the costliest op types."""
+    ms_per_iteration = lambda ps: ps / 1e9 / args.iterations  # noqa: E731
+    per_category, counts = collections.Counter(), collections.Counter()
+    per_type = collections.defaultdict(lambda: [0, 0])
+    for (name, op_type), (picoseconds, runs) in durations.items():
+        category = op_category(name, op_type)
+        per_category[category] += picoseconds
+        counts[category] += runs
+        per_type[op_type][0] += picoseconds
+        per_type[op_type][1] += runs
+    print(header)
+    print(f"# time in TensorFlow ops (summed over the executor's threads): "
+          f"{ms_per_iteration(sum(per_category.values())):.3f} ms per iteration")
+    print_categories(per_category,
+                     collections.Counter({c: n // args.iterations for c, n in counts.items()}),
+                     "ops per iter", ms_per_iteration)
+    print(f"# the {args.top} costliest op types:")
+    for op_type, (picoseconds, runs) in sorted(per_type.items(), key=lambda item: -item[1][0]
+                                               )[:args.top]:
+        print(f"#   {ms_per_iteration(picoseconds):7.3f} ms  "
+              f"{100 * picoseconds / sum(per_category.values()):4.1f}%  {op_type} "
+              f"({runs / args.iterations:g} per iteration)")
+    print(f"# the {args.top} costliest ops:")
+    for (name, op_type), (picoseconds, runs) in sorted(durations.items(),
+                                                       key=lambda item: -item[1][0])[:args.top]:
+        print(f"#   {ms_per_iteration(picoseconds):7.3f} ms  "
+              f"{100 * picoseconds / sum(per_category.values()):4.1f}%  "
+              f"{name.rpartition('StatefulPartitionedCall/')[2]} ({op_type}, "
+              f"{runs / args.iterations:g} per iteration)")
 
 
 if __name__ == "__main__":

@@ -197,6 +197,44 @@ def test_profile_step_sorts_compiled_instructions_by_what_they_do():
     assert set(categories.values()) <= set(profile_step.CATEGORIES)
 
 
+def test_profile_step_sorts_tensorflow_ops_of_a_run_without_xla(tmp_path):
+    """Without XLA (the DCGAN rows) the profile is by TensorFlow op: a real trace is written,
+    read back, and its convolutions (and their gradients), the optimizer's update and the noise
+    each land in their category."""
+    import tensorflow as tf
+    from gan import optimizers
+    profile_step = load_experiment_script("profile_step")
+    kernel = tf.Variable(tf.random.normal([3, 3, 1, 4]))
+    adam = optimizers.Adam(0.1)
+    adam.build([kernel])
+
+    @tf.function(jit_compile=False)
+    def adam_step(x, seed):
+        with tf.GradientTape() as tape:
+            noise = tf.random.stateless_normal(tf.shape(x), seed=seed)
+            loss = tf.reduce_sum(tf.square(tf.nn.conv2d(x + noise, kernel, 2, "SAME")))
+        adam.apply([tape.gradient(loss, kernel)], [kernel])
+        return loss
+
+    x = tf.ones([2, 8, 8, 1])
+    adam_step(x, tf.constant([1, 2]))  # the seed an input: Grappler folds a constant one away
+    tf.profiler.experimental.start(str(tmp_path))
+    for i in range(3):
+        adam_step(x, tf.constant([1, i]))
+    tf.profiler.experimental.stop()
+    durations = profile_step.op_durations(str(tmp_path))
+    categories = {}
+    for (name, op_type), (picoseconds, runs) in durations.items():
+        assert picoseconds >= 0 and runs >= 1
+        categories.setdefault(profile_step.op_category(name, op_type), set()).add(op_type)
+    assert any("Conv2D" in t and "Backprop" not in t for t in categories["matmuls"])
+    assert any("Conv2DBackpropFilter" in t for t in categories["matmuls"])
+    assert "AssignSubVariableOp" in categories["optimizer updates"]
+    assert any(t.startswith("StatelessRandom") for t in categories["random numbers"])
+    assert not any("Conv" in t for c, ts in categories.items() if c != "matmuls" for t in ts)
+    assert set(categories) <= set(profile_step.CATEGORIES)
+
+
 def test_compare_times_the_step_against_its_own_matmuls_in_interleaved_rounds(tmp_path):
     """--compare takes the matmuls-alone row as well as gan configs: both run warm in their own
     process, in alternating rounds, and the printed ratio is the median of the rounds' ratios.
