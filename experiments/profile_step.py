@@ -99,15 +99,20 @@ def instruction_categories(hlo_text):
     return categories
 
 
-def traced_durations(logdir):
-    """{event name: total picoseconds} over the planes of a profiler trace."""
+def read_trace(logdir):
+    """The XSpace of the latest profiler trace written under logdir."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
     path = sorted(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True))[-1]
     space = xplane_pb2.XSpace()
     with open(path, "rb") as f:
         space.ParseFromString(f.read())
+    return space
+
+
+def traced_durations(logdir):
+    """{event name: total picoseconds} over the planes of a profiler trace."""
     totals = collections.Counter()
-    for plane in space.planes:
+    for plane in read_trace(logdir).planes:
         for line in plane.lines:
             for event in line.events:
                 totals[plane.event_metadata[event.metadata_id].name] += event.duration_ps
@@ -132,13 +137,8 @@ def op_category(op_name, op_type):
 def op_durations(logdir):
     """{(op name, op type): (total picoseconds, times run)} of the TensorFlow ops a trace's
     executor threads ran (the events named "name:type" on the tf_Compute lines)."""
-    from tensorflow.tsl.profiler.protobuf import xplane_pb2
-    path = sorted(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True))[-1]
-    space = xplane_pb2.XSpace()
-    with open(path, "rb") as f:
-        space.ParseFromString(f.read())
     totals = collections.defaultdict(lambda: [0, 0])
-    for plane in space.planes:
+    for plane in read_trace(logdir).planes:
         for line in plane.lines:
             if not line.name.startswith("tf_Compute"):
                 continue
@@ -248,9 +248,10 @@ def print_op_profile(header, durations, args):
         counts[category] += runs
         per_type[op_type][0] += picoseconds
         per_type[op_type][1] += runs
+    total = sum(per_category.values())
     print(header)
     print(f"# time in TensorFlow ops (summed over the executor's threads): "
-          f"{ms_per_iteration(sum(per_category.values())):.3f} ms per iteration")
+          f"{ms_per_iteration(total):.3f} ms per iteration")
     print_categories(per_category,
                      collections.Counter({c: n // args.iterations for c, n in counts.items()}),
                      "ops per iter", ms_per_iteration)
@@ -258,13 +259,13 @@ def print_op_profile(header, durations, args):
     for op_type, (picoseconds, runs) in sorted(per_type.items(), key=lambda item: -item[1][0]
                                                )[:args.top]:
         print(f"#   {ms_per_iteration(picoseconds):7.3f} ms  "
-              f"{100 * picoseconds / sum(per_category.values()):4.1f}%  {op_type} "
+              f"{100 * picoseconds / total:4.1f}%  {op_type} "
               f"({runs / args.iterations:g} per iteration)")
     print(f"# the {args.top} costliest ops:")
     for (name, op_type), (picoseconds, runs) in sorted(durations.items(),
                                                        key=lambda item: -item[1][0])[:args.top]:
         print(f"#   {ms_per_iteration(picoseconds):7.3f} ms  "
-              f"{100 * picoseconds / sum(per_category.values()):4.1f}%  "
+              f"{100 * picoseconds / total:4.1f}%  "
               f"{name.rpartition('StatefulPartitionedCall/')[2]} ({op_type}, "
               f"{runs / args.iterations:g} per iteration)")
 
