@@ -478,3 +478,18 @@ def test_without_optuna_a_tuned_study_names_the_install_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", None)  # as if it were not installed
     with pytest.raises(MissingPackage, match=r'needs Optuna: pip install -e "\.\[study\]"'):
         tuning.open_storage("sqlite://")
+
+
+def test_a_study_whose_arms_declare_their_whole_space_describes_only_theirs():
+    # d_norm_tuned declares no shared [tune.space]: each tuned arm declares its own.
+    from gan.study import plan as plan_lib, tuning
+    study = plan_lib.load_study(os.path.join(REPO, "experiments", "ablations",
+                                             "d_norm_tuned.toml"))
+    runs = plan_lib.plan(study)
+    summary = summary_lib.read_summary(
+        study, os.path.join(REPO, "experiments", "ablations", "d_norm_tuned", "records"), runs)
+    assert summary is not None, "the committed tuning.json no longer matches the study file"
+    first = tuning.summary_lines(study, summary, runs)[0]
+    assert ("pruner) over: each arm's own: [axes.d_norm.batch] g_learning_rate log-uniform "
+            "[3e-05, 0.001];") in first, first
+    assert "over: ;" not in first and "and each arm's own" not in first
