@@ -362,6 +362,38 @@ def test_every_shipped_study_plans_valid_runs(study_file):
             assert run.config.schedule.num_steps > 0 and run.config.schedule.seed == run.seed
 
 
+ABLATIONS = os.path.join(REPO, "experiments", "ablations")
+
+
+@pytest.mark.parametrize("folder", sorted(
+    name for name in os.listdir(ABLATIONS)
+    if os.path.isfile(os.path.join(ABLATIONS, name, "results.md"))))
+def test_every_shipped_report_is_what_its_committed_records_give(folder, tmp_path, monkeypatch):
+    # A verdict in a committed results.md must follow from the committed records by the study
+    # file's declared analysis, as the code stands: rebuild the report from the records alone
+    # and compare the text.
+    from gan.study import summary as summary_lib
+    from gan.study import tuning as tuning_lib
+    monkeypatch.chdir(REPO)  # the report names files relative to where it runs
+    with open(os.path.join(ABLATIONS, folder, "results.md"), encoding="utf-8") as f:
+        committed = f.read()
+    command = next(line for line in committed.splitlines()
+                   if line.startswith("- Command: `"))[len("- Command: `"):-1]
+    study_path = next(a for a in command.split() if a.startswith("--study="))[len("--study="):]
+    study = plan_lib.load_study(study_path)
+    assert os.path.realpath(study.output) == os.path.join(os.path.realpath(ABLATIONS), folder)
+    runs = plan_lib.plan(study)
+    root = str(tmp_path / "no runs here")  # the records alone
+    summary = None
+    if study.tune:
+        summary = summary_lib.read_summary(study, records_lib.directory(study, root), runs)
+        assert summary is not None, f"{folder}: its records hold no tuning of these settings"
+        runs = tuning_lib.apply(runs, summary_lib.winners(summary))
+    markdown = report_lib.build_report(study, root, runs, command, summary)[0]
+    assert markdown == committed, (f"{folder}/results.md is not what its records give; "
+                                   f"regenerate it: {command}")
+
+
 def test_an_interrupted_run_is_reported_at_its_last_checkpoint(tmp_path):
     study = plan_lib.load_study(write_study(str(tmp_path)))
     run = plan_lib.plan(study)[0]

@@ -292,7 +292,8 @@ def test_an_arm_trains_another_studys_tuned_winner_from_its_committed_records(tu
     from gan.study import report
     assert report._winner_lines(plan_lib.load_study(str(taker_path))) == [
         "- `d_loss=tuned_hinge` trains the tuned winner of `d_loss=hinge` in "
-        f"`{os.path.relpath(folder / 'tuned.toml')}` (its records/tuning.json)"]
+        f"`{os.path.relpath(folder / 'tuned.toml')}` (its records/tuning.json): "
+        + ", ".join(f"{name}={value:.3g}" for name, value in sorted(winner.items()))]
     # [settings] may take a winner too, leaving out what the study sets itself.
     shared = TAKER.replace('winner_of = {{ study = "tuned/tuned.toml", arm = "d_loss=hinge" }}\n',
                            "").replace("[settings]\n", '[settings]\nwinner_of = {{ study = '

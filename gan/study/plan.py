@@ -317,6 +317,11 @@ def _base_config(study, winner):
         raise StudyError(f"{study.path}: [settings]: {e.lines[0]}") from None
 
 
+def winner_settings(study, ref):
+    """The flags `ref` (a winner_of of `study`) sets in the study's runs."""
+    return _winner_settings(study, ref, frozenset({study.path}))
+
+
 def _winner_settings(study, ref, resolving):
     """The flags of the winner `ref` names, read from the tuned study's committed
     records/tuning.json (checked against that study's current file, as its own report does)."""

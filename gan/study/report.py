@@ -23,7 +23,7 @@ import os
 
 from gan import files
 from gan import evaluator as evaluator_lib
-from gan.study import analysis, hparams, plots, records, tuning
+from gan.study import analysis, hparams, plan, plots, records, tuning
 from gan.study import rows as run_rows
 from gan.study.analysis import group_by_config
 from gan.study.rows import conditional_metrics, other_metrics
@@ -109,12 +109,15 @@ def summary_table(summaries):
 
 
 def _winner_lines(study):
-    """Where the settings that winner_of takes come from: they are in no line of this file."""
+    """Where the settings that winner_of takes come from, and their values: they are in no line
+    of the study file."""
     taken = ([("[settings]", study.winner_of)] if study.winner_of else []) + [
         (f"`{axis.name}={label}`", ref) for axis in study.axes for label, ref in axis.winners]
     return [f"- {where} trains the tuned winner of `{ref.arm}` in "
             f"`{os.path.relpath(ref.study)}` (its records/tuning.json)"
-            + (f", all but {', '.join(ref.excluded)}" if ref.excluded else "")
+            + (f", all but {', '.join(ref.excluded)}" if ref.excluded else "") + ": "
+            + ", ".join(f"{name}={tuning.short(value)}"
+                        for name, value in sorted(plan.winner_settings(study, ref).items()))
             for where, ref in taken]
 
 
@@ -222,20 +225,28 @@ def collect(study, root, runs):
     return rows, samples, lines
 
 
-def write_report(study, root, runs, command, tuning_summary=None):
-    """Writes every result file to the study's output folder (its root unless the study file
-    names one); returns the lines to print. A tuned study's runs are its winners', with the
-    tuning's summary (`gan.study.tuning`)."""
-    folder = study.output or root
-    os.makedirs(folder, exist_ok=True)
+def build_report(study, root, runs, command, tuning_summary=None):
+    """(results.md's text, the rows, their summaries per configuration, the samples and the
+    lines to print of collect): the report, written nowhere. A tuned study's runs are its
+    winners', with the tuning's summary (`gan.study.tuning`)."""
     rows, samples, lines = collect(study, root, runs)
     analysis.add_budgets(study, rows)
     summaries = config_summaries(rows)
-    write_csv(os.path.join(folder, "results.csv"), study, rows)
-    lines.append(f"wrote {os.path.join(folder, 'results.csv')} ({len(rows)} runs)")
     tuned = (tuning_summary, runs) if tuning_summary else None
     markdown = results_markdown(study, rows, summaries, command, tuned,
                                 records.tuning_cost(records.directory(study, root)))
+    return markdown, rows, summaries, samples, lines
+
+
+def write_report(study, root, runs, command, tuning_summary=None):
+    """Writes every result file to the study's output folder (its root unless the study file
+    names one); returns the lines to print."""
+    folder = study.output or root
+    os.makedirs(folder, exist_ok=True)
+    markdown, rows, summaries, samples, lines = build_report(study, root, runs, command,
+                                                             tuning_summary)
+    write_csv(os.path.join(folder, "results.csv"), study, rows)
+    lines.append(f"wrote {os.path.join(folder, 'results.csv')} ({len(rows)} runs)")
     files.write_atomically(os.path.join(folder, "results.md"), markdown.encode())
     lines.append(f"wrote {os.path.join(folder, 'results.md')}")
     order = [s["config"] for s in summaries]

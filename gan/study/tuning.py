@@ -316,7 +316,7 @@ def summary_lines(study, summary, runs):
     for arm in summary["order"]:
         entry = summary["arms"][arm]
         states = [t["state"] for t in entry["trials"]]
-        params = ", ".join(f"{k}={_short(v)}" for k, v in sorted(entry["winner"].items()))
+        params = ", ".join(f"{k}={short(v)}" for k, v in sorted(entry["winner"].items()))
         finished = states.count("complete") + states.count("pruned")
         lines.append(f"| `{arm}` | {finished} | {states.count('complete')} / "
                      f"{states.count('pruned')} | {states.count('fail')} | "
@@ -328,7 +328,7 @@ def _describe(params):
     return "; ".join(f"{p.name} {p.kind.replace('_', '-')} {list(p.values)}" for p in params)
 
 
-def _short(value):
+def short(value):
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
