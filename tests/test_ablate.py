@@ -25,6 +25,8 @@ from gan.study import report as report_lib
 from gan.study import rows as rows_lib
 from gan.study import runner as runner_lib
 from gan.study import status as status_lib
+from gan.study import summary as summary_lib
+from gan.study import tuning as tuning_lib
 from helpers import (REPO, assert_clean_failure, read_png, run_module, summary_records,
                      user_environment)
 
@@ -372,8 +374,6 @@ def test_every_shipped_report_is_what_its_committed_records_give(folder, tmp_pat
     # A verdict in a committed results.md must follow from the committed records by the study
     # file's declared analysis, as the code stands: rebuild the report from the records alone
     # and compare the text.
-    from gan.study import summary as summary_lib
-    from gan.study import tuning as tuning_lib
     monkeypatch.chdir(REPO)  # the report names files relative to where it runs
     with open(os.path.join(ABLATIONS, folder, "results.md"), encoding="utf-8") as f:
         committed = f.read()

@@ -289,13 +289,12 @@ def summary_lines(study, summary, runs):
     """results.md's tuning section: per arm, its trials and its winner."""
     tune = study.tune
     num_steps = next(run.config.schedule.num_steps for run in arms(study, runs).values())
-    shared = _describe(tune.space)
+    space = _describe(tune.space)
     own = "; ".join(f"[axes.{axis.name}.{label}] {_describe(params)}"
                     for axis in study.axes for label, params in axis.spaces)
-    # A study whose arms each declare their whole space shares none: say only theirs.
-    space = "; ".join(part for part in
-                      (shared, f"{'and ' if shared else ''}each arm's own: {own}" if own else "")
-                      if part)
+    if own:
+        # A study whose arms each declare their whole space shares none: say only theirs.
+        space += f"; and each arm's own: {own}" if space else f"each arm's own: {own}"
     lines = [f"Each configuration was tuned on its own budget of {tune.trials} trials "
              f"(Optuna, {tune.sampler} sampler, seed {tune.sampler_seed}, "
              f"{tune.pruner.replace('_', ' ')} pruner) over: {space}. A trial "
